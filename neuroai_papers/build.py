@@ -1,0 +1,179 @@
+"""The build command: dumps/*.txt -> papers.db, with progress and a closing summary.
+
+Exit codes (documented in README.md):
+  0  built (parse problems are reported as warnings and stored in `problems`)
+  2  a dump or dumps/manifest.yml was refused (bad input); papers.db untouched
+  3  the written database failed its checks or could not be written; papers.db untouched
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+
+
+from . import __version__
+from .dedupe import Sighting, deduplicate
+from .enrich import build_corpus, load_manifest
+from .parse import DumpError, ParsedDump, read_dump
+from .write import BuildCheckError, load_metadata, write_database
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_BAD_INPUT = 2
+EXIT_BUILD_FAILED = 3
+
+
+class Progress:
+    """Running counts: rewritten in place on a terminal, plain lines otherwise (CI logs)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.live = stream.isatty()
+        self.last = 0.0
+
+    def update(self, message: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.live and (force or now - self.last > 0.1):
+            self.stream.write(f"\r\033[K{message}")
+            self.stream.flush()
+            self.last = now
+
+    def line(self, message: str) -> None:
+        if self.live:
+            self.stream.write("\r\033[K")
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+
+@dataclass
+class Summary:
+    dumps: int
+    records: int
+    papers: int
+    merges: int
+    lookalikes: int
+    problems: int
+    organizations: int
+    seconds: float
+
+    def text(self, out: Path) -> str:
+        return (
+            f"built {out}: {self.dumps} dumps, {self.records} records -> {self.papers} papers "
+            f"({self.records - self.papers} repeat sightings, {self.merges} title variants "
+            f"merged, {self.lookalikes} look-alikes kept apart), {self.organizations} "
+            f"organizations, {self.problems} problems, {self.seconds:.1f}s"
+        )
+
+
+def list_dumps(dumps_dir: Path) -> list[Path]:
+    """Return the dump files in name order; the order is part of the paper ids' stability."""
+    if not dumps_dir.is_dir():
+        raise DumpError(f"{dumps_dir}: no such folder of dumps")
+    paths = sorted(dumps_dir.glob("*.txt"), key=lambda p: p.name)
+    if not paths:
+        raise DumpError(f"{dumps_dir}: no *.txt dumps to build from")
+    return paths
+
+
+def parse_all(paths: list[Path], progress: Progress) -> list[ParsedDump]:
+    parsed = []
+    for number, path in enumerate(paths, 1):
+        dump = read_dump(path)
+        parsed.append(dump)
+        progress.line(
+            f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} records, "
+            f"{len(dump.problems)} problems, layout {dump.layout}"
+        )
+        for problem in dump.problems:
+            progress.line(
+                f"warning: {path}:{problem.line}: {problem.reason}: {problem.text[:80]!r}"
+            )
+    return parsed
+
+
+def deduplicate_all(parsed: list[ParsedDump], progress: Progress):
+    sightings = [Sighting(dump.name, record) for dump in parsed for record in dump.records]
+    progress.line(f"deduplicating {len(sightings)} records")
+    return deduplicate(sightings)
+
+
+def git_commit() -> str:
+    """Return the commit the build runs from (CI sets GITHUB_SHA), or 'unknown'."""
+    if os.environ.get("GITHUB_SHA"):
+        return os.environ["GITHUB_SHA"]
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def build_time() -> str:
+    """Return the build time; SOURCE_DATE_EPOCH pins it for reproducible files."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return moment.replace(microsecond=0).isoformat()
+
+
+def make_build_info(parsed: list[ParsedDump]) -> dict[str, str]:
+    return {
+        "built_at": build_time(),
+        "neuroai_papers_version": __version__,
+        "git_commit": git_commit(),
+        "dumps": ", ".join(f"{d.name} (sha256 {d.sha256[:12]})" for d in parsed),
+        "sqlite_utils_version": version("sqlite-utils"),
+    }
+
+
+def build(dumps_dir: Path, out: Path, metadata_path: Path, progress: Progress) -> Summary:
+    """Build `out` from the dumps in `dumps_dir`; return what was done."""
+    started = time.monotonic()
+    paths = list_dumps(dumps_dir)
+    parsed = parse_all(paths, progress)
+    manifest = load_manifest(dumps_dir, {p.name for p in paths})
+    dedup = deduplicate_all(parsed, progress)
+    corpus = build_corpus(parsed, dedup, manifest)
+    progress.line(f"writing {len(corpus.papers)} papers, {len(corpus.sightings)} sightings")
+    write_database(out, corpus, load_metadata(metadata_path), make_build_info(parsed))
+    return Summary(
+        dumps=len(parsed), records=len(corpus.sightings), papers=len(corpus.papers),
+        merges=len(corpus.merges), lookalikes=len(corpus.lookalikes),
+        problems=len(corpus.problems), organizations=len(corpus.organizations),
+        seconds=time.monotonic() - started,
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="build_db.py", description="Build papers.db from the dumps in dumps/."
+    )
+    parser.add_argument("--dumps", type=Path, default=ROOT / "dumps", help="folder of *.txt dumps")
+    parser.add_argument("--out", type=Path, default=ROOT / "papers.db", help="database to write")
+    parser.add_argument("--metadata", type=Path, default=ROOT / "metadata.yml",
+                        help="metadata.yml with the table and column descriptions")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    progress = Progress()
+    try:
+        summary = build(args.dumps, args.out, args.metadata, progress)
+    except DumpError as error:
+        progress.line(f"error: {error}")
+        progress.line(f"nothing written; {args.out} is unchanged")
+        return EXIT_BAD_INPUT
+    except (BuildCheckError, OSError) as error:
+        progress.line(f"error: the database could not be built: {error}")
+        progress.line(f"nothing written; {args.out} is unchanged")
+        return EXIT_BUILD_FAILED
+    progress.line(summary.text(args.out))
+    return 0

@@ -1,0 +1,246 @@
+"""Group the records of all dumps into papers: one paper, many sightings.
+
+Two copies of a paper's title can differ in case, punctuation, dashes, quotes,
+spacing, a trailing period or unicode form: `title_key` erases all of that, so
+those copies meet in one dictionary lookup. What is left (a typo, a dropped word)
+goes to rapidfuzz, but only against candidates that share a blocking key, so the
+cost grows with the number of records, not with its square.
+
+A title match alone never merges: the abstracts must agree too, because distinct
+papers can carry near-identical titles. Pairs whose titles match but whose
+abstracts do not are kept apart and listed as look-alikes, so a person can audit
+both decisions.
+
+Paper ids are slugs of the title key of the paper's first sighting, in dump-name
+order. Copies that share the title key give the same id whatever the order, so
+ids never change when a dump is added; a fuzzy (typo-level) variant keeps the id
+of the paper it joins.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from rapidfuzz import fuzz, process
+
+from .parse import Record
+
+TITLE_MIN_SCORE = 90.0  # rapidfuzz ratio of title keys for a fuzzy match
+ABSTRACT_MIN_SCORE = 80.0  # ratio of the abstracts' common-length prefixes
+ABSTRACT_PREFIX = 600  # characters of abstract compared: enough to tell papers apart
+BLOCK_WINDOW = 4  # tokens at each end of a title that make its blocking keys
+BLOCK_CANDIDATES = 64  # most recent papers compared per blocking key (bounds the cost)
+SLUG_MAX = 80
+
+STOPWORDS = frozenset(
+    "a an and are as at by for from in into is its of on or the to via with".split()
+)
+
+
+def title_key(title: str) -> str:
+    """Return the title with case, accents, punctuation and spacing erased."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = re.sub(r"[\W_]+", " ", text.casefold())
+    return text.strip()
+
+
+def text_key(text: str) -> str:
+    """Return prose reduced to lowercase words, for comparing abstracts."""
+    return title_key(text)
+
+
+def abstract_score(first: str, second: str) -> float:
+    """Return how alike two abstracts are (0-100), comparing their common-length prefixes.
+
+    Comparing prefixes of equal length lets a copy that was cut short still match.
+    """
+    a, b = text_key(first), text_key(second)
+    n = min(len(a), len(b), ABSTRACT_PREFIX)
+    if n == 0:
+        return 100.0 if a == b else 0.0
+    return fuzz.ratio(a[:n], b[:n])
+
+
+def blocking_keys(key: str) -> set[str]:
+    """Return the keys under which a title looks for fuzzy candidates.
+
+    Each key is the first (or last) few content words with one of them left out, so a
+    typo or a dropped word in any one of them still leaves a key in common.
+    """
+    words = [word for word in key.split() if word not in STOPWORDS] or key.split()
+    keys = set()
+    for end, window in (("h", words[:BLOCK_WINDOW]), ("t", words[-BLOCK_WINDOW:])):
+        if len(window) == 1:
+            keys.add(f"{end}:{window[0]}")
+        for kept in combinations(window, max(len(window) - 1, 1)):
+            keys.add(f"{end}:{' '.join(kept)}")
+    return keys
+
+
+def slugify(key: str) -> str:
+    """Return a URL-friendly id of at most SLUG_MAX characters, cut at a word boundary."""
+    slug = key.replace(" ", "-")
+    if len(slug) > SLUG_MAX:
+        slug = slug[:SLUG_MAX].rsplit("-", 1)[0]
+    return slug or "untitled"
+
+
+@dataclass
+class Sighting:
+    """One record of one dump, as it joins a paper."""
+
+    dump: str
+    record: Record
+    paper_id: str = ""
+    method: str = ""  # how it joined: new, identical, normalized_title, fuzzy_title
+
+
+@dataclass
+class Paper:
+    id: str
+    key: str
+    title: str
+    abstract: str
+    sightings: list[Sighting] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """A sighting whose title differed from its paper's, and why it still joined."""
+
+    paper_id: str
+    dump: str
+    line: int
+    title: str
+    paper_title: str
+    method: str
+    title_score: float
+    abstract_score: float
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    """A paper whose title matched an earlier paper's but whose abstract did not."""
+
+    paper_id: str
+    other_paper_id: str
+    dump: str
+    line: int
+    title_score: float
+    abstract_score: float
+
+
+class Deduplicator:
+    """Assigns each sighting to a paper, creating papers as new titles appear."""
+
+    def __init__(self) -> None:
+        self.papers: list[Paper] = []
+        self.merges: list[Merge] = []
+        self.lookalikes: list[Lookalike] = []
+        self.by_key: dict[str, list[Paper]] = {}
+        self.blocks: dict[str, list[Paper]] = {}
+        self.ids: set[str] = set()
+        self.lookalike_pairs: set[tuple[str, str]] = set()
+
+    def add(self, sighting: Sighting) -> Paper:
+        """Return the paper the sighting belongs to (a new one if none matches)."""
+        record = sighting.record
+        key = title_key(record.title)
+        rejected: list[tuple[Paper, float, float]] = []
+        paper = self.match_exact(sighting, key, rejected) or self.match_fuzzy(
+            sighting, key, rejected
+        )
+        if paper is None:
+            paper = self.new_paper(key, record)
+            sighting.method = "new"
+        sighting.paper_id = paper.id
+        paper.sightings.append(sighting)
+        for other, title_score, abstract in rejected:
+            self.record_lookalike(paper, other, sighting, title_score, abstract)
+        return paper
+
+    def match_exact(self, sighting: Sighting, key: str, rejected: list) -> Paper | None:
+        for paper in self.by_key.get(key, []):
+            score = abstract_score(paper.abstract, sighting.record.abstract)
+            if score >= ABSTRACT_MIN_SCORE:
+                identical = paper.title == sighting.record.title
+                sighting.method = "identical" if identical else "normalized_title"
+                if not identical:
+                    self.record_merge(paper, sighting, 100.0, score)
+                return paper
+            rejected.append((paper, 100.0, score))
+        return None
+
+    def match_fuzzy(self, sighting: Sighting, key: str, rejected: list) -> Paper | None:
+        candidates = self.fuzzy_candidates(key)
+        if not candidates:
+            return None
+        matches = process.extract(
+            key,
+            [paper.key for paper in candidates],
+            scorer=fuzz.ratio,
+            score_cutoff=TITLE_MIN_SCORE,
+            limit=5,
+        )
+        for _, title_score, index in matches:
+            paper = candidates[index]
+            score = abstract_score(paper.abstract, sighting.record.abstract)
+            if score >= ABSTRACT_MIN_SCORE:
+                sighting.method = "fuzzy_title"
+                self.record_merge(paper, sighting, title_score, score)
+                return paper
+            rejected.append((paper, title_score, score))
+        return None
+
+    def fuzzy_candidates(self, key: str) -> list[Paper]:
+        """Return distinct papers sharing a blocking key, at most BLOCK_CANDIDATES per key."""
+        seen: dict[str, Paper] = {}
+        for block in blocking_keys(key):
+            for paper in self.blocks.get(block, [])[-BLOCK_CANDIDATES:]:
+                if paper.key != key:
+                    seen.setdefault(paper.id, paper)
+        return list(seen.values())
+
+    def new_paper(self, key: str, record: Record) -> Paper:
+        paper = Paper(self.unique_id(slugify(key)), key, record.title, record.abstract)
+        self.papers.append(paper)
+        self.by_key.setdefault(key, []).append(paper)
+        for block in blocking_keys(key):
+            self.blocks.setdefault(block, []).append(paper)
+        return paper
+
+    def unique_id(self, slug: str) -> str:
+        candidate, number = slug, 1
+        while candidate in self.ids:
+            number += 1
+            candidate = f"{slug}-{number}"
+        self.ids.add(candidate)
+        return candidate
+
+    def record_merge(self, paper: Paper, sighting: Sighting, title: float, abstract: float):
+        self.merges.append(
+            Merge(paper.id, sighting.dump, sighting.record.line, sighting.record.title,
+                  paper.title, sighting.method, round(title, 1), round(abstract, 1))
+        )
+
+    def record_lookalike(self, paper, other, sighting, title_score, abstract):
+        pair = (paper.id, other.id)
+        if pair in self.lookalike_pairs:
+            return
+        self.lookalike_pairs.add(pair)
+        self.lookalikes.append(
+            Lookalike(paper.id, other.id, sighting.dump, sighting.record.line,
+                      round(title_score, 1), round(abstract, 1))
+        )
+
+
+def deduplicate(sightings: list[Sighting]) -> Deduplicator:
+    """Return the deduplicator after assigning every sighting, in the order given."""
+    dedup = Deduplicator()
+    for sighting in sightings:
+        dedup.add(sighting)
+    return dedup

@@ -1,0 +1,356 @@
+"""Turn parsed dumps and deduplicated papers into the rows of every table.
+
+Dates are the subtle part. A date line such as `Feb 25` has no year: on the live
+page, dates in the current year are shown without one, so it belongs to the year
+the dump was captured in. That year is not written in the dump either, so it is
+taken, in order of trust, from:
+
+1. `dumps/manifest.yml`, where a maintainer states it (method `stated`);
+2. the page's own date line, if it shows a year (method `page`);
+3. a paper on this page shown without a year (`May 21`) whose date another dump
+   shows with one (`May 21, 2025`): that pins the year (method `inferred`);
+4. the earliest year the evidence allows (method `inferred_earliest`): every
+   explicit year on the page is earlier than the capture year, and the page cannot
+   be older than any paper it lists whose date some dump shows with a year.
+
+Without any of these the capture year stays unknown, and so do the yearless dates
+of that page. Every date carries the method that produced it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from .dedupe import Deduplicator, Paper, Sighting, slugify, title_key
+from .parse import DumpDate, DumpError, ParsedDump, Problem
+
+MANIFEST = "manifest.yml"
+
+# How a date was obtained; documented for users in metadata.yml.
+READ = "read"  # the dump shows the full date
+FROM_STATED_YEAR = "year_from_stated_capture"
+FROM_INFERRED_YEAR = "year_from_inferred_capture"
+YEAR_UNKNOWN = "year_unknown"
+INVALID = "invalid_date"
+
+
+@dataclass
+class Capture:
+    """When a dump was captured, and how that is known."""
+
+    text: str | None
+    line: int | None
+    date: str | None
+    year: int | None
+    method: str
+    year_min: int | None = None
+    year_max: int | None = None
+
+    @property
+    def stated(self) -> bool:
+        return self.method in ("stated", "page")
+
+
+@dataclass
+class Corpus:
+    """Rows for every table, ready to be written."""
+
+    dumps: list[dict]
+    papers: list[dict]
+    sightings: list[dict]
+    organizations: list[dict]
+    merges: list[dict]
+    lookalikes: list[dict]
+    problems: list[dict]
+
+
+def load_manifest(dumps_dir: Path, dump_names: set[str]) -> dict[str, date | int]:
+    """Return the capture dates or years a maintainer stated in dumps/manifest.yml."""
+    path = dumps_dir / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise DumpError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    captures = data.get("captures") or {} if isinstance(data, dict) else None
+    if not isinstance(captures, dict):
+        raise DumpError(f"{path}: expected a `captures:` mapping of dump file name to date")
+    for name, value in captures.items():
+        if name not in dump_names:
+            raise DumpError(f"{path}: `{name}` is not a dump in {dumps_dir}")
+        if not (isinstance(value, date) or (isinstance(value, int) and 1990 <= value <= 2100)):
+            raise DumpError(f"{path}: `{name}`: expected YYYY-MM-DD or a year, got {value!r}")
+    return captures
+
+
+def make_date(year: int, when: DumpDate) -> date | None:
+    try:
+        return date(year, when.month, when.day)
+    except ValueError:
+        return None
+
+
+def read_dates_by_paper(papers: list[Paper]) -> dict[str, list[date]]:
+    """Return, per paper id, the dates that some dump shows with a year."""
+    dates: dict[str, list[date]] = {}
+    for paper in papers:
+        for sighting in paper.sightings:
+            when = sighting.record.date
+            if when and when.year and (full := make_date(when.year, when)):
+                dates.setdefault(paper.id, []).append(full)
+    return dates
+
+
+def infer_capture(
+    parsed: ParsedDump, sightings: list[Sighting], read_dates: dict[str, list[date]],
+    stated: date | int | None,
+) -> Capture:
+    """Return the capture date of one dump, with the method and the bounds on its year."""
+    page = parsed.capture
+    capture = Capture(parsed.capture_text, parsed.capture_line, None, None, "unknown")
+    if isinstance(stated, date):
+        if page and (page.month, page.day) != (stated.month, stated.day):
+            raise DumpError(
+                f"{parsed.name}:{parsed.capture_line}: the page shows {parsed.capture_text} "
+                f"but {MANIFEST} states {stated.isoformat()}"
+            )
+        capture.date, capture.year, capture.method = stated.isoformat(), stated.year, "stated"
+        return capture
+    if isinstance(stated, int):
+        capture.year, capture.method = stated, "stated"
+    elif page and page.year:
+        capture.year, capture.method = page.year, "page"
+    else:
+        bound_capture_year(capture, page, sightings, read_dates)
+    if page and capture.year and (full := make_date(capture.year, page)):
+        capture.date = full.isoformat()
+    return capture
+
+
+def bound_capture_year(
+    capture: Capture, page: DumpDate | None, sightings: list[Sighting],
+    read_dates: dict[str, list[date]],
+) -> None:
+    """Set the capture year from the evidence of the page and of other dumps."""
+    lower: list[int] = []
+    pins: set[int] = set()
+    for sighting in sightings:
+        when = sighting.record.date
+        if when and when.year:
+            lower.append(when.year + 1)  # explicit years are never the capture year
+        for seen in read_dates.get(sighting.paper_id, []):
+            if page:
+                later = (page.month, page.day) < (seen.month, seen.day)
+                lower.append(seen.year + 1 if later else seen.year)
+            if when and not when.year and (when.month, when.day) == (seen.month, seen.day):
+                pins.add(seen.year)
+    capture.year_min = max(lower) if lower else None
+    if len(pins) == 1 and (capture.year_min is None or min(pins) >= capture.year_min):
+        capture.year = capture.year_min = capture.year_max = pins.pop()
+        capture.method = "inferred"
+    elif capture.year_min is not None:
+        capture.year, capture.method = capture.year_min, "inferred_earliest"
+
+
+def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, str | None]:
+    """Return a sighting's ISO date and the method that gave it."""
+    if when is None:
+        return None, None
+    if when.year:
+        full = make_date(when.year, when)
+        return (full.isoformat(), READ) if full else (None, INVALID)
+    if capture.year is None:
+        return None, YEAR_UNKNOWN
+    full = make_date(capture.year, when)
+    if full is None:
+        return None, INVALID
+    return full.isoformat(), FROM_STATED_YEAR if capture.stated else FROM_INFERRED_YEAR
+
+
+def split_organization(line: str) -> tuple[str | None, str]:
+    """Return (account handle, display name) of an organization line.
+
+    The page shows the account handle, then the display name: `SakanaAI Sakana AI`,
+    `pathwaycom Pathway`. When the first word does not look like a handle of the rest
+    (`Korea University`), the whole line is the name.
+    """
+    first, _, rest = line.partition(" ")
+    squash = lambda text: re.sub(r"[\W_]+", "", text.casefold())  # noqa: E731
+    a, b = squash(first), squash(rest)
+    if rest and len(b) >= 3 and (a.startswith(b) or b.startswith(a)) and len(a) >= 3:
+        return first, rest
+    return None, line
+
+
+def organization_id(line: str) -> str:
+    handle, name = split_organization(line)
+    return slugify(title_key(handle or name))
+
+
+def build_corpus(
+    parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: dict[str, date | int]
+) -> Corpus:
+    """Return the rows of every table for the parsed dumps and their papers."""
+    by_dump: dict[str, list[Sighting]] = {d.name: [] for d in parsed_dumps}
+    for paper in dedup.papers:
+        for sighting in paper.sightings:
+            by_dump[sighting.dump].append(sighting)
+    read_dates = read_dates_by_paper(dedup.papers)
+    captures = {
+        d.name: infer_capture(d, by_dump[d.name], read_dates, manifest.get(d.name))
+        for d in parsed_dumps
+    }
+    problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
+    sighting_rows = make_sighting_rows(parsed_dumps, dedup, captures, problems)
+    organizations = make_organization_rows(sighting_rows)
+    papers = make_paper_rows(dedup.papers, sighting_rows, [d.name for d in parsed_dumps])
+    return Corpus(
+        dumps=make_dump_rows(parsed_dumps, captures, papers, problems),
+        papers=papers,
+        sightings=sighting_rows,
+        organizations=organizations,
+        merges=[vars(merge) for merge in dedup.merges],
+        lookalikes=[vars(lookalike) for lookalike in dedup.lookalikes],
+        problems=problems,
+    )
+
+
+def problem_row(dump: str, problem: Problem) -> dict:
+    return {"dump": dump, "line": problem.line, "text": problem.text, "reason": problem.reason}
+
+
+def make_sighting_rows(parsed_dumps, dedup, captures, problems) -> list[dict]:
+    """Return one row per record, in dump order then page order."""
+    order = {d.name: index for index, d in enumerate(parsed_dumps)}
+    sightings = sorted(
+        (s for paper in dedup.papers for s in paper.sightings),
+        key=lambda s: (order[s.dump], s.record.position),
+    )
+    rows = []
+    for number, sighting in enumerate(sightings, 1):
+        record = sighting.record
+        published, method = resolve_date(record.date, captures[sighting.dump])
+        if method == INVALID:
+            problems.append(
+                {"dump": sighting.dump, "line": record.end_line, "text": record.date_text,
+                 "reason": "impossible date (kept as written, not as a date)"}
+            )
+        rows.append({
+            "id": number,
+            "paper_id": sighting.paper_id,
+            "dump": sighting.dump,
+            "position": record.position,
+            "line": record.line,
+            "end_line": record.end_line,
+            "title": record.title,
+            "authors": record.authors,
+            "organization": record.organization,
+            "organization_id": organization_id(record.organization) if record.organization else None,
+            "date_text": record.date_text,
+            "comments": record.comments,
+            "published": published,
+            "date_method": method,
+            "match_method": sighting.method,
+        })
+    return rows
+
+
+def make_organization_rows(sightings: list[dict]) -> list[dict]:
+    """Return one row per organization named in any dump, with its number of papers."""
+    rows: dict[str, dict] = {}
+    papers: dict[str, set[str]] = {}
+    for sighting in sightings:
+        line = sighting["organization"]
+        if not line:
+            continue
+        org_id = sighting["organization_id"]
+        handle, name = split_organization(line)
+        rows.setdefault(org_id, {"id": org_id, "name": name, "handle": handle, "written": line})
+        papers.setdefault(org_id, set()).add(sighting["paper_id"])
+    for org_id, row in rows.items():
+        row["papers"] = len(papers[org_id])
+    return sorted(rows.values(), key=lambda row: row["id"])
+
+
+def latest(values: list) -> object:
+    """Return the last value that is not None (sightings are in dump order)."""
+    return next((value for value in reversed(values) if value is not None), None)
+
+
+def make_paper_rows(papers: list[Paper], sightings: list[dict], dump_order: list[str]) -> list[dict]:
+    """Return one row per paper, summarizing its sightings."""
+    by_paper: dict[str, list[dict]] = {}
+    for sighting in sightings:
+        by_paper.setdefault(sighting["paper_id"], []).append(sighting)
+    names = {}
+    for sighting in sightings:
+        if sighting["organization"]:
+            names[sighting["organization_id"]] = split_organization(sighting["organization"])[1]
+    rows = []
+    for paper in papers:
+        seen = by_paper[paper.id]
+        dated = choose_date(seen)
+        org_id = latest([s["organization_id"] for s in seen])
+        dumps = [s["dump"] for s in seen]
+        rows.append({
+            "id": paper.id,
+            "title": paper.title,
+            "abstract": paper.abstract,
+            "published": dated["published"] if dated else None,
+            "published_year": int(dated["published"][:4]) if dated and dated["published"] else None,
+            "date_method": dated["date_method"] if dated else None,
+            "date_text": dated["date_text"] if dated else None,
+            "authors": latest([s["authors"] for s in seen]),
+            "organization": names.get(org_id),
+            "organization_id": org_id,
+            "comments": latest([s["comments"] for s in seen]),
+            "first_seen_dump": dumps[0],
+            "last_seen_dump": dumps[-1],
+            "dumps_seen": len(set(dumps)),
+            "title_key": paper.key,
+        })
+    return rows
+
+
+def choose_date(sightings: list[dict]) -> dict | None:
+    """Return the sighting whose date the paper takes: a read date first, then any resolved one."""
+    for wanted in (lambda s: s["date_method"] == READ, lambda s: s["published"] is not None,
+                   lambda s: s["date_text"] is not None):
+        for sighting in sightings:
+            if wanted(sighting):
+                return sighting
+    return None
+
+
+def make_dump_rows(parsed_dumps, captures, papers, problems) -> list[dict]:
+    new_papers = Counter(paper["first_seen_dump"] for paper in papers)
+    problem_count = Counter(problem["dump"] for problem in problems)
+    rows = []
+    for position, parsed in enumerate(parsed_dumps, 1):
+        capture = captures[parsed.name]
+        rows.append({
+            "name": parsed.name,
+            "position": position,
+            "sha256": parsed.sha256,
+            "bytes": parsed.bytes,
+            "lines": parsed.line_count,
+            "layout": parsed.layout,
+            "capture_text": capture.text,
+            "capture_line": capture.line,
+            "capture_date": capture.date,
+            "capture_year": capture.year,
+            "capture_method": capture.method,
+            "capture_year_min": capture.year_min,
+            "capture_year_max": capture.year_max,
+            "records": len(parsed.records),
+            "new_papers": new_papers[parsed.name],
+            "problems": problem_count[parsed.name],
+        })
+    return rows

@@ -1,0 +1,389 @@
+"""Parse one dump (text copied from a Hugging Face "Daily Papers" page) into records.
+
+A dump is read line by line. Each line is one of: blank, page furniture, the page's
+own date (the capture date), a metadata line (`• N authors`, `·`, a date line, an
+organization line), or text (a title or an abstract). A small state machine turns
+the sequence into records: title, abstract, then optional metadata. Every line that
+is neither blank, furniture nor part of a record becomes a `Problem`, so nothing is
+dropped silently.
+
+The parser is pure: it takes text and gives back plain dataclasses. Reading files
+and refusing bad ones is `read_dump`'s job; it raises `DumpError`, one line naming
+the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Lines of the page around the list of papers. Compared after normalization.
+FURNITURE = ("new", "Subscribe", "Daily Papers", "byAK and the research community")
+FURNITURE_PREFIX = "Get trending papers"
+
+MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"),
+            ("may",), ("jun", "june"), ("jul", "july"), ("aug", "august"),
+            ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+
+# `Sep 30, 2025 28`: month, day, optional `, year`, optional trailing count (comments).
+# `Feb 25 2025` (no comma, four digits) is read as a year: comment counts stay far below.
+DATE_LINE = re.compile(
+    r"^(?P<month>[A-Za-z]{3,9})\.? (?P<day>\d{1,2})"
+    r"(?:(?:, ?| )(?P<year>(?:19|20)\d\d)(?!\d))?"
+    r"(?: (?P<count>\d{1,6}))?$"
+)
+AUTHORS_LINE = re.compile(r"^(?:[•·*-] ?)?(?P<n>\d{1,5}) authors?$", re.IGNORECASE)
+SEPARATOR_LINE = re.compile(r"^[·•]$")
+# A sentence boundary: end punctuation, optional closing quote or bracket, space, capital.
+SENTENCE_BREAK = re.compile(r"[.!?][\"')\]]? +[A-Z(\"]")
+# Spaces a copy-paste brings in: no-break, narrow, figure, ideographic and the like.
+ODD_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t]")
+INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+LAYOUT_NO_BLANK_LINES = "no_blank_lines"
+LAYOUT_BLANK_LINES = "blank_lines"
+LAYOUT_BLANK_LINES_METADATA = "blank_lines_with_metadata"
+
+
+class DumpError(Exception):
+    """A dump that cannot be read at all; the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class DumpDate:
+    """A date as a dump writes it: month and day always, year only when shown."""
+
+    month: int
+    day: int
+    year: int | None
+
+
+@dataclass
+class Record:
+    """One paper as one dump shows it."""
+
+    position: int
+    line: int
+    title: str
+    abstract: str
+    end_line: int
+    authors: int | None = None
+    organization: str | None = None
+    date_text: str | None = None
+    date: DumpDate | None = None
+    comments: int | None = None
+    has_separator: bool = False
+
+    @property
+    def has_metadata(self) -> bool:
+        return any(
+            value is not None
+            for value in (self.authors, self.organization, self.date_text)
+        ) or self.has_separator
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A line that is not furniture and could not become part of a record."""
+
+    line: int
+    text: str
+    reason: str
+
+
+@dataclass
+class ParsedDump:
+    """Everything one dump says: its records, its problems and its page header."""
+
+    name: str
+    layout: str
+    line_count: int
+    records: list[Record] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    furniture_lines: list[int] = field(default_factory=list)
+    capture_text: str | None = None
+    capture_line: int | None = None
+    capture: DumpDate | None = None
+    sha256: str = ""
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int
+    text: str
+
+
+def read_dump(path: Path) -> ParsedDump:
+    """Return the parsed dump at `path`; raise DumpError if it is not a UTF-8 text dump."""
+    if path.is_dir():
+        raise DumpError(f"{path}: is a directory, not a dump file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DumpError(f"{path}: cannot be read ({error.strerror or error})") from None
+    text = decode_dump(path, data)
+    parsed = parse_dump(path.name, text)
+    parsed.sha256 = hashlib.sha256(data).hexdigest()
+    parsed.bytes = len(data)
+    if not parsed.records:
+        raise DumpError(f"{path}: no papers found ({describe_emptiness(parsed)})")
+    return parsed
+
+
+def decode_dump(path: Path, data: bytes) -> str:
+    """Return the text of a dump's bytes; refuse anything that is not UTF-8 text."""
+    if not data.strip():
+        raise DumpError(f"{path}: empty file (no papers)")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise DumpError(f"{path}:{line}: not UTF-8 text (NUL byte; binary or UTF-16 file?)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DumpError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+            f"{error.start}; save the dump as UTF-8)"
+        ) from None
+
+
+def describe_emptiness(parsed: ParsedDump) -> str:
+    """Return why a dump gave no records, for the error message."""
+    if parsed.problems:
+        return f"{len(parsed.problems)} lines could not be read as papers"
+    if parsed.furniture_lines:
+        return "only page furniture"
+    return "only blank lines"
+
+
+def normalize_line(raw: str) -> str:
+    """Return a line with copy-paste noise removed: odd spaces, invisible and control characters."""
+    text = unicodedata.normalize("NFC", raw)
+    text = INVISIBLE.sub("", text)
+    text = ODD_SPACES.sub(" ", text)
+    text = CONTROL.sub("", text)
+    return re.sub(r" {2,}", " ", text).strip()
+
+
+def split_lines(text: str) -> list[Line]:
+    """Return the normalized lines of a text, numbered as an editor numbers them."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return [Line(number, normalize_line(raw)) for number, raw in enumerate(text.split("\n"), 1)]
+
+
+def parse_date(text: str) -> tuple[DumpDate, int | None] | None:
+    """Return the date and trailing comment count of a date line, or None if it is not one."""
+    match = DATE_LINE.match(text)
+    if not match:
+        return None
+    month = MONTHS.get(match["month"].lower())
+    day = int(match["day"])
+    if month is None or not 1 <= day <= 31:
+        return None
+    year = int(match["year"]) if match["year"] else None
+    count = int(match["count"]) if match["count"] else None
+    return DumpDate(month, day, year), count
+
+
+def is_furniture(text: str) -> bool:
+    return text in FURNITURE or text.startswith(FURNITURE_PREFIX)
+
+
+def strip_glued_furniture(text: str) -> str:
+    """Return a header line without furniture glued to its front (`SubscribeVideoChat: ...`)."""
+    while True:
+        if text.startswith(FURNITURE_PREFIX) and "!" in text:
+            rest = text[text.index("!") + 1 :]
+        else:
+            word = next((w for w in FURNITURE if text.startswith(w)), None)
+            rest = text[len(word) :] if word else ""
+            if not (rest[:1].isupper() or rest[:1].isdigit()):
+                return text  # `Subscribers ...` or `newt` are words, not glued furniture
+        if not rest.strip():
+            return text
+        text = rest.strip()
+
+
+def looks_like_abstract(text: str) -> bool:
+    """True for prose: long, or at least two sentence breaks. Titles are neither."""
+    return len(text) >= 300 or (len(text) >= 100 and len(SENTENCE_BREAK.findall(text)) >= 2)
+
+
+def line_kind(text: str) -> str:
+    """Return the kind of a normalized, non-blank line: authors, separator, date or text."""
+    if AUTHORS_LINE.match(text):
+        return "authors"
+    if SEPARATOR_LINE.match(text):
+        return "separator"
+    if parse_date(text):
+        return "date"
+    return "text"
+
+
+def split_header(lines: list[Line], parsed: ParsedDump) -> int:
+    """Record the page header (furniture and capture date); return the index where papers start."""
+    for index, line in enumerate(lines):
+        if not line.text:
+            continue
+        if is_furniture(line.text):
+            parsed.furniture_lines.append(line.number)
+            continue
+        date = parse_date(line.text)
+        if date and date[1] is None and parsed.capture is None:
+            parsed.capture, parsed.capture_text, parsed.capture_line = date[0], line.text, line.number
+            parsed.furniture_lines.append(line.number)
+            continue
+        unglued = strip_glued_furniture(line.text)
+        if unglued != line.text:
+            lines[index] = Line(line.number, unglued)
+        return index
+    return len(lines)
+
+
+def parse_dump(name: str, text: str) -> ParsedDump:
+    """Return the records and problems of a dump's text. Never raises on odd content."""
+    lines = split_lines(text)
+    if lines and lines[-1].text == "" and text.endswith(("\n", "\r")):
+        lines.pop()  # the newline that ends the last line does not start another
+    parsed = ParsedDump(name=name, layout=LAYOUT_BLANK_LINES, line_count=len(lines))
+    start = split_header(lines, parsed)
+    body = [line for line in lines[start:] if line.text]
+    furniture = [line for line in body if is_furniture(line.text)]
+    parsed.furniture_lines.extend(line.number for line in furniture)
+    content = [line for line in body if not is_furniture(line.text)]
+    RecordAssembler(parsed).run(content)
+    parsed.layout = detect_layout(lines[start:], parsed.records)
+    return parsed
+
+
+def detect_layout(body: list[Line], records: list[Record]) -> str:
+    """Return the page layout: blank lines between items or not, and metadata or not."""
+    texts = [line.text for line in body]
+    while texts and not texts[-1]:
+        texts.pop()
+    if texts and "" not in texts:
+        return LAYOUT_NO_BLANK_LINES
+    if any(record.has_metadata for record in records):
+        return LAYOUT_BLANK_LINES_METADATA
+    return LAYOUT_BLANK_LINES
+
+
+class RecordAssembler:
+    """Turns the content lines of a dump into records and problems, in one pass."""
+
+    def __init__(self, parsed: ParsedDump):
+        self.parsed = parsed
+        self.title: Line | None = None  # a title still waiting for its abstract
+        self.record: Record | None = None  # a complete record that may take metadata
+
+    def run(self, content: list[Line]) -> None:
+        for index, line in enumerate(content):
+            following = content[index + 1] if index + 1 < len(content) else None
+            self.take(line, following)
+        self.finish()
+
+    def take(self, line: Line, following: Line | None) -> None:
+        kind = line_kind(line.text)
+        if self.record is not None and self.take_metadata(line, kind, following):
+            return
+        self.record = None
+        if self.title is not None:
+            self.take_abstract(line, kind, following)
+        else:
+            self.take_title(line, kind)
+
+    def take_title(self, line: Line, kind: str) -> None:
+        if kind != "text":
+            self.problem(line, f"{kind} line with no paper before it")
+        elif looks_like_abstract(line.text):
+            self.problem(line, "abstract with no title before it")
+        else:
+            self.title = line
+
+    def take_abstract(self, line: Line, kind: str, following: Line | None) -> None:
+        assert self.title is not None
+        next_kind = line_kind(following.text) if following else None
+        starts_new_title = (
+            kind == "text"
+            and not looks_like_abstract(line.text)
+            and following is not None
+            and next_kind == "text"
+            and looks_like_abstract(following.text)
+        )
+        is_organization = kind == "text" and next_kind == "separator"
+        if kind != "text" or starts_new_title or is_organization:
+            self.problem(self.title, "title with no abstract after it")
+            self.title = None
+            if is_organization:
+                self.problem(line, "organization line with no paper before it")
+            else:
+                self.take_title(line, kind)
+            return
+        self.record = Record(
+            position=len(self.parsed.records) + 1,
+            line=self.title.number,
+            title=self.title.text,
+            abstract=line.text,
+            end_line=line.number,
+        )
+        self.parsed.records.append(self.record)
+        self.title = None
+
+    def take_metadata(self, line: Line, kind: str, following: Line | None) -> bool:
+        """Attach a metadata line to the open record; False if the line starts something else."""
+        record = self.record
+        assert record is not None
+        if record.date_text is not None:
+            return False  # the date closes the metadata block
+        if kind == "authors" and record.authors is None and not record.has_separator:
+            record.authors = int(AUTHORS_LINE.match(line.text)["n"])
+        elif (
+            kind == "text"
+            and record.organization is None
+            and not record.has_separator
+            and following is not None
+            and line_kind(following.text) == "separator"
+            and not looks_like_abstract(line.text)
+        ):
+            record.organization = line.text
+        elif kind == "separator" and not record.has_separator:
+            record.has_separator = True
+        elif kind == "date":
+            date, count = parse_date(line.text)
+            record.date, record.comments = date, count
+            record.date_text = strip_count(line.text, count)
+        else:
+            return False
+        record.end_line = line.number
+        return True
+
+    def finish(self) -> None:
+        if self.title is not None:
+            self.problem(self.title, "title with no abstract after it (truncated record)")
+            self.title = None
+
+    def problem(self, line: Line, reason: str) -> None:
+        self.parsed.problems.append(Problem(line.number, line.text, reason))
+
+
+def strip_count(text: str, count: int | None) -> str:
+    """Return a date line without its trailing comment count."""
+    if count is None:
+        return text
+    return text[: text.rfind(" ")]
