@@ -225,6 +225,11 @@ def looks_like_abstract(text: str) -> bool:
     return len(text) >= 300 or (len(text) >= 100 and len(SENTENCE_BREAK.findall(text)) >= 2)
 
 
+def looks_like_organization(text: str) -> bool:
+    """True for a short name line (`Korea University`), not a sentence."""
+    return len(text) <= 80 and not text.endswith((".", "!", "?")) and line_kind(text) == "text"
+
+
 def line_kind(text: str) -> str:
     """Return the kind of a normalized, non-blank line: authors, separator, date or text."""
     if AUTHORS_LINE.match(text):
@@ -326,7 +331,7 @@ class RecordAssembler:
             and next_kind == "text"
             and looks_like_abstract(following.text)
         )
-        is_organization = kind == "text" and next_kind == "separator"
+        is_organization = next_kind == "separator" and looks_like_organization(line.text)
         if kind != "text" or starts_new_title or is_organization:
             self.problem(self.title, "title with no abstract after it")
             self.title = None
@@ -359,7 +364,7 @@ class RecordAssembler:
             and not record.has_separator
             and following is not None
             and line_kind(following.text) == "separator"
-            and not looks_like_abstract(line.text)
+            and looks_like_organization(line.text)
         ):
             record.organization = line.text
         elif kind == "separator" and not record.has_separator:

@@ -1,0 +1,162 @@
+"""The whole build on the real dumps: counts, search, documentation, atomicity, determinism."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+import yaml
+
+from conftest import ABSTRACT_A, REAL_DUMPS, ROOT, blank_separated, rows, run_build
+from neuroai_papers.parse import read_dump
+
+METADATA = yaml.safe_load((ROOT / "metadata.yml").read_text())
+DOCUMENTED = METADATA["databases"]["papers"]["tables"]
+FTS_SHADOW = ("papers_fts_data", "papers_fts_idx", "papers_fts_docsize", "papers_fts_config")
+
+
+def schema(db) -> dict[str, list[str]]:
+    conn = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'")]
+        return {t: [c[1] for c in conn.execute(f"pragma table_info([{t}])")]
+                for t in tables if t not in FTS_SHADOW}
+    finally:
+        conn.close()
+
+
+def test_sightings_per_dump_equal_the_records_each_dump_holds(real_db):
+    expected = {path.name: len(read_dump(path).records) for path in REAL_DUMPS.glob("*.txt")}
+    got = dict(rows(real_db, "select dump, count(*) from sightings group by dump"))
+    assert got == expected
+    assert dict(rows(real_db, "select name, records from dumps")) == expected
+
+
+def test_new_papers_per_dump_add_up_to_all_papers(real_db):
+    (total,) = rows(real_db, "select sum(new_papers) from dumps")[0]
+    assert total == rows(real_db, "select count(*) from papers")[0][0]
+
+
+def test_search_uses_stemming_so_decoding_finds_decode(real_db):
+    stemmed = rows(real_db, "select count(*) from papers_fts where papers_fts match 'decode'")[0][0]
+    plain = rows(real_db, "select count(*) from papers where title || abstract like '%decode %'")[0][0]
+    assert stemmed > plain > 0
+    titles = [r[0] for r in rows(
+        real_db, "select papers.title from papers_fts join papers on papers.rowid = papers_fts.rowid "
+                 "where papers_fts match 'mindbridge' order by rank")]
+    assert titles == ["MindBridge: A Cross-Subject Brain Decoding Framework"]
+
+
+def test_ranked_search_puts_title_matches_first(real_db):
+    top = rows(real_db, "select papers.title from papers_fts join papers on papers.rowid = "
+                        "papers_fts.rowid where papers_fts match 'spiking' "
+                        "order by bm25(papers_fts, 10.0, 1.0) limit 3")
+    assert all("spiking" in title.lower() for (title,) in top)
+
+
+def test_every_table_and_column_is_documented_and_nothing_else(real_db):
+    actual = schema(real_db)
+    assert set(actual) == set(DOCUMENTED)
+    for table, columns in actual.items():
+        described = DOCUMENTED[table].get("columns") or {}
+        assert DOCUMENTED[table].get("description"), table
+        assert set(columns) == set(described), table
+        assert all(text and text.strip() for text in described.values()), table
+
+
+def test_documentation_travels_inside_the_database(real_db):
+    docs = dict(rows(real_db, "select table_name || '.' || column_name, description from column_docs"))
+    assert docs["papers.published"].startswith("Date the page gives")
+    assert len(docs) == sum(len(schema(real_db)[t]) for t in schema(real_db))
+    info = dict(rows(real_db, "select key, value from build_info"))
+    assert set(info) >= {"built_at", "neuroai_papers_version", "git_commit", "dumps"}
+    assert all(path.name in info["dumps"] for path in REAL_DUMPS.glob("*.txt"))
+
+
+def test_foreign_keys_and_indexes_exist(real_db):
+    conn = sqlite3.connect(real_db)
+    fks = {(r[2], r[3]) for r in conn.execute("pragma foreign_key_list(sightings)")}
+    assert {("papers", "paper_id"), ("dumps", "dump")} <= fks
+    indexed = {r[1] for r in conn.execute("pragma index_list(papers)")}
+    for column in ("published_year", "organization_id", "authors", "first_seen_dump", "dumps_seen"):
+        assert any(column in name for name in indexed), column
+    conn.close()
+
+
+def test_same_dumps_give_the_same_rows(copy_real_dumps, tmp_path, real_db):
+    out = tmp_path / "again.db"
+    assert run_build(copy_real_dumps, out).returncode == 0
+    for table in schema(real_db):
+        if table in ("build_info",):
+            continue
+        sql = f"select * from [{table}] order by 1, 2"
+        assert rows(out, sql) == rows(real_db, sql), table
+
+
+def test_build_prints_progress_and_a_summary(copy_real_dumps, tmp_path):
+    result = run_build(copy_real_dumps, tmp_path / "p.db")
+    assert "parsed 5/5 004_a2400baee32e0311.txt: 49 records" in result.stderr
+    assert "5 dumps, 425 records -> 332 papers" in result.stderr
+
+
+def test_parse_problems_are_warnings_with_file_and_line_and_rows(dumps_dir, tmp_path):
+    text = blank_separated(("Good", ABSTRACT_A)) + "\nDangling title\n"
+    (dumps_dir / "a.txt").write_text(text)
+    result = run_build(dumps_dir, tmp_path / "p.db")
+    assert result.returncode == 0
+    line = text.count("\n")
+    assert f"warning: {dumps_dir / 'a.txt'}:{line}: title with no abstract" in result.stderr
+    assert rows(tmp_path / "p.db", "select dump, line, text from problems") == [
+        ("a.txt", line, "Dangling title")]
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.txt", b"", "empty file"),
+        ("binary.txt", bytes(range(256)), "not UTF-8 text"),
+        ("latin1.txt", "Réseaux\n\nAbstract é\n".encode("latin-1"), "not UTF-8 text"),
+        ("furniture.txt", b"new\n\nSubscribe\n\nDaily Papers\n\nApr 17\n", "only page furniture"),
+        ("dir.txt", None, "is a directory"),
+    ],
+)
+def test_bad_input_fails_cleanly_and_leaves_the_old_database(
+    copy_real_dumps, tmp_path, name, content, message
+):
+    out = tmp_path / "papers.db"
+    assert run_build(copy_real_dumps, out).returncode == 0
+    before = out.read_bytes()
+    bad = copy_real_dumps / name
+    bad.mkdir() if content is None else bad.write_bytes(content)
+    result = run_build(copy_real_dumps, out)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and name in error_lines[0] and message in error_lines[0]
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".papers.db.tmp")] == []
+
+
+def test_truncated_record_gives_a_problem_and_a_sound_database(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Whole", ABSTRACT_A)) + "Cut", encoding="utf-8")
+    out = tmp_path / "p.db"
+    assert run_build(dumps_dir, out).returncode == 0
+    assert rows(out, "pragma integrity_check") == [("ok",)]
+    assert rows(out, "select reason from problems") == [("title with no abstract after it (truncated record)",)]
+
+
+def test_interrupted_write_leaves_no_file_in_place(copy_real_dumps, tmp_path, monkeypatch):
+    from neuroai_papers import build as build_module, write
+
+    out = tmp_path / "papers.db"
+    out.write_bytes(b"previous")
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(write, "create_indexes_and_search", explode)
+    assert build_module.main(["--dumps", str(copy_real_dumps), "--out", str(out)]) == 3
+    assert out.read_bytes() == b"previous"
+    assert sorted(os.listdir(tmp_path)) == ["dumps", "papers.db"]

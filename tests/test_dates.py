@@ -1,0 +1,104 @@
+"""Dates: yearless dates take the capture year, which is stated, pinned or inferred, never guessed silently."""
+
+from __future__ import annotations
+
+from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, blank_separated, rows, run_build
+
+
+def build(dumps_dir, tmp_path):
+    out = tmp_path / "papers.db"
+    result = run_build(dumps_dir, out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_yearless_date_takes_the_capture_year_inferred_from_explicit_years(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Old paper", ABSTRACT_A, ["• 2 authors", "·", "Oct 29, 2025"]),
+        ("Recent paper", ABSTRACT_B, ["• 3 authors", "·", "Feb 25 2"]),
+    ))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select capture_date, capture_year, capture_method, capture_year_min, "
+                    "capture_year_max from dumps") == [("2026-04-17", 2026, "inferred_earliest", 2026, None)]
+    assert rows(db, "select title, published, published_year, date_method, comments from papers "
+                    "order by title") == [
+        ("Old paper", "2025-10-29", 2025, "read", None),
+        ("Recent paper", "2026-02-25", 2026, "year_from_inferred_capture", 2),
+    ]
+
+
+def test_capture_year_is_pinned_by_a_paper_dated_with_a_year_elsewhere(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["• 2 authors", "·", "Mar 21"]),
+    ))
+    (dumps_dir / "b.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["• 2 authors", "·", "Mar 21, 2025"]),
+        ("Other", ABSTRACT_B, ["·", "Jan 3, 2025"]),
+    ))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select name, capture_year, capture_method from dumps order by name") == [
+        ("a.txt", 2025, "inferred"), ("b.txt", 2026, "inferred_earliest")]
+
+
+def test_capture_year_is_unknown_without_evidence_and_dates_stay_unknown(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 25 2"])))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select capture_date, capture_year, capture_method from dumps") == [
+        (None, None, "unknown")]
+    assert rows(db, "select published, published_year, date_method, date_text from papers") == [
+        (None, None, "year_unknown", "Feb 25")]
+
+
+def test_maintainer_states_the_capture_date_in_the_manifest(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 25 2"])))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2024-04-17\n")
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select capture_date, capture_method from dumps") == [("2024-04-17", "stated")]
+    assert rows(db, "select published, date_method from papers") == [
+        ("2024-02-25", "year_from_stated_capture")]
+
+
+def test_manifest_may_state_only_the_year(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 25 2"])))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2023\n")
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select capture_date, capture_year, capture_method from dumps") == [
+        ("2023-04-17", 2023, "stated")]
+
+
+def test_manifest_that_contradicts_the_page_is_refused(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2024-05-01\n")
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2
+    assert "a.txt:11: the page shows Apr 17 but manifest.yml states 2024-05-01" in result.stderr
+    assert not (tmp_path / "papers.db").exists()
+
+
+def test_manifest_naming_a_missing_dump_is_refused(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  nope.txt: 2024\n")
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2 and "`nope.txt` is not a dump" in result.stderr
+
+
+def test_impossible_date_is_kept_as_written_and_reported(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Odd", ABSTRACT_C, ["·", "Feb 30, 2024"])))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select published, date_method, date_text from papers") == [
+        (None, "invalid_date", "Feb 30, 2024")]
+    assert rows(db, "select line, reason from problems") == [(18, "impossible date (kept as written, not as a date)")]
+
+
+def test_real_dumps_capture_years_come_with_their_method(real_db):
+    got = rows(real_db, "select substr(name, 1, 3), capture_date, capture_method from dumps order by name")
+    assert got == [
+        ("000", "2025-09-08", "inferred_earliest"),
+        ("001", None, "unknown"),
+        ("002", "2026-04-17", "inferred_earliest"),
+        ("003", "2025-08-11", "inferred_earliest"),
+        ("004", "2026-02-09", "inferred_earliest"),
+    ]
+    # No date is presented as read unless the dump shows its year.
+    assert rows(real_db, "select count(*) from sightings where date_method = 'read' "
+                         "and date_text not like '%, ____'") == [(0,)]

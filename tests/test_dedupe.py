@@ -1,0 +1,130 @@
+"""Deduplication: true variants merge, look-alikes stay apart, ids are stable."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, blank_separated, rows, run_build
+from neuroai_papers.dedupe import (
+    BLOCK_CANDIDATES,
+    Deduplicator,
+    Sighting,
+    blocking_keys,
+    deduplicate,
+    title_key,
+)
+from neuroai_papers.parse import Record
+
+TITLE = "MindBridge: A Cross-Subject Brain Decoding Framework"
+
+
+def sighting(title: str, abstract: str = ABSTRACT_A, dump: str = "a.txt", position: int = 1):
+    return Sighting(dump, Record(position=position, line=position, title=title,
+                                 abstract=abstract, end_line=position))
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "mindbridge: a cross-subject brain decoding framework",  # case
+        "MindBridge - A Cross-Subject Brain Decoding Framework",  # punctuation
+        "MindBridge: A Cross\u2013Subject Brain Decoding Framework",  # en dash
+        "MindBridge:  A  Cross-Subject Brain Decoding Framework ",  # spacing
+        "MindBridge: A Cross-Subject Brain Decoding Framework.",  # trailing period
+        "\u201cMindBridge\u201d: A Cross-Subject Brain Decoding Framework",  # curly quotes
+    ],
+)
+def test_normalized_title_variants_share_a_key_and_merge(variant):
+    assert title_key(variant) == title_key(TITLE)
+    dedup = deduplicate([sighting(TITLE), sighting(variant, dump="b.txt")])
+    assert len(dedup.papers) == 1
+    assert dedup.papers[0].sightings[1].method == "normalized_title"
+    (merge,) = dedup.merges
+    assert (merge.method, merge.title_score) == ("normalized_title", 100.0)
+    assert merge.abstract_score >= 80
+
+
+def test_unicode_forms_and_accents_share_a_key():
+    composed = "Réseaux de neurones à impulsions"
+    decomposed = "Re\u0301seaux de neurones a\u0300 impulsions"
+    assert title_key(composed) == title_key(decomposed) == title_key("Reseaux de Neurones a Impulsions")
+
+
+def test_typo_variant_merges_by_fuzzy_match_with_its_score():
+    typo = "MindBridge: A Cross-Subject Brain Decodng Framework"
+    dedup = deduplicate([sighting(TITLE), sighting(typo, dump="b.txt")])
+    assert len(dedup.papers) == 1
+    (merge,) = dedup.merges
+    assert merge.method == "fuzzy_title"
+    assert 90 <= merge.title_score < 100
+    assert merge.title == typo and merge.paper_title == TITLE
+
+
+def test_truncated_abstract_copy_still_merges():
+    dedup = deduplicate([sighting(TITLE), sighting(TITLE.lower(), ABSTRACT_A[:90], "b.txt")])
+    assert len(dedup.papers) == 1
+
+
+def test_lookalike_titles_with_different_abstracts_stay_apart():
+    first = "Spiking Neural Networks for Image Classification"
+    second = "Spiking Neural Networks for Image Segmentation"
+    dedup = deduplicate([sighting(first, ABSTRACT_B), sighting(second, ABSTRACT_C, "b.txt")])
+    assert len(dedup.papers) == 2
+    assert dedup.merges == []
+
+
+def test_identical_titles_of_distinct_papers_stay_apart_and_are_listed():
+    dedup = deduplicate([sighting("Brain Decoding", ABSTRACT_A),
+                         sighting("Brain Decoding", ABSTRACT_C, "b.txt")])
+    assert [p.id for p in dedup.papers] == ["brain-decoding", "brain-decoding-2"]
+    (lookalike,) = dedup.lookalikes
+    assert (lookalike.paper_id, lookalike.other_paper_id) == ("brain-decoding-2", "brain-decoding")
+    assert lookalike.title_score == 100 and lookalike.abstract_score < 80
+
+
+def test_a_typo_in_any_word_leaves_a_blocking_key_in_common():
+    key = title_key("Brain Decoding with Diffusion Priors")
+    words = key.split()
+    for index in range(len(words)):
+        typo = " ".join(w[:-1] if i == index else w for i, w in enumerate(words))
+        assert blocking_keys(key) & blocking_keys(typo), typo
+
+
+def test_candidates_per_key_are_bounded_so_cost_stays_near_linear():
+    dedup = Deduplicator()
+    common = "Deep Learning for Brain Signals"
+    for number in range(BLOCK_CANDIDATES * 3):
+        dedup.add(sighting(f"{common} part {number}", f"{ABSTRACT_B} Variant {number}."))
+    candidates = dedup.fuzzy_candidates(title_key(f"{common} part x"))
+    assert len(candidates) <= BLOCK_CANDIDATES * len(blocking_keys(title_key(common)))
+
+
+def test_real_dumps_merge_repeated_papers_and_keep_distinct_ones(real_db):
+    assert rows(real_db, "select count(*) from papers")[0][0] == 332
+    assert rows(real_db, "select count(*) from sightings")[0][0] == 425
+    # The Neuroformer paper appears in all five dumps: one paper, five sightings.
+    (seen,) = rows(real_db, "select dumps_seen from papers where title like 'Neuroformer:%'")
+    assert seen == (5,)
+
+
+def test_rebuilding_from_the_same_dumps_gives_the_same_ids(copy_real_dumps, tmp_path, real_db):
+    out = tmp_path / "again.db"
+    assert run_build(copy_real_dumps, out).returncode == 0
+    assert rows(out, "select id, title from papers order by id") == rows(
+        real_db, "select id, title from papers order by id")
+
+
+def test_adding_a_dump_never_changes_existing_ids(copy_real_dumps, tmp_path, real_db):
+    before = dict(rows(real_db, "select title_key, id from papers"))
+    # A dump that sorts first, repeating a known paper with a case variant, plus a new one.
+    (copy_real_dumps / "0000_first.txt").write_text(blank_separated(
+        ("NEUROFORMER: MULTIMODAL AND MULTITASK GENERATIVE PRETRAINING FOR BRAIN DATA",
+         rows(real_db, "select abstract from papers where title like 'Neuroformer:%'")[0][0]),
+        ("A brand new paper on EEG", ABSTRACT_C),
+    ))
+    (copy_real_dumps / "999_last.txt").write_text(blank_separated(("Another new paper", ABSTRACT_B)))
+    out = tmp_path / "more.db"
+    assert run_build(copy_real_dumps, out).returncode == 0
+    after = dict(rows(out, "select title_key, id from papers"))
+    assert {key: after[key] for key in before} == before
+    assert len(after) == len(before) + 2

@@ -1,0 +1,237 @@
+"""The parser: every layout and copy-paste variant, and every line accounted for."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, blank_separated
+from neuroai_papers.parse import (
+    LAYOUT_BLANK_LINES,
+    LAYOUT_BLANK_LINES_METADATA,
+    LAYOUT_NO_BLANK_LINES,
+    DumpDate,
+    DumpError,
+    parse_dump,
+    read_dump,
+)
+
+REAL = sorted(REAL_DUMPS.glob("*.txt"))
+
+
+def accounted_lines(parsed) -> set[int]:
+    lines = set(parsed.furniture_lines)
+    for record in parsed.records:
+        lines.update(range(record.line, record.end_line + 1))
+    lines.update(problem.line for problem in parsed.problems)
+    return lines
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+def test_every_line_of_every_real_dump_is_accounted_for(path):
+    parsed = read_dump(path)
+    text_lines = path.read_text(encoding="utf-8").split("\n")
+    non_blank = {number for number, line in enumerate(text_lines, 1) if line.strip()}
+    assert non_blank <= accounted_lines(parsed)
+    # Records do not overlap and each covers its own lines only.
+    spans = sorted((r.line, r.end_line) for r in parsed.records)
+    assert all(end < next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+
+
+def test_real_dumps_give_the_records_their_pages_show():
+    counts = {path.name[:3]: len(read_dump(path).records) for path in REAL}
+    # Counted by hand: one title line per record in each file.
+    assert counts == {"000": 61, "001": 189, "002": 64, "003": 62, "004": 49}
+    assert all(not read_dump(path).problems for path in REAL)
+
+
+def test_real_dumps_show_three_layouts():
+    layouts = {path.name[:3]: read_dump(path).layout for path in REAL}
+    assert layouts["000"] == LAYOUT_BLANK_LINES
+    assert layouts["001"] == LAYOUT_NO_BLANK_LINES
+    assert layouts["002"] == LAYOUT_BLANK_LINES_METADATA
+
+
+def test_header_glued_to_first_title_is_stripped():
+    parsed = read_dump(REAL_DUMPS / "001_be74241cc718eecc.txt")
+    assert parsed.records[0].title == "VideoChat: Chat-Centric Video Understanding"
+    assert parsed.records[0].line == 3
+    assert parsed.capture is None
+
+
+def test_page_date_near_the_top_is_the_capture_date_not_a_paper():
+    parsed = read_dump(REAL_DUMPS / "002_c4aa379a21cff983.txt")
+    assert parsed.capture == DumpDate(4, 17, None)
+    assert parsed.capture_line == 11
+    assert parsed.records[0].title.startswith("Efficient Continual Learning")
+
+
+def test_metadata_block_with_authors_date_and_comment_count():
+    parsed = read_dump(REAL_DUMPS / "002_c4aa379a21cff983.txt")
+    first = parsed.records[0]
+    assert (first.authors, first.date_text, first.date, first.comments) == (
+        1, "Feb 25", DumpDate(2, 25, None), 2)
+    second = parsed.records[1]
+    assert (second.authors, second.date_text, second.comments) == (7, "Dec 12, 2023", None)
+    assert second.date == DumpDate(12, 12, 2023)
+
+
+def test_organization_line_replaces_authors_line():
+    parsed = read_dump(REAL_DUMPS / "004_a2400baee32e0311.txt")
+    by_title = {r.title: r for r in parsed.records}
+    dragon = by_title["The Dragon Hatchling: The Missing Link between the Transformer and Models of the Brain"]
+    assert (dragon.organization, dragon.authors, dragon.date_text, dragon.comments) == (
+        "pathwaycom Pathway", None, "Sep 30, 2025", 28)
+    assert by_title["Continuous Thought Machines"].organization == "SakanaAI Sakana AI"
+
+
+def test_record_with_no_metadata_between_records_with_metadata():
+    parsed = read_dump(REAL_DUMPS / "002_c4aa379a21cff983.txt")
+    eeg = next(r for r in parsed.records if r.title.startswith("EEG Foundation Models"))
+    assert (eeg.authors, eeg.date_text, eeg.organization) == (None, None, None)
+    assert not eeg.has_metadata
+
+
+def test_bom_crlf_nbsp_and_trailing_spaces_are_normalized():
+    text = blank_separated(
+        ("Brain\u00a0Decoding   with Diffusion  ", ABSTRACT_A + "  ",
+         ["\u00a0 • 5 authors", "·", "Mar 3, 2024 7   "]),
+    )
+    crlf = "\ufeff" + text.replace("\n", "\r\n")
+    parsed = parse_dump("x.txt", crlf)
+    (record,) = parsed.records
+    assert record.title == "Brain Decoding with Diffusion"
+    assert record.abstract == ABSTRACT_A
+    assert (record.authors, record.date_text, record.comments) == (5, "Mar 3, 2024", 7)
+    assert parsed.problems == []
+    assert parse_dump("x.txt", text).records[0].title == record.title
+
+
+def test_bytes_with_bom_and_crlf_are_read(dumps_dir):
+    path = dumps_dir / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + blank_separated(("T", ABSTRACT_A)).encode().replace(b"\n", b"\r\n"))
+    parsed = read_dump(path)
+    assert [r.title for r in parsed.records] == ["T"]
+
+
+def test_no_blank_lines_layout_alternates_title_and_abstract():
+    text = "Get trending papers in your email inbox!\nSubscribeFirst Paper\n" + "\n".join(
+        [ABSTRACT_A, "Second Paper", ABSTRACT_B, "Third Paper", ABSTRACT_C])
+    parsed = parse_dump("x.txt", text)
+    assert [r.title for r in parsed.records] == ["First Paper", "Second Paper", "Third Paper"]
+    assert parsed.layout == LAYOUT_NO_BLANK_LINES
+    assert parsed.problems == []
+
+
+def test_short_abstracts_still_alternate_by_position():
+    text = "\n".join(["Title one", "Short abstract.", "Title two", "Another short one."])
+    parsed = parse_dump("x.txt", text)
+    assert [(r.title, r.abstract) for r in parsed.records] == [
+        ("Title one", "Short abstract."), ("Title two", "Another short one.")]
+
+
+def test_each_part_of_the_metadata_block_may_be_missing():
+    text = blank_separated(
+        ("Only authors", ABSTRACT_A, ["• 3 authors"]),
+        ("Only a date with count", ABSTRACT_B, ["·", "Feb 25 2"]),
+        ("Date without separator", ABSTRACT_C, ["Jan 5"]),
+        ("Organization no date", ABSTRACT_A, ["Korea University", "·"]),
+        ("No block at all", ABSTRACT_B),
+    )
+    parsed = parse_dump("x.txt", text)
+    got = [(r.title, r.authors, r.organization, r.date_text, r.comments) for r in parsed.records]
+    assert got == [
+        ("Only authors", 3, None, None, None),
+        ("Only a date with count", None, None, "Feb 25", 2),
+        ("Date without separator", None, None, "Jan 5", None),
+        ("Organization no date", None, "Korea University", None, None),
+        ("No block at all", None, None, None, None),
+    ]
+    assert parsed.problems == []
+    assert parsed.layout == LAYOUT_BLANK_LINES_METADATA
+
+
+def test_full_month_names_and_year_without_comma():
+    text = blank_separated(("A", ABSTRACT_A, ["·", "September 30, 2025 28"]),
+                           ("B", ABSTRACT_B, ["·", "Feb 25 2025"]))
+    a, b = parse_dump("x.txt", text).records
+    assert (a.date, a.comments) == (DumpDate(9, 30, 2025), 28)
+    assert (b.date, b.comments) == (DumpDate(2, 25, 2025), None)
+
+
+def test_furniture_is_not_a_paper():
+    parsed = parse_dump("x.txt", blank_separated(("Real paper", ABSTRACT_A)))
+    assert [r.title for r in parsed.records] == ["Real paper"]
+    assert len(parsed.furniture_lines) == 6  # five furniture lines and the page date
+
+
+def test_title_with_no_abstract_is_a_problem_not_a_paper():
+    text = blank_separated(("Lonely title", ABSTRACT_A))
+    text = text.replace("Lonely title\n\n" + ABSTRACT_A, "Lonely title\n\nSecond title\n\n" + ABSTRACT_A)
+    parsed = parse_dump("x.txt", text)
+    assert [r.title for r in parsed.records] == ["Second title"]
+    assert [(p.text, p.reason) for p in parsed.problems] == [
+        ("Lonely title", "title with no abstract after it")]
+    assert parsed.problems[0].line == 13
+
+
+def test_truncated_last_record_is_reported_with_its_line():
+    text = blank_separated(("Complete", ABSTRACT_A)) + "Cut off here\n"
+    parsed = parse_dump("x.txt", text)
+    assert [r.title for r in parsed.records] == ["Complete"]
+    (problem,) = parsed.problems
+    assert problem.text == "Cut off here"
+    assert "truncated" in problem.reason
+    assert problem.line == text.count("\n")
+
+
+def test_metadata_with_no_record_is_reported():
+    text = blank_separated(("Paper", ABSTRACT_A, ["• 2 authors", "·", "Jan 5, 2024"]))
+    text += "\n• 4 authors\n·\nFeb 1, 2023\n"
+    parsed = parse_dump("x.txt", text)
+    assert len(parsed.records) == 1
+    assert [p.reason for p in parsed.problems] == [
+        "authors line with no paper before it",
+        "separator line with no paper before it",
+        "date line with no paper before it",
+    ]
+
+
+def test_abstract_with_no_title_is_reported():
+    text = blank_separated(("Paper", ABSTRACT_A)) + "\n" + ABSTRACT_B + "\n"
+    parsed = parse_dump("x.txt", text)
+    assert [p.reason for p in parsed.problems] == ["abstract with no title before it"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"  \n\n \t\n", "empty file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8 text"),
+        ("Caf\u00e9 neuronal\n\nR\u00e9sum\u00e9 long enough.\n".encode("latin-1"), "not UTF-8 text"),
+        ("Title\n\nAbstract\n".encode("utf-16"), "not UTF-8 text"),
+        (b"new\n\nSubscribe\n\nDaily Papers\n", "only page furniture"),
+    ],
+    ids=["empty", "whitespace", "binary", "latin-1", "utf-16", "furniture-only"],
+)
+def test_unreadable_dumps_are_refused_with_one_line_naming_the_file(dumps_dir, content, message):
+    path = dumps_dir / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(DumpError) as error:
+        read_dump(path)
+    text = str(error.value)
+    assert str(path) in text and message in text and "\n" not in text
+
+
+def test_latin1_error_names_the_line(dumps_dir):
+    path = dumps_dir / "latin.txt"
+    path.write_bytes(b"Title one\n\nAbstract\n\nCaf\xe9 title\n")
+    with pytest.raises(DumpError, match=r"latin\.txt:5: not UTF-8"):
+        read_dump(path)
+
+
+def test_parsing_is_idempotent_on_its_own_output():
+    parsed = read_dump(REAL_DUMPS / "002_c4aa379a21cff983.txt")
+    again = parse_dump("x.txt", "\n\n".join(f"{r.title}\n\n{r.abstract}" for r in parsed.records))
+    assert [(r.title, r.abstract) for r in again.records] == [
+        (r.title, r.abstract) for r in parsed.records]
