@@ -22,10 +22,12 @@ from pathlib import Path
 from . import __version__
 from .dedupe import Sighting, deduplicate
 from .enrich import build_corpus, load_manifest
+from .organizations import OrganizationIndex, load_reference
 from .parse import DumpError, ParsedDump, read_dump
 from .write import BuildCheckError, load_metadata, write_database
 
 ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "reference" / "organizations.yml"
 EXIT_BAD_INPUT = 2
 EXIT_BUILD_FAILED = 3
 
@@ -133,14 +135,22 @@ def make_build_info(parsed: list[ParsedDump]) -> dict[str, str]:
     }
 
 
-def build(dumps_dir: Path, out: Path, metadata_path: Path, progress: Progress) -> Summary:
+def report_unplaced(places: OrganizationIndex, reference: Path, progress: Progress) -> None:
+    for line in places.unplaced():
+        progress.line(f"warning: organization not on the map: {line!r} (add it to {reference})")
+
+
+def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
+          progress: Progress) -> Summary:
     """Build `out` from the dumps in `dumps_dir`; return what was done."""
     started = time.monotonic()
     paths = list_dumps(dumps_dir)
     parsed = parse_all(paths, progress)
     manifest = load_manifest(dumps_dir, {p.name for p in paths})
+    places = OrganizationIndex(load_reference(reference))
     dedup = deduplicate_all(parsed, progress)
-    corpus = build_corpus(parsed, dedup, manifest)
+    corpus = build_corpus(parsed, dedup, manifest, places)
+    report_unplaced(places, reference, progress)
     progress.line(f"writing {len(corpus.papers)} papers, {len(corpus.sightings)} sightings")
     write_database(out, corpus, load_metadata(metadata_path), make_build_info(parsed))
     return Summary(
@@ -159,6 +169,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "papers.db", help="database to write")
     parser.add_argument("--metadata", type=Path, default=ROOT / "metadata.yml",
                         help="metadata.yml with the table and column descriptions")
+    parser.add_argument("--reference", type=Path, default=REFERENCE,
+                        help="curated organizations with their locations")
     return parser.parse_args(argv)
 
 
@@ -166,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress()
     try:
-        summary = build(args.dumps, args.out, args.metadata, progress)
+        summary = build(args.dumps, args.out, args.metadata, args.reference, progress)
     except DumpError as error:
         progress.line(f"error: {error}")
         progress.line(f"nothing written; {args.out} is unchanged")

@@ -19,7 +19,7 @@ of that page. Every date carries the method that produced it.
 
 from __future__ import annotations
 
-import re
+import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
@@ -27,8 +27,10 @@ from pathlib import Path
 
 import yaml
 
-from .dedupe import Deduplicator, Paper, Sighting, slugify, title_key
+from .dedupe import Deduplicator, Paper, Sighting
+from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
+from .related import related_rows
 
 MANIFEST = "manifest.yml"
 
@@ -68,6 +70,7 @@ class Corpus:
     merges: list[dict]
     lookalikes: list[dict]
     problems: list[dict]
+    related: list[dict]
 
 
 def load_manifest(dumps_dir: Path, dump_names: set[str]) -> dict[str, date | int]:
@@ -174,28 +177,9 @@ def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, s
     return full.isoformat(), FROM_STATED_YEAR if capture.stated else FROM_INFERRED_YEAR
 
 
-def split_organization(line: str) -> tuple[str | None, str]:
-    """Return (account handle, display name) of an organization line.
-
-    The page shows the account handle, then the display name: `SakanaAI Sakana AI`,
-    `pathwaycom Pathway`. When the first word does not look like a handle of the rest
-    (`Korea University`), the whole line is the name.
-    """
-    first, _, rest = line.partition(" ")
-    squash = lambda text: re.sub(r"[\W_]+", "", text.casefold())  # noqa: E731
-    a, b = squash(first), squash(rest)
-    if rest and len(b) >= 3 and (a.startswith(b) or b.startswith(a)) and len(a) >= 3:
-        return first, rest
-    return None, line
-
-
-def organization_id(line: str) -> str:
-    handle, name = split_organization(line)
-    return slugify(title_key(handle or name))
-
-
 def build_corpus(
-    parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: dict[str, date | int]
+    parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: dict[str, date | int],
+    places: OrganizationIndex,
 ) -> Corpus:
     """Return the rows of every table for the parsed dumps and their papers."""
     by_dump: dict[str, list[Sighting]] = {d.name: [] for d in parsed_dumps}
@@ -208,9 +192,10 @@ def build_corpus(
         for d in parsed_dumps
     }
     problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
-    sighting_rows = make_sighting_rows(parsed_dumps, dedup, captures, problems)
-    organizations = make_organization_rows(sighting_rows)
-    papers = make_paper_rows(dedup.papers, sighting_rows, [d.name for d in parsed_dumps])
+    sighting_rows = make_sighting_rows(parsed_dumps, dedup, captures, problems, places)
+    organizations = make_organization_rows(sighting_rows, places)
+    papers = make_paper_rows(dedup.papers, sighting_rows,
+                             {row["id"]: row["name"] for row in organizations})
     return Corpus(
         dumps=make_dump_rows(parsed_dumps, captures, papers, problems),
         papers=papers,
@@ -219,6 +204,7 @@ def build_corpus(
         merges=[vars(merge) for merge in dedup.merges],
         lookalikes=[vars(lookalike) for lookalike in dedup.lookalikes],
         problems=problems,
+        related=related_rows(papers),
     )
 
 
@@ -226,7 +212,7 @@ def problem_row(dump: str, problem: Problem) -> dict:
     return {"dump": dump, "line": problem.line, "text": problem.text, "reason": problem.reason}
 
 
-def make_sighting_rows(parsed_dumps, dedup, captures, problems) -> list[dict]:
+def make_sighting_rows(parsed_dumps, dedup, captures, problems, places) -> list[dict]:
     """Return one row per record, in dump order then page order."""
     order = {d.name: index for index, d in enumerate(parsed_dumps)}
     sightings = sorted(
@@ -252,7 +238,7 @@ def make_sighting_rows(parsed_dumps, dedup, captures, problems) -> list[dict]:
             "title": record.title,
             "authors": record.authors,
             "organization": record.organization,
-            "organization_id": organization_id(record.organization) if record.organization else None,
+            "organization_id": places.place(record.organization).id if record.organization else None,
             "date_text": record.date_text,
             "comments": record.comments,
             "published": published,
@@ -262,18 +248,23 @@ def make_sighting_rows(parsed_dumps, dedup, captures, problems) -> list[dict]:
     return rows
 
 
-def make_organization_rows(sightings: list[dict]) -> list[dict]:
-    """Return one row per organization named in any dump, with its number of papers."""
+def make_organization_rows(sightings: list[dict], places: OrganizationIndex) -> list[dict]:
+    """Return one row per organization named in any dump, its location and its number of papers."""
     rows: dict[str, dict] = {}
     papers: dict[str, set[str]] = {}
     for sighting in sightings:
         line = sighting["organization"]
         if not line:
             continue
-        org_id = sighting["organization_id"]
-        handle, name = split_organization(line)
-        rows.setdefault(org_id, {"id": org_id, "name": name, "handle": handle, "written": line})
-        papers.setdefault(org_id, set()).add(sighting["paper_id"])
+        place = places.place(line)
+        reference = place.reference or {}
+        rows.setdefault(place.id, {
+            "id": place.id, "name": place.name, "handle": place.handle, "written": line,
+            "city": reference.get("city"), "country": reference.get("country"),
+            "latitude": reference.get("latitude"), "longitude": reference.get("longitude"),
+            "location_method": place.method, "location_score": place.score,
+        })
+        papers.setdefault(place.id, set()).add(sighting["paper_id"])
     for org_id, row in rows.items():
         row["papers"] = len(papers[org_id])
     return sorted(rows.values(), key=lambda row: row["id"])
@@ -284,15 +275,13 @@ def latest(values: list) -> object:
     return next((value for value in reversed(values) if value is not None), None)
 
 
-def make_paper_rows(papers: list[Paper], sightings: list[dict], dump_order: list[str]) -> list[dict]:
+def make_paper_rows(
+    papers: list[Paper], sightings: list[dict], organization_names: dict[str, str]
+) -> list[dict]:
     """Return one row per paper, summarizing its sightings."""
     by_paper: dict[str, list[dict]] = {}
     for sighting in sightings:
         by_paper.setdefault(sighting["paper_id"], []).append(sighting)
-    names = {}
-    for sighting in sightings:
-        if sighting["organization"]:
-            names[sighting["organization_id"]] = split_organization(sighting["organization"])[1]
     rows = []
     for paper in papers:
         seen = by_paper[paper.id]
@@ -308,12 +297,13 @@ def make_paper_rows(papers: list[Paper], sightings: list[dict], dump_order: list
             "date_method": dated["date_method"] if dated else None,
             "date_text": dated["date_text"] if dated else None,
             "authors": latest([s["authors"] for s in seen]),
-            "organization": names.get(org_id),
+            "organization": organization_names.get(org_id),
             "organization_id": org_id,
             "comments": latest([s["comments"] for s in seen]),
             "first_seen_dump": dumps[0],
             "last_seen_dump": dumps[-1],
             "dumps_seen": len(set(dumps)),
+            "dumps": json.dumps(list(dict.fromkeys(dumps))),
             "title_key": paper.key,
         })
     return rows

@@ -34,14 +34,16 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
         "name", {},
     ),
     "organizations": (
-        {"id": str, "name": str, "handle": str, "written": str, "papers": int},
+        {"id": str, "name": str, "handle": str, "written": str, "papers": int, "city": str,
+         "country": str, "latitude": float, "longitude": float, "location_method": str,
+         "location_score": float},
         "id", {},
     ),
     "papers": (
         {"id": str, "title": str, "abstract": str, "published": str, "published_year": int,
          "date_method": str, "date_text": str, "authors": int, "organization": str,
          "organization_id": str, "comments": int, "first_seen_dump": str,
-         "last_seen_dump": str, "dumps_seen": int, "title_key": str},
+         "last_seen_dump": str, "dumps_seen": int, "dumps": str, "title_key": str},
         "id",
         {"organization_id": ("organizations", "id"), "first_seen_dump": ("dumps", "name"),
          "last_seen_dump": ("dumps", "name")},
@@ -67,6 +69,11 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
         {"paper_id": ("papers", "id"), "other_paper_id": ("papers", "id"),
          "dump": ("dumps", "name")},
     ),
+    "related": (
+        {"paper_id": str, "related_id": str, "rank": int, "score": float, "shared_terms": str},
+        ("paper_id", "rank"),
+        {"paper_id": ("papers", "id"), "related_id": ("papers", "id")},
+    ),
     "problems": (
         {"id": int, "dump": str, "line": int, "text": str, "reason": str},
         "id", {"dump": ("dumps", "name")},
@@ -88,6 +95,8 @@ INDEXES = {
     "merges": [["paper_id"], ["dump"]],
     "lookalikes": [["paper_id"], ["other_paper_id"]],
     "problems": [["dump", "line"]],
+    "related": [["related_id"]],
+    "organizations": [["papers"], ["country"]],
 }
 
 # The porter stemmer makes `decoding` find `decode`; unicode61 folds case and accents.
@@ -130,7 +139,7 @@ def create_indexes_and_search(db: sqlite_utils.Database) -> None:
 def load_rows(db: sqlite_utils.Database, corpus: Corpus) -> None:
     """Insert the corpus, parents before children so foreign keys hold as rows arrive."""
     for table in ("dumps", "organizations", "papers", "sightings", "merges", "lookalikes",
-                  "problems"):
+                  "problems", "related"):
         rows = getattr(corpus, table)
         if table in ("merges", "lookalikes", "problems"):
             rows = [{"id": number, **row} for number, row in enumerate(rows, 1)]
@@ -206,7 +215,8 @@ def write_database(out: Path, corpus: Corpus, metadata: dict, build_info: dict[s
         db.execute("ANALYZE")
         db.close()
         expected = {t: len(getattr(corpus, t)) for t in
-                    ("dumps", "papers", "sightings", "organizations", "merges", "problems")}
+                    ("dumps", "papers", "sightings", "organizations", "merges", "problems",
+                 "related")}
         expected["papers_fts"] = len(corpus.papers)
         check_database(tmp, expected)
         with open(tmp, "rb+") as handle:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -82,3 +86,104 @@ ABSTRACT_C = (
     "Electroencephalography signals are noisy and vary across subjects. We pretrain a "
     "transformer on ten thousand hours of EEG. It transfers to motor imagery tasks."
 )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_site(db: Path):
+    """Run the real Datasette server, with the project's own options, on a free loopback port."""
+    from neuroai_papers.site import serve_command
+
+    port = free_port()
+    command = serve_command(db, "127.0.0.1", port)
+    command[0] = str(Path(sys.executable).with_name("datasette"))
+    log = OUTPUT / f"datasette-{port}.log"
+    OUTPUT.mkdir(exist_ok=True)
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(base, process, log)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def wait_until_up(base: str, process: subprocess.Popen, log: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"datasette exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"datasette did not answer within {seconds}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def site(real_db):
+    with running_site(real_db) as base:
+        yield base
+
+
+HOSTILE_TITLE = '<script>alert("title")</script>Hostile {{ 7*7 }} {% if 1 %}x{% endif %}'
+HOSTILE_ABSTRACT = (
+    'An abstract with <img src=x onerror="alert(1)"> and <a href="javascript:alert(2)">a link</a>. '
+    "It keeps going for a while so it looks like prose. It decodes fMRI signals."
+)
+
+
+@pytest.fixture(scope="session")
+def hostile_db(tmp_path_factory) -> Path:
+    """A database built from a dump whose text tries to inject markup and template syntax."""
+    folder = tmp_path_factory.mktemp("hostile")
+    dumps = folder / "dumps"
+    dumps.mkdir()
+    (dumps / "001_hostile.txt").write_text(blank_separated(
+        (HOSTILE_TITLE, HOSTILE_ABSTRACT, ["<b>Evil</b> Org", "·", "Mar 3, 2024 5"]),
+        ("A normal paper about fMRI decoding", ABSTRACT_A),
+    ))
+    out = folder / "papers.db"
+    result = run_build(dumps, out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.dialogs = dialogs
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)

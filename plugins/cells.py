@@ -1,0 +1,52 @@
+"""How cells look: highlighted search snippets, short abstracts in tables, links to papers.
+
+Titles and abstracts are untrusted text copied from web pages. Everything here
+escapes the text first and only then turns the private markers that SQLite's
+snippet() put around matching words into <strong> tags, so a `<script>` in a dump
+stays literal text.
+"""
+
+from urllib.parse import quote
+
+from datasette import hookimpl
+from markupsafe import Markup, escape
+
+START, END = "[[hl]]", "[[/hl]]"
+ABSTRACT_PREVIEW = 260  # characters of an abstract shown in a table cell
+
+
+def highlight(text):
+    """Return escaped text with the snippet markers turned into <strong> tags."""
+    if text is None:
+        return ""
+    escaped = str(escape(text))
+    return Markup(escaped.replace(START, "<strong>").replace(END, "</strong>"))
+
+
+def preview(text, limit=ABSTRACT_PREVIEW):
+    """Return escaped text cut at a word boundary, with the full text on hover."""
+    if text is None or len(text) <= limit:
+        return None
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return Markup('<span class="abstract-preview" title="{}">{} …</span>').format(text, cut)
+
+
+def paper_link(paper_id):
+    """Return a link to the paper's page (query results carry no links of their own)."""
+    return Markup('<a href="/papers/papers/{}">{}</a>').format(quote(paper_id, safe=""), paper_id)
+
+
+@hookimpl
+def render_cell(value, column, table, database):
+    if column == "snippet" and isinstance(value, str) and START in value:
+        return highlight(value)
+    if column == "abstract" and isinstance(value, str) and table is not None:
+        return preview(value)
+    if table is None and database == "papers" and column == "paper_id" and isinstance(value, str):
+        return paper_link(value)
+    return None
+
+
+@hookimpl
+def prepare_jinja2_environment(env):
+    env.filters["highlight"] = highlight

@@ -1,0 +1,102 @@
+"""Data for the project's own templates: the front page, the paper page, ranked search.
+
+Each function returns plain rows; the templates (templates/) render them with
+Jinja's autoescaping on, so titles and abstracts always reach the page as text.
+"""
+
+from urllib.parse import quote_plus
+
+from datasette import hookimpl
+from datasette.filters import Filters
+from datasette.utils import tilde_decode
+
+DATABASE = "papers"
+RANKED_LIMIT = 10
+
+
+async def select(datasette, sql, params=None):
+    result = await datasette.get_database(DATABASE).execute(sql, params or {})
+    return [dict(row) for row in result.rows]
+
+
+async def front_page_facts(datasette):
+    """Return the counts and build facts the front page shows."""
+    (counts,) = await select(datasette, """
+        select
+          (select count(*) from papers) as papers,
+          (select count(*) from dumps) as dumps,
+          (select count(*) from sightings) as sightings,
+          (select count(*) from organizations) as organizations,
+          (select count(*) from organizations where latitude is not null) as placed,
+          (select count(*) from problems) as problems,
+          (select count(*) from merges) as merges,
+          (select min(published) from papers) as earliest,
+          (select max(published) from papers) as latest
+    """)
+    info = {row["key"]: row["value"] for row in await select(
+        datasette, "select key, value from build_info")}
+    newest = await select(datasette, """
+        select name, capture_date, capture_text, new_papers from dumps order by position desc limit 1
+    """)
+    return {"counts": counts, "build": info, "newest_dump": newest[0] if newest else None}
+
+
+async def paper_page(datasette, paper_id):
+    """Return the paper, its sightings and its related papers."""
+    paper = await select(datasette, "select * from papers where id = :id", {"id": paper_id})
+    if not paper:
+        return {}
+    sightings = await select(datasette, """
+        select sightings.*, dumps.capture_date, dumps.capture_text, dumps.capture_method
+        from sightings join dumps on dumps.name = sightings.dump
+        where paper_id = :id order by dumps.position, sightings.position
+    """, {"id": paper_id})
+    related = await select(datasette, """
+        select related.rank, related.score, related.shared_terms, papers.id, papers.title,
+          papers.published
+        from related join papers on papers.id = related.related_id
+        where related.paper_id = :id order by related.rank
+    """, {"id": paper_id})
+    merges = await select(datasette, "select * from merges where paper_id = :id order by id",
+                          {"id": paper_id})
+    title = paper[0]["title"]
+    return {
+        "paper": paper[0], "sightings": sightings, "related": related, "merges": merges,
+        "huggingface_url": "https://huggingface.co/papers?q=" + quote_plus(title),
+        "arxiv_url": "https://arxiv.org/search/?searchtype=title&query=" + quote_plus(title),
+    }
+
+
+async def ranked_matches(datasette, request, columns):
+    """Return the best matches for the table page's search, honouring its column filters."""
+    search = request.args.get("_search", "").strip()
+    if not search:
+        return {}
+    pairs = [(key, value) for key in request.args.keys() for value in request.args.getlist(key)
+             if not key.startswith("_") and key.split("__")[0] in columns]
+    where, params = Filters(sorted(pairs)).build_where_clauses("papers")
+    clauses = ["papers_fts match escape_fts(:search)", *where]
+    sql = f"""
+        select papers.id, papers.title, papers.published, papers.organization,
+          snippet(papers_fts, 1, '[[hl]]', '[[/hl]]', ' … ', 30) as snippet,
+          bm25(papers_fts, 10.0, 1.0) as rank
+        from papers_fts join papers on papers.rowid = papers_fts.rowid
+        where {' and '.join(clauses)}
+        order by rank limit {RANKED_LIMIT}
+    """
+    return {"ranked": await select(datasette, sql, {**params, "search": search}),
+            "ranked_search": search}
+
+
+@hookimpl
+def extra_template_vars(view_name, table, request, columns, datasette):
+    async def inner():
+        if view_name == "index":
+            return await front_page_facts(datasette)
+        if view_name == "row" and table == "papers":
+            return await paper_page(datasette, tilde_decode(request.url_vars["pks"]))
+        if view_name == "table" and table == "papers" and request is not None:
+            return await ranked_matches(datasette, request, columns or [])
+        return {}
+
+    return inner

@@ -1,0 +1,172 @@
+"""The site through Datasette's own API, in-process: search, facets, queries, safety, download."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+from datasette.app import Datasette
+
+from conftest import ROOT, rows
+from neuroai_papers.site import SETTINGS, site_paths
+
+METADATA = yaml.safe_load((ROOT / "metadata.yml").read_text())
+PAPERS = METADATA["databases"]["papers"]["tables"]["papers"]
+QUERIES = METADATA["databases"]["papers"]["queries"]
+
+
+@pytest.fixture(scope="session")
+def ds(real_db):
+    paths = site_paths()
+    return Datasette(
+        [],
+        immutables=[str(real_db)],
+        metadata=METADATA,
+        plugins_dir=str(paths["plugins"]),
+        template_dir=str(paths["templates"]),
+        static_mounts=[("static", str(paths["static"]))],
+        settings=SETTINGS,
+    )
+
+
+async def get_json(ds, path):
+    response = await ds.client.get(path)
+    assert response.status_code == 200, (path, response.text[:500])
+    return response.json()
+
+
+async def test_table_search_uses_the_stemmed_full_text_index(ds, real_db):
+    data = await get_json(ds, "/papers/papers.json?_search=decode&_size=max&_shape=objects")
+    titles = {row["title"] for row in data["rows"]}
+    (expected,) = rows(real_db, "select count(*) from papers_fts where papers_fts match 'decode'")[0]
+    assert len(titles) == expected
+    assert "MindBridge: A Cross-Subject Brain Decoding Framework" in titles  # decoding -> decode
+
+
+async def test_default_facets_come_back_with_counts_that_add_up(ds, real_db):
+    data = await get_json(ds, "/papers/papers.json?_size=0")
+    facets = data["facet_results"]
+    assert set(facets) >= {"published_year", "organization", "authors", "dumps", "dumps_seen"}
+    total = rows(real_db, "select count(*) from papers")[0][0]
+    seen = {item["value"]: item["count"] for item in facets["dumps_seen"]["results"]}
+    assert sum(seen.values()) == total
+    assert not any(facet.get("truncated") is None for facet in facets.values())
+    assert data.get("facets_timed_out", []) == []
+
+
+async def test_a_facet_selection_narrows_the_rows(ds, real_db):
+    year_counts = rows(real_db, "select published_year, count(*) from papers "
+                                "where published_year is not null group by 1 order by 2 desc")
+    year, count = year_counts[0]
+    data = await get_json(ds, f"/papers/papers.json?published_year={year}&_size=0")
+    assert data["filtered_table_rows_count"] == count
+    dump_facet = await get_json(ds, "/papers/papers.json?_facet_array=dumps&_size=0")
+    first = dump_facet["facet_results"]["dumps"]["results"][0]
+    narrowed = await get_json(ds, "/papers/papers.json?_size=0&dumps__arraycontains=" + first["value"])
+    assert narrowed["filtered_table_rows_count"] == first["count"]
+
+
+def test_every_facet_column_is_backed_by_an_index(real_db):
+    conn = sqlite3.connect(real_db)
+    leading = set()
+    for (name,) in conn.execute("select name from pragma_index_list('papers')"):
+        leading.add(conn.execute(f"select name from pragma_index_info('{name}')").fetchone()[0])
+    for facet in PAPERS["facets"]:
+        if isinstance(facet, str):
+            assert facet in leading or facet == "organization" and "organization_id" in leading, facet
+    conn.close()
+
+
+async def test_ranked_search_query_highlights_and_orders_by_relevance(ds):
+    data = await get_json(ds, "/papers/search.json?q=spiking&_shape=array")
+    assert len(data) > 5
+    assert [r["rank"] for r in data] == sorted(r["rank"] for r in data)
+    assert all("[[hl]]" in r["snippet"] or "spiking" in r["title"].lower() for r in data)
+    page = await ds.client.get("/papers/search?q=spiking")
+    assert "<strong>Spiking</strong>" in page.text or "<strong>spiking</strong>" in page.text
+
+
+async def test_empty_search_returns_nothing_instead_of_an_error(ds):
+    assert await get_json(ds, "/papers/search.json?q=&_shape=array") == []
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+async def test_every_canned_query_runs(ds, name):
+    params = {"search": "?q=brain", "fuzzy_title": "?title=brain+decodng+framework"}.get(name, "")
+    joiner = "&" if params else "?"
+    data = await get_json(ds, f"/papers/{name}.json{params}{joiner}_shape=array")
+    assert isinstance(data, list)
+    assert data or name == "unplaced_organizations", name  # the seed dumps place every org
+
+
+async def test_fuzzy_title_function_finds_a_misspelled_title(ds):
+    data = await get_json(ds, "/papers/fuzzy_title.json?title=MindBrige+cross+subject+brain+decoding&_shape=array")
+    assert data[0]["title"] == "MindBridge: A Cross-Subject Brain Decoding Framework"
+    sql = "select title_similarity('Brain-Decoding!', 'brain decoding') as s"
+    assert (await get_json(ds, f"/papers.json?sql={sql}&_shape=array"))[0]["s"] == 100
+
+
+async def test_map_query_gives_coordinates_and_popups(ds, real_db):
+    data = await get_json(ds, "/papers/organization_map.json?_shape=array")
+    placed = rows(real_db, "select count(*) from organizations where latitude is not null")[0][0]
+    assert len(data) == placed > 0
+    popup = json.loads(data[0]["popup"])
+    assert popup["link"].startswith("/papers/papers?organization_id=")
+    assert "paper" in popup["description"]
+
+
+@pytest.mark.parametrize("sql", [
+    "insert into papers (id, title) values ('x', 'y')",
+    "update papers set title = 'x'",
+    "delete from papers",
+    "drop table papers",
+    "pragma journal_mode = wal",
+    "attach database ':memory:' as other",
+])
+async def test_writes_and_dangerous_statements_are_refused(ds, real_db, sql):
+    before = rows(real_db, "select count(*), max(title) from papers")
+    response = await ds.client.get("/papers.json", params={"sql": sql})
+    assert response.status_code in (400, 403)
+    assert rows(real_db, "select count(*), max(title) from papers") == before
+
+
+async def test_download_is_the_file_the_build_produced(ds, real_db):
+    response = await ds.client.get("/papers.db")
+    assert response.status_code == 200
+    assert response.content == Path(real_db).read_bytes()
+
+
+async def test_csv_and_json_exports(ds):
+    csv = await ds.client.get("/papers/papers.csv?_size=5")
+    assert csv.status_code == 200 and csv.text.startswith("id,title,abstract")
+    data = await get_json(ds, "/papers/sightings.json?_shape=array&_size=3")
+    assert len(data) == 3
+
+
+async def test_paper_page_shows_sightings_related_and_lookup_links(ds, real_db):
+    (paper_id, seen) = rows(real_db, "select id, dumps_seen from papers where title like 'Neuroformer:%'")[0]
+    html = (await ds.client.get(f"/papers/papers/{paper_id}")).text
+    assert html.count('href="/papers/dumps/') >= seen
+    assert "huggingface.co/papers?q=Neuroformer" in html
+    assert "arxiv.org/search/?searchtype=title&amp;query=Neuroformer" in html
+    related = rows(real_db, "select count(*) from related where paper_id = ?", (paper_id,))[0][0]
+    assert related > 0 and html.count('<li><a href="/papers/papers/') == related
+
+
+async def test_front_page_says_what_this_is_and_links_the_download(ds, real_db):
+    html = (await ds.client.get("/")).text
+    (papers,) = rows(real_db, "select count(*) from papers")[0]
+    assert f"<strong>{papers}</strong> papers" in html
+    assert 'href="/papers.db"' in html and "/papers/organization_map" in html
+
+
+async def test_settings_limit_hostile_sql(ds):
+    settings = await get_json(ds, "/-/settings.json")
+    assert settings["sql_time_limit_ms"] <= 2000
+    assert settings["max_returned_rows"] <= 1000
+    slow = "with recursive r(i) as (select 1 union all select i + 1 from r) select count(*) from r"
+    response = await ds.client.get("/papers.json", params={"sql": slow})
+    assert response.status_code == 400 and "interrupted" in response.text.lower()
