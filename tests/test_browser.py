@@ -1,0 +1,137 @@
+"""The site as a visitor sees it: a real Datasette server on loopback, a real headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import pytest
+
+from conftest import HOSTILE_ABSTRACT, HOSTILE_TITLE, rows, running_site, screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def count_in_heading(page) -> int:
+    """Return the row count Datasette prints above a table ("12 rows where ...")."""
+    text = page.locator("h3").first.inner_text()
+    return int(re.match(r"([\d,]+) rows?", text).group(1).replace(",", ""))
+
+
+def test_front_page_introduces_the_corpus(page, site, real_db):
+    page.goto(site + "/")
+    (papers,) = rows(real_db, "select count(*) from papers")[0]
+    assert f"{papers} papers from 5 dumps" in page.locator(".facts").inner_text()
+    assert page.get_by_role("link", name="Download papers.db").is_visible()
+    screenshot(page, "front-page")
+
+
+def test_search_shows_ranked_highlighted_results(page, site):
+    page.goto(site + "/papers/papers")
+    page.fill("#_search", "decoding fmri")
+    page.press("#_search", "Enter")
+    page.wait_for_selector(".ranked")
+    first = page.locator(".ranked .ranked-title").first.inner_text().lower()
+    assert "decoding" in first and "fmri" in first  # both words in the title rank first
+    highlighted = {t.lower() for t in page.locator(".ranked .snippet strong").all_inner_texts()}
+    assert highlighted & {"decoding", "decode", "decoded", "fmri"}
+    assert count_in_heading(page) > 0
+    screenshot(page, "search-ranked")
+
+
+def test_clicking_a_facet_narrows_the_count(page, site):
+    page.goto(site + "/papers/papers")
+    before = count_in_heading(page)
+    item = page.locator('.facet-info[data-column="published_year"] li').first
+    label = item.inner_text()
+    expected = int(re.search(r"([\d,]+)\s*$", label).group(1).replace(",", ""))
+    item.locator("a").first.click()
+    page.wait_for_url(re.compile(r"published_year="))
+    after = count_in_heading(page)
+    assert 0 < after < before and after == expected, label
+    screenshot(page, "facet-narrowed")
+
+
+def test_paper_page_shows_sightings_and_related_papers(page, site, real_db):
+    paper_id, seen = rows(real_db, "select id, dumps_seen from papers where title like 'Neuroformer:%'")[0]
+    page.goto(f"{site}/papers/papers/{paper_id}")
+    assert page.locator("h1.paper-title").inner_text().startswith("Neuroformer")
+    assert page.locator("table.sightings tbody tr").count() == seen
+    related = page.locator("ol.related li a")
+    assert related.count() > 0
+    related.first.click()
+    page.wait_for_selector("h1.paper-title")
+    assert page.url != f"{site}/papers/papers/{paper_id}"
+    screenshot(page, "paper-page")
+
+
+def test_sql_editor_runs_a_query_and_shows_the_result(page, site):
+    page.goto(site + "/papers")
+    page.click(".CodeMirror")  # the CodeMirror editor, as a person would
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(
+        "select published_year, count(*) as n from papers where published_year = 2023 group by 1")
+    page.locator("form.sql input[type=submit], form.sql button[type=submit]").first.click()
+    page.wait_for_selector("table.rows-and-columns")
+    cells = page.locator("table.rows-and-columns tbody tr").first.locator("td").all_inner_texts()
+    assert cells[0].strip() == "2023" and int(cells[1]) > 0
+    screenshot(page, "sql-editor")
+
+
+def test_canned_query_runs_from_its_page(page, site):
+    page.goto(site + "/papers/most_seen")
+    first_row = page.locator("table.rows-and-columns tbody tr").first
+    assert first_row.locator("td.col-dumps_seen").inner_text().strip() == "5"
+    first_row.locator("td.col-paper_id a").click()
+    page.wait_for_selector("h1.paper-title")
+    screenshot(page, "canned-query")
+
+
+def test_download_gives_the_database_file(page, site, real_db, tmp_path):
+    page.goto(site + "/")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download papers.db").click()
+    saved = tmp_path / "downloaded.db"
+    download_info.value.save_as(saved)
+    assert saved.read_bytes() == real_db.read_bytes()
+    conn = sqlite3.connect(saved)
+    assert conn.execute("select count(*) from papers").fetchone()[0] > 0
+    conn.close()
+
+
+def test_map_page_renders_a_marker_per_organization_offline(page, site, real_db):
+    page.goto(site + "/papers/organization_map")
+    page.wait_for_selector(".leaflet-marker-icon, .marker-cluster", timeout=15000)
+    (placed,) = rows(real_db, "select count(*) from organizations where latitude is not null")[0]
+    markers = page.locator(".leaflet-marker-icon:not(.marker-cluster)").count()
+    clusters = page.locator(".marker-cluster").count()
+    assert markers + clusters >= 1 and markers <= placed
+    page.locator(".leaflet-marker-icon").first.click()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert "paper" in popup.inner_text()
+    screenshot(page, "map")
+
+
+def test_write_statement_is_refused_in_the_browser(page, site, real_db):
+    before = rows(real_db, "select count(*) from papers")
+    page.goto(site + "/papers?sql=delete+from+papers")
+    assert "Statement must be a SELECT" in page.content()
+    assert rows(real_db, "select count(*) from papers") == before
+
+
+def test_injected_markup_renders_as_text_and_runs_nothing(hostile_db, page):
+    paper_id = rows(hostile_db, "select id from papers where title like '<script>%'")[0][0]
+    with running_site(hostile_db) as base:
+        for path in ("/papers/papers", "/papers/papers?_search=fmri", f"/papers/papers/{paper_id}",
+                     "/papers/search?q=fmri", "/papers/sightings", "/papers/organizations"):
+            page.goto(base + path)
+            page.wait_for_load_state("load")
+            assert page.locator("script:text('alert(\"title\")')").count() == 0, path
+            assert page.locator("img[onerror]").count() == 0, path
+            assert page.locator("a[href^='javascript:']").count() == 0, path
+        page.goto(f"{base}/papers/papers/{paper_id}")
+        assert page.locator("h1.paper-title").inner_text() == HOSTILE_TITLE
+        assert HOSTILE_ABSTRACT in page.locator("p.abstract").inner_text()
+        screenshot(page, "injection-paper-page")
+    assert page.dialogs == []
