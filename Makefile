@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve build test browser clean
+.PHONY: setup serve build lab test browser clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ build: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/python -m neuroai_papers.site serve
 
+# JupyterLab on notebooks/, with papers.db built (the notebooks find it at ../papers.db).
+lab: $(STAMP)
+	$(BIN)/python -m neuroai_papers.site prepare
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
 # Browser tests drive Debian's chromium (never a downloaded browser build).
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -35,4 +40,4 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) papers.db test-output
+	rm -rf $(VENV) papers.db test-output build

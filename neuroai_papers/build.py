@@ -23,11 +23,13 @@ from . import __version__
 from .dedupe import Sighting, deduplicate
 from .enrich import build_corpus, load_manifest
 from .organizations import OrganizationIndex, load_reference
+from .topics import load_topics
 from .parse import DumpError, ParsedDump, read_dump
 from .write import BuildCheckError, load_metadata, write_database
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "organizations.yml"
+TOPICS = ROOT / "reference" / "topics.yml"
 EXIT_BAD_INPUT = 2
 EXIT_BUILD_FAILED = 3
 
@@ -149,7 +151,7 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
     manifest = load_manifest(dumps_dir, {p.name for p in paths})
     places = OrganizationIndex(load_reference(reference))
     dedup = deduplicate_all(parsed, progress)
-    corpus = build_corpus(parsed, dedup, manifest, places)
+    corpus = build_corpus(parsed, dedup, manifest, places, load_topics(TOPICS))
     report_unplaced(places, reference, progress)
     progress.line(f"writing {len(corpus.papers)} papers, {len(corpus.sightings)} sightings")
     write_database(out, corpus, load_metadata(metadata_path), make_build_info(parsed))

@@ -31,6 +31,7 @@ from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
 from .related import related_rows
+from .topics import Topic, assign_topics, topic_rows
 
 MANIFEST = "manifest.yml"
 
@@ -71,6 +72,8 @@ class Corpus:
     lookalikes: list[dict]
     problems: list[dict]
     related: list[dict]
+    topics: list[dict]
+    paper_topics: list[dict]
 
 
 def load_manifest(dumps_dir: Path, dump_names: set[str]) -> dict[str, date | int]:
@@ -179,7 +182,7 @@ def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, s
 
 def build_corpus(
     parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: dict[str, date | int],
-    places: OrganizationIndex,
+    places: OrganizationIndex, topics: list[Topic],
 ) -> Corpus:
     """Return the rows of every table for the parsed dumps and their papers."""
     by_dump: dict[str, list[Sighting]] = {d.name: [] for d in parsed_dumps}
@@ -196,6 +199,7 @@ def build_corpus(
     organizations = make_organization_rows(sighting_rows, places)
     papers = make_paper_rows(dedup.papers, sighting_rows,
                              {row["id"]: row["name"] for row in organizations})
+    paper_topics = assign_topics(papers, topics)
     return Corpus(
         dumps=make_dump_rows(parsed_dumps, captures, papers, problems),
         papers=papers,
@@ -205,6 +209,8 @@ def build_corpus(
         lookalikes=[vars(lookalike) for lookalike in dedup.lookalikes],
         problems=problems,
         related=related_rows(papers),
+        topics=topic_rows(topics, paper_topics),
+        paper_topics=paper_topics,
     )
 
 

@@ -1,7 +1,8 @@
 """How the site is served: the one place that holds Datasette's options.
 
-`python -m neuroai_papers.site serve` builds papers.db if it is missing or older than
-its inputs, then runs Datasette on http://127.0.0.1:8001. The tests and the publish
+`python -m neuroai_papers.site serve` builds papers.db and renders the notebooks if
+they are missing or older than their inputs, then runs Datasette on
+http://127.0.0.1:8001. The tests and the publish
 step take their options from `datasette_options()` too, so the served site, the
 tested site and the published site are the same.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from .build import ROOT
 from .build import main as build_main
+from .notebooks import render_notebooks
 
 DEFAULT_DB = ROOT / "papers.db"
 
@@ -39,6 +41,7 @@ def site_paths(root: Path = ROOT) -> dict[str, Path]:
         "plugins": root / "plugins",
         "templates": root / "templates",
         "static": root / "static",
+        "notebooks": root / "build" / "notebooks",
     }
 
 
@@ -48,8 +51,9 @@ def datasette_options(root: Path = ROOT) -> list[str]:
     options = ["--metadata", str(paths["metadata"]), "--plugins-dir", str(paths["plugins"])]
     if paths["templates"].is_dir():
         options += ["--template-dir", str(paths["templates"])]
-    if paths["static"].is_dir():
-        options += ["--static", f"static:{paths['static']}"]
+    for mount in ("static", "notebooks"):
+        if paths[mount].is_dir():
+            options += ["--static", f"{mount}:{paths[mount]}"]
     for name, value in SETTINGS.items():
         options += ["--setting", name, str(value)]
     return options
@@ -61,27 +65,46 @@ def serve_command(db: Path, host: str = "127.0.0.1", port: int = 8001) -> list[s
             *datasette_options()]
 
 
-def inputs_newer_than(db: Path) -> bool:
-    """True if papers.db is missing or older than a dump, the metadata or the build code."""
-    if not db.exists():
+def stale(output: Path, inputs: list[Path]) -> bool:
+    """True if `output` is missing or older than one of `inputs`."""
+    if not output.exists():
         return True
-    built = db.stat().st_mtime
-    inputs = [*ROOT.joinpath("dumps").iterdir(), ROOT / "metadata.yml",
-              *ROOT.joinpath("neuroai_papers").glob("*.py")]
-    return any(path.stat().st_mtime > built for path in inputs if path.is_file())
+    made = output.stat().st_mtime
+    return any(path.stat().st_mtime > made for path in inputs if path.is_file())
+
+
+def database_inputs() -> list[Path]:
+    return [*ROOT.joinpath("dumps").iterdir(), ROOT / "metadata.yml",
+            *ROOT.joinpath("reference").iterdir(), *ROOT.joinpath("neuroai_papers").glob("*.py")]
+
+
+def notebook_inputs(db: Path) -> list[Path]:
+    return [db, *ROOT.joinpath("notebooks").glob("*.ipynb")]
+
+
+def prepare(db: Path) -> int:
+    """Build papers.db and render the notebooks when their inputs changed; return an exit code."""
+    if stale(db, database_inputs()):
+        status = build_main(["--out", str(db)])
+        if status != 0:
+            return status
+    if stale(site_paths()["notebooks"] / "explore.html", notebook_inputs(db)):
+        render_notebooks(db, site_paths()["notebooks"])
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neuroai_papers.site")
-    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("command", choices=["serve", "prepare"],
+                        help="serve: prepare, then run Datasette; prepare: build and render only")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
-    if args.db == DEFAULT_DB and inputs_newer_than(args.db):
-        status = build_main(["--out", str(args.db)])
-        if status != 0:
-            return status
+    if args.db == DEFAULT_DB and (status := prepare(args.db)) != 0:
+        return status
+    if args.command == "prepare":
+        return 0
     command = serve_command(args.db, args.host, args.port)
     executable = Path(sys.executable).with_name("datasette")
     print(f"serving {args.db.name} on http://{args.host}:{args.port}/", flush=True)

@@ -43,7 +43,8 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
         {"id": str, "title": str, "abstract": str, "published": str, "published_year": int,
          "date_method": str, "date_text": str, "authors": int, "organization": str,
          "organization_id": str, "comments": int, "first_seen_dump": str,
-         "last_seen_dump": str, "dumps_seen": int, "dumps": str, "title_key": str},
+         "last_seen_dump": str, "dumps_seen": int, "dumps": str, "topics": str,
+         "title_key": str},
         "id",
         {"organization_id": ("organizations", "id"), "first_seen_dump": ("dumps", "name"),
          "last_seen_dump": ("dumps", "name")},
@@ -68,6 +69,16 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
         "id",
         {"paper_id": ("papers", "id"), "other_paper_id": ("papers", "id"),
          "dump": ("dumps", "name")},
+    ),
+    "topics": (
+        {"id": str, "label": str, "topic_group": str, "description": str, "rules": str,
+         "papers": int},
+        "id", {},
+    ),
+    "paper_topics": (
+        {"paper_id": str, "topic": str, "field": str, "rule": str, "matched": str, "hits": int},
+        ("paper_id", "topic", "field", "rule"),
+        {"paper_id": ("papers", "id"), "topic": ("topics", "id")},
     ),
     "related": (
         {"paper_id": str, "related_id": str, "rank": int, "score": float, "shared_terms": str},
@@ -96,6 +107,7 @@ INDEXES = {
     "lookalikes": [["paper_id"], ["other_paper_id"]],
     "problems": [["dump", "line"]],
     "related": [["related_id"]],
+    "paper_topics": [["topic", "paper_id"]],
     "organizations": [["papers"], ["country"]],
 }
 
@@ -138,8 +150,8 @@ def create_indexes_and_search(db: sqlite_utils.Database) -> None:
 
 def load_rows(db: sqlite_utils.Database, corpus: Corpus) -> None:
     """Insert the corpus, parents before children so foreign keys hold as rows arrive."""
-    for table in ("dumps", "organizations", "papers", "sightings", "merges", "lookalikes",
-                  "problems", "related"):
+    for table in ("dumps", "organizations", "topics", "papers", "sightings", "merges",
+                  "lookalikes", "problems", "related", "paper_topics"):
         rows = getattr(corpus, table)
         if table in ("merges", "lookalikes", "problems"):
             rows = [{"id": number, **row} for number, row in enumerate(rows, 1)]
@@ -216,7 +228,7 @@ def write_database(out: Path, corpus: Corpus, metadata: dict, build_info: dict[s
         db.close()
         expected = {t: len(getattr(corpus, t)) for t in
                     ("dumps", "papers", "sightings", "organizations", "merges", "problems",
-                 "related")}
+                 "related", "topics", "paper_topics")}
         expected["papers_fts"] = len(corpus.papers)
         check_database(tmp, expected)
         with open(tmp, "rb+") as handle:

@@ -59,9 +59,16 @@ async def paper_page(datasette, paper_id):
     """, {"id": paper_id})
     merges = await select(datasette, "select * from merges where paper_id = :id order by id",
                           {"id": paper_id})
+    topics = await select(datasette, """
+        select topics.id, topics.label, group_concat(paper_topics.field || ': ' ||
+          paper_topics.matched, '; ') as evidence
+        from paper_topics join topics on topics.id = paper_topics.topic
+        where paper_topics.paper_id = :id group by topics.id order by topics.rowid
+    """, {"id": paper_id})
     title = paper[0]["title"]
     return {
         "paper": paper[0], "sightings": sightings, "related": related, "merges": merges,
+        "topics": topics,
         "huggingface_url": "https://huggingface.co/papers?q=" + quote_plus(title),
         "arxiv_url": "https://arxiv.org/search/?searchtype=title&query=" + quote_plus(title),
     }

@@ -170,3 +170,37 @@ async def test_settings_limit_hostile_sql(ds):
     slow = "with recursive r(i) as (select 1 union all select i + 1 from r) select count(*) from r"
     response = await ds.client.get("/papers.json", params={"sql": slow})
     assert response.status_code == 400 and "interrupted" in response.text.lower()
+
+
+async def test_atom_feed_lists_new_papers_linking_to_their_pages(ds, real_db):
+    import xml.etree.ElementTree as ET
+
+    response = await ds.client.get("/papers/feed.atom", headers={"host": "example.org"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    entries = ET.fromstring(response.text).findall("{http://www.w3.org/2005/Atom}entry")
+    assert len(entries) == 100
+    newest = rows(real_db, "select name from dumps order by position desc limit 1")[0][0]
+    first_ids = {e.find("{http://www.w3.org/2005/Atom}id").text.rsplit(":", 1)[1] for e in entries[:5]}
+    firsts = {pid for (pid,) in rows(real_db, "select id from papers where first_seen_dump = ?", (newest,))}
+    assert first_ids <= firsts
+    link = entries[0].find("{http://www.w3.org/2005/Atom}link").get("href")
+    assert link.startswith("http://example.org/papers/papers/")
+
+
+async def test_topic_feed_only_carries_that_topic(ds, real_db):
+    import xml.etree.ElementTree as ET
+
+    response = await ds.client.get("/papers/feed.atom?topic=EEG")
+    entries = ET.fromstring(response.text).findall("{http://www.w3.org/2005/Atom}entry")
+    ids = [e.find("{http://www.w3.org/2005/Atom}id").text.rsplit(":", 1)[1] for e in entries]
+    expected = rows(real_db, "select count(distinct paper_id) from paper_topics where topic = 'EEG'")[0][0]
+    assert len(ids) == expected > 0
+    for paper_id in ids:
+        assert "EEG" in json.loads(rows(real_db, "select topics from papers where id = ?", (paper_id,))[0][0])
+
+
+async def test_papers_table_facets_on_topics(ds, real_db):
+    data = await get_json(ds, "/papers/papers.json?_size=0")
+    topics = {item["value"]: item["count"] for item in data["facet_results"]["topics"]["results"]}
+    assert topics == {k: v for k, v in rows(real_db, "select id, papers from topics") if v}

@@ -1,0 +1,62 @@
+"""Execute the notebooks against a database and render them to HTML for the site.
+
+    python -m neuroai_papers.notebooks [--db papers.db] [--out build/notebooks]
+
+The notebooks in notebooks/ are committed without outputs. This runs each one top to
+bottom (nbclient, in notebooks/ as its working folder, with PAPERS_DB pointing at the
+database) and writes `<name>.html` (nbconvert). Any error in any cell fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+
+from .build import ROOT
+
+NOTEBOOKS = ROOT / "notebooks"
+OUT = ROOT / "build" / "notebooks"
+TIMEOUT = 600  # seconds per cell
+
+
+def execute_notebook(path: Path, db: Path) -> nbformat.NotebookNode:
+    """Return the notebook at `path` executed against `db`; raise on the first failing cell."""
+    notebook = nbformat.read(path, as_version=4)
+    os.environ["PAPERS_DB"] = str(db.resolve())
+    os.environ["NEUROAI_ROOT"] = str(ROOT)
+    client = NotebookClient(notebook, timeout=TIMEOUT, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    return notebook
+
+
+def render_notebooks(db: Path, out: Path = OUT) -> list[Path]:
+    """Execute every notebook and write its HTML to `out`; return the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        html, _ = HTMLExporter().from_notebook_node(execute_notebook(path, db))
+        target = out / f"{path.stem}.html"
+        target.write_text(html, encoding="utf-8")
+        written.append(target)
+        print(f"rendered {path.name} -> {target}", file=sys.stderr)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m neuroai_papers.notebooks")
+    parser.add_argument("--db", type=Path, default=ROOT / "papers.db")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    render_notebooks(args.db, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

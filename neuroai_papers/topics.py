@@ -1,0 +1,152 @@
+"""Assign NeuroAI topics to papers with the rules of reference/topics.yml.
+
+A rule is a regular expression matched case-insensitively, as whole words, against
+a paper's title and abstract. A title match is strong evidence on its own; abstract
+matches must reach the topic's `abstract_hits`. Every match that assigned a topic is
+kept (field, rule, matched text) so a reader can see why a paper carries it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .parse import DumpError
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Some rules as written, and one case-insensitive whole-word regex that tries them all.
+
+    One combined regex per topic scans a text once instead of once per rule; its named
+    groups tell which rule matched.
+    """
+
+    sources: tuple[str, ...]
+    regex: re.Pattern | None
+
+    @classmethod
+    def of(cls, sources: list[str]) -> "Rules":
+        if not sources:
+            return cls((), None)
+        branches = "|".join(f"(?P<r{i}>{source})" for i, source in enumerate(sources))
+        return cls(tuple(sources), re.compile(rf"\b(?:{branches})\b", re.IGNORECASE))
+
+    def matches(self, text: str) -> dict[str, list[str]]:
+        """Return, per rule that matches, the texts it matched."""
+        found: dict[str, list[str]] = {}
+        if self.regex is not None:
+            for match in self.regex.finditer(text):
+                source = self.sources[int(match.lastgroup[1:])]
+                found.setdefault(source, []).append(match.group(0))
+        return found
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    label: str
+    group: str
+    description: str
+    abstract_rules: Rules  # `patterns`
+    title_rules: Rules  # `patterns` and `title_patterns`
+    exclude: Rules
+    abstract_hits: int
+
+
+def load_topics(path: Path) -> list[Topic]:
+    """Return the taxonomy; raise DumpError naming the file and topic if a rule is malformed."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        groups = data["groups"]
+        topics = []
+        for entry in data["topics"]:
+            if entry["group"] not in groups:
+                raise ValueError(f"unknown group {entry['group']!r}")
+            patterns = entry.get("patterns") or []
+            topics.append(Topic(
+                id=entry["id"], label=entry["label"], group=entry["group"],
+                description=entry["description"],
+                abstract_rules=Rules.of(patterns),
+                title_rules=Rules.of(patterns + (entry.get("title_patterns") or [])),
+                exclude=Rules.of(entry.get("exclude") or []),
+                abstract_hits=int(entry.get("abstract_hits", 1)),
+            ))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, re.error) as error:
+        raise DumpError(f"{path}: {type(error).__name__}: {error}") from None
+    return topics
+
+
+def rule_matches(topic: Topic, title: str, abstract: str) -> list[dict]:
+    """Return the matches that assign `topic` to a paper, or [] if it does not apply."""
+    if topic.exclude.matches(f"{title}\n{abstract}"):
+        return []
+    found = [
+        {"field": field, "rule": source, "matched": hits[0], "hits": len(hits)}
+        for field, text, rules in (("title", title, topic.title_rules),
+                                   ("abstract", abstract, topic.abstract_rules))
+        for source, hits in rules.matches(text).items()
+    ]
+    in_title = any(match["field"] == "title" for match in found)
+    abstract_hits = sum(match["hits"] for match in found if match["field"] == "abstract")
+    return found if in_title or abstract_hits >= topic.abstract_hits else []
+
+
+def assign_topics(papers: list[dict], topics: list[Topic]) -> list[dict]:
+    """Set each paper's `topics` (a JSON array) and return one row per rule that matched."""
+    rows = []
+    for paper in papers:
+        assigned = []
+        for topic in topics:
+            matches = rule_matches(topic, paper["title"] or "", paper["abstract"] or "")
+            if matches:
+                assigned.append(topic.id)
+                rows.extend({"paper_id": paper["id"], "topic": topic.id, **m} for m in matches)
+        paper["topics"] = json.dumps(assigned)
+    return rows
+
+
+def topic_rows(topics: list[Topic], paper_topics: list[dict]) -> list[dict]:
+    """Return one row per topic with its description, rules and number of papers."""
+    papers = {topic.id: set() for topic in topics}
+    for row in paper_topics:
+        papers[row["topic"]].add(row["paper_id"])
+    return [{
+        "id": topic.id, "label": topic.label, "topic_group": topic.group,
+        "description": topic.description,
+        "rules": json.dumps(list(topic.title_rules.sources)),
+        "papers": len(papers[topic.id]),
+    } for topic in topics]
+
+
+def load_labels(path: Path) -> dict[str, set[str]]:
+    """Return the hand labels of tests/topic_labels.csv: paper id -> topic ids."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row["paper_id"]: set(row["topics"].split()) for row in csv.DictReader(handle)}
+
+
+def evaluate(labels: dict[str, set[str]], predicted: dict[str, set[str]],
+             topic_ids: list[str]) -> dict[str, dict]:
+    """Return precision, recall and counts per topic and overall (micro-averaged)."""
+    scores = {}
+    totals = Counter()
+    for topic in [*topic_ids, "overall"]:
+        if topic == "overall":
+            tp, fp, fn = totals["tp"], totals["fp"], totals["fn"]
+        else:
+            tp = sum(topic in labels[p] and topic in predicted[p] for p in labels)
+            fp = sum(topic not in labels[p] and topic in predicted[p] for p in labels)
+            fn = sum(topic in labels[p] and topic not in predicted[p] for p in labels)
+            totals.update(tp=tp, fp=fp, fn=fn)
+        scores[topic] = {
+            "labelled": tp + fn, "predicted": tp + fp, "true_positives": tp,
+            "precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / (tp + fn) if tp + fn else None,
+        }
+    return scores
