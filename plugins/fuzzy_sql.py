@@ -10,10 +10,22 @@ token_similarity(a, b) -> 0..100: rapidfuzz token_set_ratio, which ignores word 
 and extra words: good for looking a paper up by a few words of its title.
 """
 
+import re
+import unicodedata
+
 from datasette import hookimpl
 from rapidfuzz import fuzz
 
-from neuroai_papers.dedupe import title_key
+
+def title_key(title):
+    """Return the title with case, accents, punctuation and spacing erased.
+
+    The same normalization as neuroai_papers.dedupe.title_key (a test holds them equal):
+    repeated here because the published site runs the plugins without the build package.
+    """
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return re.sub(r"[\W_]+", " ", text.casefold()).strip()
 
 
 def title_similarity(a, b):

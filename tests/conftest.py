@@ -45,6 +45,16 @@ def real_db(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def rendered_notebooks(real_db, tmp_path_factory) -> Path:
+    """The notebooks executed against the real database and rendered to HTML."""
+    from neuroai_papers.notebooks import render_notebooks
+
+    out = tmp_path_factory.mktemp("notebooks")
+    render_notebooks(real_db, out)
+    return out
+
+
 @pytest.fixture
 def dumps_dir(tmp_path) -> Path:
     folder = tmp_path / "dumps"

@@ -128,3 +128,15 @@ def test_adding_a_dump_never_changes_existing_ids(copy_real_dumps, tmp_path, rea
     after = dict(rows(out, "select title_key, id from papers"))
     assert {key: after[key] for key in before} == before
     assert len(after) == len(before) + 2
+
+
+def test_sql_plugin_normalizes_titles_exactly_as_the_build_does():
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("fuzzy_sql", ROOT / "plugins" / "fuzzy_sql.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    samples = [TITLE, "Réseaux — «neurones» à impulsions!", "SL^{2}A-INR_x", "  Ｆｕｌｌ width  ", ""]
+    assert [plugin.title_key(s) for s in samples] == [title_key(s) for s in samples]

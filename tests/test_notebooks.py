@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from neuroai_papers.notebooks import NOTEBOOKS, execute_notebook, render_notebooks
+from neuroai_papers.notebooks import NOTEBOOKS, execute_notebook
 
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -31,9 +31,8 @@ def test_notebook_runs_without_error_against_a_fresh_database(path, real_db):
     assert images, "every notebook draws at least one plot"
 
 
-def test_rendered_html_has_the_plots_and_the_topic_scores(real_db, tmp_path):
-    written = render_notebooks(real_db, tmp_path)
-    html = (tmp_path / "explore.html").read_text()
-    assert [p.name for p in written] == ["explore.html", "maintain.html"]
+def test_rendered_html_has_the_plots_and_the_topic_scores(rendered_notebooks):
+    html = (rendered_notebooks / "explore.html").read_text()
+    assert sorted(p.name for p in rendered_notebooks.iterdir()) == ["explore.html", "maintain.html"]
     assert html.count("data:image/png") >= 4
     assert "overall" in html and "precision" in html

@@ -1,0 +1,221 @@
+"""Publish the site: the live Datasette on Cloud Run, and a static bundle for GitHub Pages.
+
+    python -m neuroai_papers.publish cloudrun --dry-run DIR   # write the deploy bundle, call no cloud
+    python -m neuroai_papers.publish cloudrun --service NAME  # datasette publish cloudrun
+    python -m neuroai_papers.publish pages --out DIR          # papers.db, notebooks, landing page
+
+Both start by building papers.db and rendering the notebooks when their inputs changed.
+Cloud Run goes through `datasette publish cloudrun`, the route Datasette documents. The
+dry run calls the very function that command uses to lay out what it uploads
+(`temporary_docker_directory`), with the same arguments, and copies the result: the
+database, metadata, plugins, templates, static files and the generated Dockerfile. Only
+the signing secret differs: the dry run writes a placeholder, a real publish a random one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from datasette.utils import temporary_docker_directory
+
+from .build import ROOT, git_commit
+from .site import SETTINGS, prepare, site_paths
+
+DB = ROOT / "papers.db"
+SERVICE = "neuroai-papers"
+# What the published site needs on top of Datasette, pinned as pyproject.toml pins them.
+SITE_PACKAGES = ("datasette", "datasette-cluster-map", "datasette-atom", "rapidfuzz")
+DRY_RUN_SECRET = "dry-run-placeholder-not-a-secret"
+SKIPPED_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+
+
+def pinned_requirements() -> list[str]:
+    """Return the requirements of pyproject.toml for the packages the site needs, shell-quoted.
+
+    Datasette pastes them unquoted into the Dockerfile's `RUN pip install` line, where a bare
+    `<` or `>` would be a redirection.
+    """
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    by_name = {re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0].lower(): requirement
+               for requirement in declared}
+    return [shlex.quote(by_name[name]) for name in SITE_PACKAGES]
+
+
+def extra_options() -> str:
+    """Return Datasette's settings as `datasette publish --extra-options` takes them."""
+    options = " ".join(f"--setting {name} {value}" for name, value in SETTINGS.items())
+    return f"{options} --setting force_https_urls on"  # what publish cloudrun adds itself
+
+
+@contextmanager
+def clean_sources(notebooks: Path):
+    """Yield copies of the site's folders without caches or hidden files, to publish from."""
+    paths = {**site_paths(), "notebooks": notebooks}
+    with tempfile.TemporaryDirectory() as tmp:
+        copies = {}
+        for name in ("plugins", "templates", "static", "notebooks"):
+            copies[name] = Path(tmp) / name
+            shutil.copytree(paths[name], copies[name], ignore=SKIPPED_FILES)
+        yield copies
+
+
+def publish_arguments(db: Path, sources: dict[str, Path]) -> dict:
+    """Return what is published, in the terms of temporary_docker_directory."""
+    return {
+        "files": [str(db)],
+        "name": SERVICE,
+        "metadata_path": site_paths()["metadata"],
+        "extra_options": extra_options(),
+        "template_dir": str(sources["templates"]),
+        "plugins_dir": str(sources["plugins"]),
+        "static": [("static", str(sources["static"])), ("notebooks", str(sources["notebooks"]))],
+        "install": pinned_requirements(),
+        "version_note": f"commit {git_commit()[:12]}",
+    }
+
+
+def write_bundle(arguments: dict, out: Path) -> Path:
+    """Write the exact folder `datasette publish cloudrun` would upload to `out`."""
+    with open(arguments["metadata_path"]) as metadata, temporary_docker_directory(
+        arguments["files"], arguments["name"], metadata, arguments["extra_options"], None,
+        arguments["template_dir"], arguments["plugins_dir"], arguments["static"],
+        arguments["install"], False, arguments["version_note"], DRY_RUN_SECRET, {}, {},
+    ) as folder:
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(folder, out)
+    return out
+
+
+def cloudrun_command(arguments: dict, service: str) -> list[str]:
+    """Return the `datasette publish cloudrun` command for the same arguments."""
+    command = ["datasette", "publish", "cloudrun", *arguments["files"], "--service", service,
+               "--name", arguments["name"], "--metadata", str(arguments["metadata_path"]),
+               "--template-dir", arguments["template_dir"],
+               "--plugins-dir", arguments["plugins_dir"],
+               "--extra-options", arguments["extra_options"],
+               "--version-note", arguments["version_note"]]
+    for mount, path in arguments["static"]:
+        command += ["--static", f"{mount}:{path}"]
+    for requirement in arguments["install"]:
+        command += ["--install", requirement]
+    return command
+
+
+def publish_cloudrun(service: str, dry_run: Path | None) -> int:
+    with clean_sources(site_paths()["notebooks"]) as sources:
+        arguments = publish_arguments(DB, sources)
+        if dry_run:
+            write_bundle(arguments, dry_run)
+            print(f"wrote the deploy bundle to {dry_run} (nothing was uploaded)")
+            return 0
+        if not shutil.which("gcloud"):
+            print("skipped Cloud Run: gcloud is not installed or not authenticated "
+                  "(set the repository secrets GCP_SA_KEY and GCP_PROJECT, see README.md)")
+            return 0
+        executable = Path(sys.executable).with_name("datasette")
+        command = [str(executable), *cloudrun_command(arguments, service)[1:]]
+        return subprocess.run(command, check=False).returncode
+
+
+def landing_page(info: dict[str, str], live_url: str | None, notebooks: list[str]) -> str:
+    """Return the GitHub Pages landing page (every value escaped)."""
+    e = html.escape
+    live = (f'<p><a href="{e(live_url)}">Open the live site</a>: search, facets, a page per '
+            f"paper, the map of organizations, SQL.</p>" if live_url else
+            "<p>The live site is not configured for this build.</p>")
+    links = "".join(f'<li><a href="notebooks/{e(n)}.html">{e(n)} notebook</a></li>'
+                    for n in notebooks)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>NeuroAI papers</title>
+<style>body {{ font-family: sans-serif; max-width: 46em; margin: 2em auto; padding: 0 1em;
+line-height: 1.5 }} code {{ background: #eee; padding: 0 .2em }}</style></head>
+<body>
+<h1>NeuroAI papers</h1>
+<p>Papers on NeuroAI from copies of Hugging Face "Daily Papers" pages, merged and documented
+in one SQLite file. Built {e(info.get("built_at", "?"))} from commit
+<code>{e(info.get("git_commit", "unknown")[:12])}</code>.</p>
+{live}
+<p><a id="lite" href="https://lite.datasette.io/">Open papers.db in Datasette Lite</a>: SQL in
+your browser, no server.</p>
+<p><a href="papers.db" download>Download papers.db</a> (every table and column is described
+inside it, in <code>table_docs</code> and <code>column_docs</code>).</p>
+<ul>{links}</ul>
+<p>Built from: {e(info.get("dumps", ""))}</p>
+<script>
+// Datasette Lite needs the absolute address of the file, which depends on where Pages serves it.
+const here = new URL(".", window.location.href);
+const lite = new URL("https://lite.datasette.io/");
+lite.searchParams.set("url", new URL("papers.db", here).href);
+lite.searchParams.set("metadata", new URL("metadata.json", here).href);
+lite.searchParams.append("install", "datasette-cluster-map");
+document.getElementById("lite").href = lite.href;
+</script>
+</body></html>
+"""
+
+
+def build_info(db: Path) -> dict[str, str]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("select key, value from build_info"))
+    finally:
+        conn.close()
+
+
+def publish_pages(out: Path, live_url: str | None, db: Path = DB,
+                  notebooks_dir: Path | None = None) -> int:
+    """Write the GitHub Pages bundle: papers.db, metadata.json, notebooks, landing page."""
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "notebooks").mkdir(parents=True)
+    shutil.copyfile(db, out / "papers.db")
+    metadata = yaml.safe_load(site_paths()["metadata"].read_text())
+    (out / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    notebooks = sorted((notebooks_dir or site_paths()["notebooks"]).glob("*.html"))
+    for page in notebooks:
+        shutil.copyfile(page, out / "notebooks" / page.name)
+    page = landing_page(build_info(db), live_url, [p.stem for p in notebooks])
+    (out / "index.html").write_text(page, encoding="utf-8")
+    (out / ".nojekyll").write_text("")
+    print(f"wrote the GitHub Pages bundle to {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m neuroai_papers.publish")
+    sub = parser.add_subparsers(dest="target", required=True)
+    cloudrun = sub.add_parser("cloudrun", help="the live Datasette on Google Cloud Run")
+    cloudrun.add_argument("--service", default=os.environ.get("CLOUD_RUN_SERVICE") or SERVICE)
+    cloudrun.add_argument("--dry-run", type=Path, metavar="DIR",
+                          help="write the deploy bundle to DIR instead of uploading it")
+    pages = sub.add_parser("pages", help="the static GitHub Pages bundle")
+    pages.add_argument("--out", type=Path, required=True)
+    pages.add_argument("--live-url", default=os.environ.get("LIVE_SITE_URL") or None)
+    args = parser.parse_args(argv)
+    if (status := prepare(DB)) != 0:
+        return status
+    if args.target == "cloudrun":
+        return publish_cloudrun(args.service, args.dry_run)
+    return publish_pages(args.out, args.live_url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Publishing: valid workflows that fire on new dumps, and a deploy bundle that serves the site."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import OUTPUT, ROOT, free_port, rows, wait_until_up
+from neuroai_papers.publish import (
+    DRY_RUN_SECRET,
+    clean_sources,
+    cloudrun_command,
+    landing_page,
+    publish_arguments,
+    publish_pages,
+    write_bundle,
+)
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def load_workflow(name: str) -> dict:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML reads the bare key `on` as true
+    return data
+
+
+def github_glob(pattern: str) -> re.Pattern:
+    """Return a regex for a GitHub Actions path filter (`**` crosses folders, `*` does not)."""
+    regex = ""
+    for part in re.split(r"(\*\*/?|\*)", pattern):
+        if part.startswith("**"):
+            regex += ".*"
+        elif part == "*":
+            regex += "[^/]*"
+        else:
+            regex += re.escape(part)
+    return re.compile(regex + r"\Z")
+
+
+def triggers_publish(path: str) -> bool:
+    push = load_workflow("publish.yml")["on"]["push"]
+    return any(github_glob(pattern).match(path) for pattern in push["paths"])
+
+
+def test_every_workflow_passes_actionlint():
+    actionlint = Path(sys.executable).with_name("actionlint")
+    files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
+    result = subprocess.run([str(actionlint), *files], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(files) == 2
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("dumps/005_new_page.txt", True),
+    ("dumps/manifest.yml", True),
+    ("metadata.yml", True),
+    ("plugins/cells.py", True),
+    ("templates/index.html", True),
+    ("reference/organizations.yml", True),
+    ("README.md", False),
+    ("tests/test_build.py", False),
+])
+def test_a_new_dump_triggers_publishing_and_docs_do_not(path, expected):
+    assert triggers_publish(path) is expected
+
+
+def test_publishing_runs_on_main_by_hand_one_at_a_time_and_only_after_tests():
+    workflow = load_workflow("publish.yml")
+    assert workflow["on"]["push"]["branches"] == ["main"]
+    assert "workflow_dispatch" in workflow["on"]
+    assert workflow["concurrency"]["group"] == "publish"
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    jobs = workflow["jobs"]
+    assert "make test" in json.dumps(jobs["test"])
+    assert jobs["cloudrun"]["needs"] == "test" and jobs["pages"]["needs"] == "test"
+    steps = json.dumps(jobs["cloudrun"]["steps"])
+    assert "GCP_SA_KEY" in steps and "skipped" in steps
+
+
+def test_test_workflow_runs_the_readme_command_with_debian_chromium():
+    workflow = load_workflow("test.yml")
+    job = workflow["jobs"]["test"]
+    assert job["container"].endswith("bookworm")
+    assert any(step.get("run") == "make test" for step in job["steps"])
+    assert "make test" in (ROOT / "README.md").read_text().split("\n## ")[0]
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+@pytest.fixture(scope="module")
+def bundle(real_db, rendered_notebooks, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "neuroai-papers"
+    with clean_sources(rendered_notebooks) as sources:
+        arguments = publish_arguments(real_db, sources)
+        write_bundle(arguments, out)
+        command = cloudrun_command(arguments, "neuroai-papers")
+    return out, arguments, command
+
+
+def dockerfile_lines(folder: Path) -> dict[str, str]:
+    lines = {}
+    for line in (folder / "Dockerfile").read_text().splitlines():
+        keyword, _, rest = line.partition(" ")
+        lines.setdefault(keyword, [])
+        lines[keyword].append(rest)
+    return lines
+
+
+def test_bundle_holds_exactly_what_the_site_needs(bundle, real_db):
+    folder, _, _ = bundle
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "Dockerfile", "metadata.json", "notebooks", "papers.db", "plugins", "static", "templates"]
+    everything = [p.relative_to(folder) for p in folder.rglob("*")]
+    assert not [p for p in everything if p.name.startswith(".") or "__pycache__" in p.parts
+                or p.suffix in (".pyc", ".env", ".key", ".pem")]
+    assert (folder / "papers.db").read_bytes() == real_db.read_bytes()
+    assert sorted(p.name for p in (folder / "plugins").iterdir()) == sorted(
+        p.name for p in (ROOT / "plugins").glob("*.py"))
+    assert json.loads((folder / "metadata.json").read_text())["title"] == "NeuroAI papers"
+
+
+def test_dockerfile_installs_the_pinned_packages_and_no_real_secret(bundle):
+    folder, _, command = bundle
+    lines = dockerfile_lines(folder)
+    (install,) = [line for line in lines["RUN"] if line.startswith("pip install")]
+    packages = shlex.split(install)[3:]
+    declared = (ROOT / "pyproject.toml").read_text()
+    assert {"datasette-cluster-map==0.18.2", "datasette-atom==0.9"} <= set(packages)
+    assert all(p == "datasette" or f'"{p}"' in declared for p in packages)
+    assert f"DATASETTE_SECRET '{DRY_RUN_SECRET}'" in lines["ENV"]
+    assert command[:3] == ["datasette", "publish", "cloudrun"]
+    assert command.count("--install") == len(packages) - 1
+
+
+def test_bundle_serves_the_site_with_the_command_the_service_runs(bundle, real_db):
+    folder, _, _ = bundle
+    lines = dockerfile_lines(folder)
+    inspect = [line for line in lines["RUN"] if line.startswith("datasette inspect")][0]
+    datasette = str(Path(sys.executable).with_name("datasette"))
+    subprocess.run([datasette, *shlex.split(inspect)[1:]], cwd=folder, check=True, timeout=120)
+    port = free_port()
+    command = shlex.split(lines["CMD"][0].replace("$PORT", str(port)))
+    command[command.index("--host") + 1] = "127.0.0.1"  # loopback only in tests
+    command[0] = datasette
+    OUTPUT.mkdir(exist_ok=True)
+    log = OUTPUT / "bundle-datasette.log"
+    with open(log, "w") as log_file:
+        server = subprocess.Popen(command, cwd=folder, stdout=log_file, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "PORT": str(port)})
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(base, server, log)
+
+            def get(path):
+                with urllib.request.urlopen(base + path, timeout=20) as response:
+                    return response.status, response.read()
+
+            status, front = get("/")
+            assert status == 200 and b"Download papers.db" in front
+            status, found = get("/papers/search.json?q=spiking&_shape=array")
+            assert status == 200 and len(json.loads(found)) > 5
+            status, fuzzy = get("/papers.json?sql=select+title_similarity('a-b','A+B')+as+s&_shape=array")
+            assert json.loads(fuzzy) == [{"s": 100.0}]
+            status, downloaded = get("/papers.db")
+            assert downloaded == real_db.read_bytes()
+            status, notebook = get("/notebooks/explore.html")
+            assert status == 200 and b"data:image/png" in notebook
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def test_pages_bundle_has_the_file_the_notebooks_and_a_datasette_lite_link(
+        real_db, rendered_notebooks, tmp_path):
+    out = tmp_path / "site"
+    publish_pages(out, "https://example.org/?a=1&b=<2>", real_db, rendered_notebooks)
+    page = (out / "index.html").read_text()
+    assert (out / "papers.db").read_bytes() == real_db.read_bytes()
+    assert sorted(p.name for p in (out / "notebooks").iterdir()) == ["explore.html", "maintain.html"]
+    assert 'href="https://example.org/?a=1&amp;b=&lt;2&gt;"' in page
+    assert "lite.datasette.io" in page and 'href="papers.db"' in page
+    assert json.loads((out / "metadata.json").read_text())["databases"]["papers"]["queries"]
+    assert "not configured" in landing_page({}, None, [])
+
+
+def test_published_database_records_its_commit_and_dumps(real_db):
+    info = dict(rows(real_db, "select key, value from build_info"))
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    expected = os.environ.get("GITHUB_SHA") or (head.stdout.strip() if head.returncode == 0 else "unknown")
+    assert info["git_commit"] == expected
+    for name, sha in rows(real_db, "select name, sha256 from dumps"):
+        assert f"{name} (sha256 {sha[:12]})" in info["dumps"]
