@@ -30,18 +30,28 @@ class Rules:
 
     sources: tuple[str, ...]
     regex: re.Pattern | None
+    anchors: tuple[str, ...] | None  # None: some rule has no literal start, always scan
 
     @classmethod
     def of(cls, sources: list[str]) -> "Rules":
         if not sources:
-            return cls((), None)
+            return cls((), None, ())
         branches = "|".join(f"(?P<r{i}>{source})" for i, source in enumerate(sources))
-        return cls(tuple(sources), re.compile(rf"\b(?:{branches})\b", re.IGNORECASE))
+        anchors = [literal_start(source) for source in sources]
+        return cls(tuple(sources), re.compile(rf"\b(?:{branches})\b", re.IGNORECASE),
+                   None if not all(anchors) else tuple(anchors))
 
-    def matches(self, text: str) -> dict[str, list[str]]:
-        """Return, per rule that matches, the texts it matched."""
+    def may_match(self, lowered: str) -> bool:
+        """False when no rule can match: none of their literal starts occurs in the text.
+
+        A substring test is far cheaper than the regex scan, and most papers carry few topics.
+        """
+        return self.anchors is None or any(anchor in lowered for anchor in self.anchors)
+
+    def matches(self, text: str, lowered: str) -> dict[str, list[str]]:
+        """Return, per rule that matches, the texts it matched (`lowered` is text.lower())."""
         found: dict[str, list[str]] = {}
-        if self.regex is not None:
+        if self.regex is not None and self.may_match(lowered):
             for match in self.regex.finditer(text):
                 source = self.sources[int(match.lastgroup[1:])]
                 found.setdefault(source, []).append(match.group(0))
@@ -58,6 +68,25 @@ class Topic:
     title_rules: Rules  # `patterns` and `title_patterns`
     exclude: Rules
     abstract_hits: int
+
+
+def literal_start(source: str) -> str:
+    """Return the lowercase literal text every match of a rule starts with ('' if none is sure).
+
+    `spike trains?` starts with `spike train` (the `s` is optional); a rule that opens with a
+    group or has an alternative at its top level has no sure start.
+    """
+    depth = 0
+    for char in source:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "|" and depth == 0:
+            return ""
+    match = re.match(r"[^\\.^$*+?{}\[\]|()]*", source)
+    literal = match.group(0)
+    if literal and source[len(literal):len(literal) + 1] in ("?", "*", "{"):
+        literal = literal[:-1]  # the last character is optional
+    return literal.lower()
 
 
 def load_topics(path: Path) -> list[Topic]:
@@ -83,15 +112,17 @@ def load_topics(path: Path) -> list[Topic]:
     return topics
 
 
-def rule_matches(topic: Topic, title: str, abstract: str) -> list[dict]:
+def rule_matches(topic: Topic, title: str, abstract: str,
+                 lowered_title: str, lowered_abstract: str) -> list[dict]:
     """Return the matches that assign `topic` to a paper, or [] if it does not apply."""
-    if topic.exclude.matches(f"{title}\n{abstract}"):
+    if topic.exclude.matches(f"{title}\n{abstract}", f"{lowered_title}\n{lowered_abstract}"):
         return []
     found = [
         {"field": field, "rule": source, "matched": hits[0], "hits": len(hits)}
-        for field, text, rules in (("title", title, topic.title_rules),
-                                   ("abstract", abstract, topic.abstract_rules))
-        for source, hits in rules.matches(text).items()
+        for field, text, lowered, rules in (
+            ("title", title, lowered_title, topic.title_rules),
+            ("abstract", abstract, lowered_abstract, topic.abstract_rules))
+        for source, hits in rules.matches(text, lowered).items()
     ]
     in_title = any(match["field"] == "title" for match in found)
     abstract_hits = sum(match["hits"] for match in found if match["field"] == "abstract")
@@ -103,8 +134,10 @@ def assign_topics(papers: list[dict], topics: list[Topic]) -> list[dict]:
     rows = []
     for paper in papers:
         assigned = []
+        title, abstract = paper["title"] or "", paper["abstract"] or ""
+        lowered = (title.lower(), abstract.lower())
         for topic in topics:
-            matches = rule_matches(topic, paper["title"] or "", paper["abstract"] or "")
+            matches = rule_matches(topic, title, abstract, *lowered)
             if matches:
                 assigned.append(topic.id)
                 rows.extend({"paper_id": paper["id"], "topic": topic.id, **m} for m in matches)
