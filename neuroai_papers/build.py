@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -146,21 +147,43 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
           progress: Progress) -> Summary:
     """Build `out` from the dumps in `dumps_dir`; return what was done."""
     started = time.monotonic()
+    stages = Stages()
     paths = list_dumps(dumps_dir)
-    parsed = parse_all(paths, progress)
-    manifest = load_manifest(dumps_dir, {p.name for p in paths})
+    with stages.timed("parse"):
+        parsed = parse_all(paths, progress)
+        manifest = load_manifest(dumps_dir, {p.name for p in paths})
     places = OrganizationIndex(load_reference(reference))
-    dedup = deduplicate_all(parsed, progress)
-    corpus = build_corpus(parsed, dedup, manifest, places, load_topics(TOPICS))
+    with stages.timed("dedupe"):
+        dedup = deduplicate_all(parsed, progress)
+    with stages.timed("enrich"):
+        corpus = build_corpus(parsed, dedup, manifest, places, load_topics(TOPICS))
     report_unplaced(places, reference, progress)
     progress.line(f"writing {len(corpus.papers)} papers, {len(corpus.sightings)} sightings")
-    write_database(out, corpus, load_metadata(metadata_path), make_build_info(parsed))
+    with stages.timed("write"):
+        write_database(out, corpus, load_metadata(metadata_path), make_build_info(parsed))
+    progress.line(f"stages: {stages}")
     return Summary(
         dumps=len(parsed), records=len(corpus.sightings), papers=len(corpus.papers),
         merges=len(corpus.merges), lookalikes=len(corpus.lookalikes),
         problems=len(corpus.problems), organizations=len(corpus.organizations),
         seconds=time.monotonic() - started,
     )
+
+
+class Stages:
+    """Seconds spent in each stage of the build, for the closing lines and the benchmarks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timed(self, name: str):
+        started = time.monotonic()
+        yield
+        self.seconds[name] = time.monotonic() - started
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.seconds.items())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -35,6 +35,7 @@ BLOCK_WINDOW = 4  # tokens at each end of a title that make its blocking keys
 BLOCK_CANDIDATES = 64  # most recent papers compared per blocking key (bounds the cost)
 SLUG_MAX = 80
 
+NON_WORD = re.compile(r"[\W_]+")
 STOPWORDS = frozenset(
     "a an and are as at by for from in into is its of on or the to via with".split()
 )
@@ -42,10 +43,11 @@ STOPWORDS = frozenset(
 
 def title_key(title: str) -> str:
     """Return the title with case, accents, punctuation and spacing erased."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = re.sub(r"[\W_]+", " ", text.casefold())
-    return text.strip()
+    text = title
+    if not text.isascii():  # ASCII has no accents or compatibility forms to undo
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return NON_WORD.sub(" ", text.casefold()).strip()
 
 
 def text_key(text: str) -> str:
@@ -58,7 +60,8 @@ def abstract_score(first: str, second: str) -> float:
 
     Comparing prefixes of equal length lets a copy that was cut short still match.
     """
-    a, b = text_key(first), text_key(second)
+    # Normalizing only the start keeps the cost flat however long the abstracts are.
+    a, b = text_key(first[: ABSTRACT_PREFIX * 2]), text_key(second[: ABSTRACT_PREFIX * 2])
     n = min(len(a), len(b), ABSTRACT_PREFIX)
     if n == 0:
         return 100.0 if a == b else 0.0

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
+
+import numpy as np
 
 TOP_TERMS = 12
 TITLE_WEIGHT = 3
-POSTINGS_CAP = 200
+POSTINGS_CAP = 64
 PER_PAPER = 5
 MIN_SCORE = 0.08
 MIN_SHARED = 2  # one shared word is a coincidence more often than a relation
 MAX_DOC_SHARE = 0.2  # words in more than this share of papers explain nothing
+CHUNK = 2_000  # papers scored at a time: bounds the memory of the pair arrays
 
 WORD = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 STOPWORDS = frozenset("""
@@ -49,14 +52,17 @@ def term_counts(paper: dict) -> Counter:
     return counts
 
 
-def top_terms(counts: Counter, df: Counter, total: int) -> dict[str, float]:
+def inverse_document_frequencies(df: Counter, total: int) -> dict[str, float]:
+    """Return the idf of every word that can link papers: in two papers or more, not too common."""
+    limit = max(2, MAX_DOC_SHARE * total)
+    return {term: math.log((1 + total) / (1 + n)) for term, n in df.items() if 1 < n <= limit}
+
+
+def top_terms(counts: Counter, idf: dict[str, float]) -> dict[str, float]:
     """Return the paper's most distinctive words with L2-normalized tf-idf weights."""
-    weights = {
-        term: (1 + math.log(count)) * math.log((1 + total) / (1 + df[term]))
-        for term, count in counts.items()
-        if 1 < df[term] <= max(2, MAX_DOC_SHARE * total)
-    }
-    best = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:TOP_TERMS]
+    weights = [(term, (1 + math.log(count)) * idf[term])
+               for term, count in counts.items() if term in idf]
+    best = sorted(weights, key=lambda item: (-item[1], item[0]))[:TOP_TERMS]
     norm = math.sqrt(sum(w * w for _, w in best)) or 1.0
     return {term: w / norm for term, w in best}
 
@@ -64,40 +70,73 @@ def top_terms(counts: Counter, df: Counter, total: int) -> dict[str, float]:
 def related_rows(papers: list[dict]) -> list[dict]:
     """Return up to PER_PAPER related papers for each paper, with score and shared terms."""
     counts = [term_counts(paper) for paper in papers]
-    df = Counter(term for c in counts for term in c)
-    vectors = [top_terms(c, df, len(papers)) for c in counts]
-    postings: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for index, vector in enumerate(vectors):
-        for term, weight in vector.items():
-            postings[term].append((weight, index))
-    for term, entries in postings.items():
-        entries.sort(key=lambda entry: (-entry[0], entry[1]))
-        del entries[POSTINGS_CAP:]
+    idf = inverse_document_frequencies(Counter(term for c in counts for term in c), len(papers))
+    vectors = [top_terms(c, idf) for c in counts]
+    del counts
+    best = best_matches(vectors, [paper["id"] for paper in papers])
     rows = []
-    for index, vector in enumerate(vectors):
-        rows.extend(best_matches(index, vector, vectors, postings, papers))
+    for index, ranked in enumerate(best):
+        for rank, (other, score) in enumerate(ranked, 1):
+            shared = sorted(vectors[index].keys() & vectors[other].keys(),
+                            key=lambda t: (-vectors[index][t] * vectors[other][t], t))
+            rows.append({
+                "paper_id": papers[index]["id"], "related_id": papers[other]["id"], "rank": rank,
+                "score": round(score, 4), "shared_terms": ", ".join(shared[:6]),
+            })
     return rows
 
 
-def best_matches(index, vector, vectors, postings, papers) -> list[dict]:
-    scores: dict[int, float] = defaultdict(float)
-    for term, weight in vector.items():
-        for other_weight, other in postings[term]:
-            if other != index:
-                scores[other] += weight * other_weight
-    ranked = sorted(
-        ((score, papers[other]["id"], other) for other, score in scores.items()
-         if score >= MIN_SCORE and len(vector.keys() & vectors[other].keys()) >= MIN_SHARED),
-        key=lambda item: (-item[0], item[1]),
-    )[:PER_PAPER]
-    rows = []
-    for rank, (score, other_id, other) in enumerate(ranked, 1):
-        shared = sorted(
-            (term for term in vector if term in vectors[other]),
-            key=lambda term: (-vector[term] * vectors[other][term], term),
-        )
-        rows.append({
-            "paper_id": papers[index]["id"], "related_id": other_id, "rank": rank,
-            "score": round(score, 4), "shared_terms": ", ".join(shared[:6]),
-        })
-    return rows
+def best_matches(vectors: list[dict[str, float]], ids: list[str]) -> list[list[tuple[int, float]]]:
+    """Return, per paper, its best (other paper, score) pairs, best first.
+
+    Vectorized: every (paper, term) entry meets the term's postings (at most POSTINGS_CAP
+    papers per term) in numpy, a chunk of papers at a time, so memory stays bounded.
+    """
+    terms: dict[str, int] = {}
+    doc, term, weight = [], [], []
+    for index, vector in enumerate(vectors):
+        for word, value in vector.items():
+            doc.append(index)
+            term.append(terms.setdefault(word, len(terms)))
+            weight.append(value)
+    doc, term, weight = np.array(doc, np.int64), np.array(term, np.int64), np.array(weight)
+    # Postings: for each term, its papers by decreasing weight, cut at POSTINGS_CAP.
+    order = np.lexsort((-weight, term))
+    p_term, p_doc, p_weight = term[order], doc[order], weight[order]
+    starts = np.searchsorted(p_term, np.arange(len(terms)))
+    rank_in_term = np.arange(len(p_term)) - starts[p_term]
+    keep = rank_in_term < POSTINGS_CAP
+    p_term, p_doc, p_weight = p_term[keep], p_doc[keep], p_weight[keep]
+    starts = np.searchsorted(p_term, np.arange(len(terms)))
+    lengths = np.bincount(p_term, minlength=len(terms))
+    id_rank = np.argsort(np.argsort(np.array(ids, dtype=object)))  # tie-break by paper id
+    results: list[list[tuple[int, float]]] = [[] for _ in vectors]
+    for low in range(0, len(vectors), CHUNK):
+        chunk = (doc >= low) & (doc < low + CHUNK)
+        add_chunk(doc[chunk], term[chunk], weight[chunk], starts, lengths, p_doc, p_weight,
+                  id_rank, len(vectors), results)
+    return results
+
+
+def add_chunk(doc, term, weight, starts, lengths, p_doc, p_weight, id_rank, total, results):
+    """Score every pair of a chunk of papers with the papers sharing a top word."""
+    repeat = lengths[term]
+    left = np.repeat(doc, repeat)
+    offsets = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    positions = np.repeat(starts[term], repeat) + offsets
+    right = p_doc[positions]
+    product = np.repeat(weight, repeat) * p_weight[positions]
+    different = left != right
+    pair = left[different] * total + right[different]
+    pairs, inverse = np.unique(pair, return_inverse=True)
+    scores = np.bincount(inverse, weights=product[different])
+    shared = np.bincount(inverse)
+    good = (scores >= MIN_SCORE) & (shared >= MIN_SHARED)
+    pairs, scores = pairs[good], scores[good]
+    left, right = pairs // total, pairs % total
+    order = np.lexsort((id_rank[right], -scores, left))
+    left, right, scores = left[order], right[order], scores[order]
+    first = np.searchsorted(left, left)  # index where each paper's run starts
+    keep = (np.arange(len(left)) - first) < PER_PAPER
+    for a, b, score in zip(left[keep].tolist(), right[keep].tolist(), scores[keep].tolist()):
+        results[a].append((b, score))

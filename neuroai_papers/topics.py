@@ -21,40 +21,42 @@ from .parse import DumpError
 
 
 @dataclass(frozen=True)
+class Rule:
+    source: str  # as written in the taxonomy file
+    anchor: str  # lowercase text every match starts with; '' if none is sure
+    regex: re.Pattern
+
+
+@dataclass(frozen=True)
 class Rules:
-    """Some rules as written, and one case-insensitive whole-word regex that tries them all.
+    """Some rules of a topic, each a case-insensitive whole-word regular expression."""
 
-    One combined regex per topic scans a text once instead of once per rule; its named
-    groups tell which rule matched.
-    """
-
-    sources: tuple[str, ...]
-    regex: re.Pattern | None
-    anchors: tuple[str, ...] | None  # None: some rule has no literal start, always scan
+    rules: tuple[Rule, ...]
 
     @classmethod
     def of(cls, sources: list[str]) -> "Rules":
-        if not sources:
-            return cls((), None, ())
-        branches = "|".join(f"(?P<r{i}>{source})" for i, source in enumerate(sources))
-        anchors = [literal_start(source) for source in sources]
-        return cls(tuple(sources), re.compile(rf"\b(?:{branches})\b", re.IGNORECASE),
-                   None if not all(anchors) else tuple(anchors))
+        return cls(tuple(
+            Rule(source, literal_start(source),
+                 re.compile(rf"\b(?:{source})\b", re.IGNORECASE))
+            for source in sources))
 
-    def may_match(self, lowered: str) -> bool:
-        """False when no rule can match: none of their literal starts occurs in the text.
-
-        A substring test is far cheaper than the regex scan, and most papers carry few topics.
-        """
-        return self.anchors is None or any(anchor in lowered for anchor in self.anchors)
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(rule.source for rule in self.rules)
 
     def matches(self, text: str, lowered: str) -> dict[str, list[str]]:
-        """Return, per rule that matches, the texts it matched (`lowered` is text.lower())."""
+        """Return, per rule that matches, the texts it matched (`lowered` is text.lower()).
+
+        A rule whose literal start does not occur in the text cannot match: that substring
+        test is far cheaper than the regex scan, and most papers carry few topics.
+        """
         found: dict[str, list[str]] = {}
-        if self.regex is not None and self.may_match(lowered):
-            for match in self.regex.finditer(text):
-                source = self.sources[int(match.lastgroup[1:])]
-                found.setdefault(source, []).append(match.group(0))
+        for rule in self.rules:
+            if rule.anchor and rule.anchor not in lowered:
+                continue
+            hits = [match.group(0) for match in rule.regex.finditer(text)]
+            if hits:
+                found[rule.source] = hits
         return found
 
 

@@ -1,0 +1,293 @@
+"""The benchmark suite: every figure is a ratio to a floor measured in the same run.
+
+    python -m benchmarks.run                      # default size: about a laptop minute
+    python -m benchmarks.run --records 100000     # larger sizes on request
+    python -m benchmarks.run --write-results      # also write benchmarks/RESULTS.md
+
+1. build: build_db.py's wall time against a floor that does the least the same output
+   needs: read and split the same files, insert the same paper rows with one raw
+   executemany in one transaction, and build the same FTS5 index. Also peak memory.
+2. dedup: the project's blocked deduplication against exhaustive all-pairs rapidfuzz on
+   a sample: time, and recall/precision on the generator's known duplicates and
+   look-alikes.
+3. search and facets through Datasette, over loopback: the papers table with a search
+   term, ranked matches, snippets and the default facets, against stock Datasette's own
+   unranked search page on the same file; p50/p95 per query, common to rare words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+from itertools import combinations
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+
+from benchmarks.generate import generate_corpus
+from neuroai_papers.dedupe import (ABSTRACT_MIN_SCORE, TITLE_MIN_SCORE, Sighting,
+                                   abstract_score, deduplicate, title_key)
+from neuroai_papers.parse import read_dump
+from neuroai_papers.site import serve_command
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+QUERIES = ["neural", "brain", "spiking", "fmri decoding", "kolmogorov", "hippocampus replay"]
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def run_build(dumps: Path, out: Path) -> tuple[float, float]:
+    """Return (seconds, peak MiB) of the real build command, in a fresh process."""
+    command = [PYTHON, "-c", (
+        "import resource, runpy, sys; sys.argv = ['build_db.py'] + sys.argv[1:]; "
+        "code = 0\ntry: runpy.run_path('build_db.py', run_name='__main__')\n"
+        "except SystemExit as e: code = e.code or 0\n"
+        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(code)"), "--dumps", str(dumps), "--out", str(out)]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"build failed:\n{result.stderr[-2000:]}")
+    peak_kib = int(result.stderr.rsplit("PEAK", 1)[1].split()[0])
+    return seconds, peak_kib / 1024
+
+
+def floor(dumps: Path, built: Path, scratch: Path) -> float:
+    """Return the floor's seconds: read and split, raw insert of the same rows, same FTS."""
+    started = time.perf_counter()
+    lines = 0
+    for path in sorted(dumps.glob("*.txt")):
+        lines += len(path.read_bytes().decode("utf-8").split("\n"))
+    source = sqlite3.connect(built)
+    columns = [row[1] for row in source.execute("pragma table_info(papers)")]
+    paper_rows = source.execute("select * from papers").fetchall()
+    source.close()
+    conn = sqlite3.connect(scratch)
+    conn.execute(f"create table papers ({', '.join(columns)})")
+    with conn:
+        conn.executemany(f"insert into papers values ({', '.join('?' * len(columns))})", paper_rows)
+    conn.execute("create virtual table papers_fts using fts5(title, abstract, content=papers, "
+                 "tokenize='porter unicode61 remove_diacritics 2')")
+    conn.execute("insert into papers_fts(rowid, title, abstract) select rowid, title, abstract from papers")
+    conn.commit()
+    conn.close()
+    return time.perf_counter() - started
+
+
+def sample_sightings(dumps: Path, size: int) -> list[Sighting]:
+    sightings = []
+    for path in sorted(dumps.glob("*.txt")):
+        parsed = read_dump(path)
+        sightings += [Sighting(parsed.name, record) for record in parsed.records]
+        if len(sightings) >= size:
+            break
+    return sightings[:size]
+
+
+def all_pairs(sightings: list[Sighting]) -> set[tuple[int, int]]:
+    """Return the pairs of sample records that exhaustive rapidfuzz would merge."""
+    keys = [title_key(s.record.title) for s in sightings]
+    scores = process.cdist(keys, keys, scorer=fuzz.ratio, score_cutoff=TITLE_MIN_SCORE,
+                           workers=-1)
+    pairs = set()
+    for i, j in zip(*scores.nonzero()):
+        if i < j and abstract_score(sightings[i].record.abstract,
+                                    sightings[j].record.abstract) >= ABSTRACT_MIN_SCORE:
+            pairs.add((int(i), int(j)))
+    return pairs
+
+
+def same_paper_pairs(groups: list[int]) -> set[tuple[int, int]]:
+    by_group: dict[int, list[int]] = {}
+    for index, group in enumerate(groups):
+        by_group.setdefault(group, []).append(index)
+    return {pair for members in by_group.values() for pair in combinations(members, 2)}
+
+
+def dedup_figures(dumps: Path, truth: dict, size: int) -> dict:
+    sightings = sample_sightings(dumps, size)
+    exhaustive_seconds, exhaustive = timed(all_pairs, sightings)
+    project_seconds, dedup = timed(deduplicate, sightings)
+    paper_of = {id(s): s.paper_id for p in dedup.papers for s in p.sightings}
+    project = same_paper_pairs([hash(paper_of[id(s)]) for s in sightings])
+    true_pairs = same_paper_pairs(truth["sightings"][:len(sightings)])
+    lookalikes = [index for index, _ in truth["lookalikes"] if index < len(sightings)]
+    originals = {index: original for index, original in truth["lookalikes"]}
+    wrongly_merged = sum(
+        1 for index in lookalikes
+        if any(truth["sightings"][j] == originals[index] and (min(index, j), max(index, j)) in project
+               for j in range(len(sightings)))
+    )
+    return {
+        "sample": len(sightings),
+        "project_seconds": project_seconds, "all_pairs_seconds": exhaustive_seconds,
+        "recall_vs_all_pairs": len(project & exhaustive) / len(exhaustive) if exhaustive else 1.0,
+        "recall_vs_truth": len(project & true_pairs) / len(true_pairs) if true_pairs else 1.0,
+        "precision_vs_truth": len(project & true_pairs) / len(project) if project else 1.0,
+        "lookalikes": len(lookalikes), "lookalikes_merged": wrongly_merged,
+    }
+
+
+def latencies(base: str, path_for, queries: list[str], repeats: int) -> dict[str, list[float]]:
+    timings = {}
+    for query in queries:
+        timings[query] = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            with urllib.request.urlopen(base + path_for(query), timeout=60) as response:
+                response.read()
+            timings[query].append(time.perf_counter() - started)
+    return timings
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def serve(command: list[str]) -> subprocess.Popen:
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process
+
+
+def wait_for(base: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/-/versions.json", timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"no answer from {base}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def search_figures(db: Path, repeats: int) -> dict:
+    datasette = str(Path(PYTHON).with_name("datasette"))
+    ours_port, stock_port = free_port(), free_port()
+    ours = serve([datasette, *serve_command(db, "127.0.0.1", ours_port)[1:]])
+    stock = serve([datasette, "serve", "-i", str(db), "--host", "127.0.0.1", "--port", str(stock_port)])
+    try:
+        ours_base, stock_base = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{stock_port}"
+        wait_for(ours_base)
+        wait_for(stock_base)
+        quote = urllib.parse.quote_plus
+        ranked = latencies(ours_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)
+        plain = latencies(stock_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)
+        timed_out = []
+        for query in QUERIES:
+            with urllib.request.urlopen(f"{ours_base}/papers/papers.json?_search={quote(query)}") as r:
+                timed_out += json.loads(r.read()).get("facets_timed_out", [])
+    finally:
+        for process_ in (ours, stock):
+            process_.terminate()
+            process_.wait(timeout=20)
+    rows = []
+    for query in QUERIES:
+        rows.append((query, percentile(ranked[query], 0.5), percentile(ranked[query], 0.95),
+                     percentile(plain[query], 0.5), percentile(plain[query], 0.95)))
+    every_ranked = [v for q in QUERIES for v in ranked[q]]
+    every_plain = [v for q in QUERIES for v in plain[q]]
+    return {"rows": rows, "facets_timed_out": sorted(set(timed_out)),
+            "p95_ratio": percentile(every_ranked, 0.95) / percentile(every_plain, 0.95),
+            "p50_ratio": statistics.median(every_ranked) / statistics.median(every_plain)}
+
+
+def report(records: int, generated: dict, build: tuple, floor_seconds: float, papers: int,
+           dedup: dict, search: dict | None) -> str:
+    build_seconds, peak = build
+    lines = [
+        f"## {records:,} records, {generated['dumps']:,} dumps -> {papers:,} papers",
+        "",
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{datetime.now(timezone.utc).date().isoformat()}.",
+        "",
+        "| figure | value | floor | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| build (build_db.py, all stages) | {build_seconds:.1f} s | {floor_seconds:.1f} s "
+        f"(read+split, raw executemany, FTS5) | {build_seconds / floor_seconds:.2f}x |",
+        f"| build peak memory | {peak:,.0f} MiB | | |",
+        f"| dedup on {dedup['sample']:,} records | {dedup['project_seconds']:.2f} s | "
+        f"{dedup['all_pairs_seconds']:.2f} s (all-pairs rapidfuzz) | "
+        f"{dedup['project_seconds'] / dedup['all_pairs_seconds']:.2f}x |",
+        f"| dedup recall vs all-pairs | {dedup['recall_vs_all_pairs']:.4f} | 1 | |",
+        f"| dedup recall / precision vs the generator's truth | {dedup['recall_vs_truth']:.4f} / "
+        f"{dedup['precision_vs_truth']:.4f} | | |",
+        f"| look-alikes merged by mistake | {dedup['lookalikes_merged']} of {dedup['lookalikes']} | 0 | |",
+    ]
+    if search:
+        lines += [
+            f"| ranked search page p50 / p95 vs stock unranked | | | {search['p50_ratio']:.2f}x / "
+            f"{search['p95_ratio']:.2f}x |",
+            f"| facets timed out | {', '.join(search['facets_timed_out']) or 'none'} | | |",
+            "",
+            "| query | ranked p50 | ranked p95 | stock p50 | stock p95 |",
+            "| --- | --- | --- | --- | --- |",
+            *(f"| {q} | {a * 1000:.0f} ms | {b * 1000:.0f} ms | {c * 1000:.0f} ms | {d * 1000:.0f} ms |"
+              for q, a, b, c, d in search["rows"]),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dedup-sample", type=int, default=4_000)
+    parser.add_argument("--repeats", type=int, default=10, help="requests per search query")
+    parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--write-results", action="store_true", help=f"write {RESULTS.name}")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        dumps = Path(tmp) / "dumps"
+        dumps.mkdir()
+        print(f"generating {args.records:,} records ...", flush=True)
+        generated = generate_corpus(dumps, args.records, seed=args.seed)
+        truth = json.loads((dumps.parent / f"{dumps.name}-truth.json").read_text())
+        print("building ...", flush=True)
+        db = Path(tmp) / "papers.db"
+        build = run_build(dumps, db)
+        print("floor ...", flush=True)
+        floor_seconds = floor(dumps, db, Path(tmp) / "floor.db")
+        papers = sqlite3.connect(db).execute("select count(*) from papers").fetchone()[0]
+        print("dedup against all pairs ...", flush=True)
+        dedup = dedup_figures(dumps, truth, args.dedup_sample)
+        search = None
+        if not args.skip_search:
+            print("search and facets over loopback ...", flush=True)
+            search = search_figures(db, args.repeats)
+        text = report(args.records, generated, build, floor_seconds, papers, dedup, search)
+    print(text)
+    if args.write_results:
+        RESULTS.write_text("# Benchmark results\n\nWritten by `python -m benchmarks.run "
+                           f"--records {args.records} --write-results`.\n\n{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
