@@ -99,9 +99,9 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
 
 # Every column that the site filters or facets on gets an index.
 INDEXES = {
-    "papers": [["published_year"], ["organization_id"], ["authors"], ["first_seen_dump"],
-               ["last_seen_dump"], ["dumps_seen"], ["date_method"], ["published"],
-               ["title_key"]],
+    "papers": [["published_year"], ["organization"], ["organization_id"], ["authors"],
+               ["first_seen_dump"], ["last_seen_dump"], ["dumps_seen"], ["date_method"],
+               ["published"], ["title_key"]],
     "sightings": [["paper_id"], ["dump", "position"], ["organization_id"]],
     "merges": [["paper_id"], ["dump"]],
     "lookalikes": [["paper_id"], ["other_paper_id"]],
