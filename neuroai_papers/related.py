@@ -69,10 +69,14 @@ def top_terms(counts: Counter, idf: dict[str, float]) -> dict[str, float]:
 
 def related_rows(papers: list[dict]) -> list[dict]:
     """Return up to PER_PAPER related papers for each paper, with score and shared terms."""
-    counts = [term_counts(paper) for paper in papers]
-    idf = inverse_document_frequencies(Counter(term for c in counts for term in c), len(papers))
-    vectors = [top_terms(c, idf) for c in counts]
-    del counts
+    # Two passes over the text instead of keeping every paper's word counts: memory stays
+    # proportional to the twelve words kept per paper, not to the whole vocabulary of each.
+    df: Counter = Counter()
+    for paper in papers:
+        df.update(term_counts(paper).keys())
+    idf = inverse_document_frequencies(df, len(papers))
+    del df
+    vectors = [top_terms(term_counts(paper), idf) for paper in papers]
     best = best_matches(vectors, [paper["id"] for paper in papers])
     rows = []
     for index, ranked in enumerate(best):
