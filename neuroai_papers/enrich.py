@@ -196,6 +196,8 @@ def build_corpus(
     }
     problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
     sighting_rows = make_sighting_rows(parsed_dumps, dedup, captures, problems, places)
+    order = {d.name: index for index, d in enumerate(parsed_dumps)}
+    problems.sort(key=lambda row: (order[row["dump"]], row["line"]))  # file order, not discovery
     organizations = make_organization_rows(sighting_rows, places)
     papers = make_paper_rows(dedup.papers, sighting_rows,
                              {row["id"]: row["name"] for row in organizations})
