@@ -284,9 +284,20 @@ def main(argv: list[str] | None = None) -> int:
         text = report(args.records, generated, build, floor_seconds, papers, dedup, search)
     print(text)
     if args.write_results:
-        RESULTS.write_text("# Benchmark results\n\nWritten by `python -m benchmarks.run "
-                           f"--records {args.records} --write-results`.\n\n{text}")
+        write_results(args.records, text)
     return 0
+
+
+def write_results(records: int, section: str) -> None:
+    """Put this run's section into RESULTS.md, replacing the last run of the same size."""
+    heading = f"## {records:,} records"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    parts = text.split("\n## ")
+    head, sections = parts[0], ["## " + part for part in parts[1:]]
+    replaced = [section.rstrip() + "\n" if s.startswith(heading) else s for s in sections]
+    if replaced == sections:
+        replaced.insert(0, section.rstrip() + "\n")
+    RESULTS.write_text("\n".join([head.rstrip() + "\n", *(s.rstrip() + "\n" for s in replaced)]))
 
 
 if __name__ == "__main__":
