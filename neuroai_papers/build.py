@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 from . import __version__
-from .dedupe import Sighting, deduplicate
+from .dedupe import Deduplicator, Sighting
 from .enrich import build_corpus, load_manifest
 from .organizations import OrganizationIndex, load_reference
 from .topics import load_topics
@@ -36,18 +36,24 @@ EXIT_BUILD_FAILED = 3
 
 
 class Progress:
-    """Running counts: rewritten in place on a terminal, plain lines otherwise (CI logs)."""
+    """Running counts: rewritten in place on a terminal; in a log (CI), a plain line now and then."""
+
+    LOG_EVERY = 10.0  # seconds between running counts in a log
 
     def __init__(self, stream=sys.stderr):
         self.stream = stream
         self.live = stream.isatty()
-        self.last = 0.0
+        self.last = time.monotonic()
 
-    def update(self, message: str, force: bool = False) -> None:
+    def update(self, message: str, final: bool = False) -> None:
+        """Show a running count; `final` marks the last one of a stage, always shown."""
         now = time.monotonic()
-        if self.live and (force or now - self.last > 0.1):
-            self.stream.write(f"\r\033[K{message}")
+        if self.live and (final or now - self.last > 0.1):
+            self.stream.write(f"\r\033[K{message}" + ("\n" if final else ""))
             self.stream.flush()
+            self.last = now
+        elif not self.live and (final or now - self.last > self.LOG_EVERY):
+            self.line(message)
             self.last = now
 
     def line(self, message: str) -> None:
@@ -92,9 +98,10 @@ def parse_all(paths: list[Path], progress: Progress) -> list[ParsedDump]:
     for number, path in enumerate(paths, 1):
         dump = read_dump(path)
         parsed.append(dump)
-        progress.line(
+        progress.update(
             f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} records, "
-            f"{len(dump.problems)} problems, layout {dump.layout}"
+            f"{len(dump.problems)} problems, layout {dump.layout}",
+            final=number == len(paths),
         )
         for problem in dump.problems:
             progress.line(
@@ -103,10 +110,15 @@ def parse_all(paths: list[Path], progress: Progress) -> list[ParsedDump]:
     return parsed
 
 
-def deduplicate_all(parsed: list[ParsedDump], progress: Progress):
+def deduplicate_all(parsed: list[ParsedDump], progress: Progress) -> Deduplicator:
     sightings = [Sighting(dump.name, record) for dump in parsed for record in dump.records]
-    progress.line(f"deduplicating {len(sightings)} records")
-    return deduplicate(sightings)
+    dedup = Deduplicator()
+    for number, sighting in enumerate(sightings, 1):
+        dedup.add(sighting)
+        if number % 1000 == 0 or number == len(sightings):
+            progress.update(f"deduplicated {number:,}/{len(sightings):,} records: "
+                            f"{len(dedup.papers):,} papers", final=number == len(sightings))
+    return dedup
 
 
 def git_commit() -> str:
@@ -155,6 +167,7 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
     places = OrganizationIndex(load_reference(reference))
     with stages.timed("dedupe"):
         dedup = deduplicate_all(parsed, progress)
+    progress.line("enriching: dates, organizations, topics, related papers")
     with stages.timed("enrich"):
         corpus = build_corpus(parsed, dedup, manifest, places, load_topics(TOPICS))
     report_unplaced(places, reference, progress)
