@@ -10,7 +10,9 @@
 2. dedup: the project's blocked deduplication against exhaustive all-pairs rapidfuzz on
    a sample: time, and recall/precision on the generator's known duplicates and
    look-alikes.
-3. search and facets through Datasette, over loopback: the papers table with a search
+3. incremental build: adding the last dump to a database of all the others
+   (`build_db.py --incremental`) against a full rebuild.
+4. search and facets through Datasette, over loopback: the papers table with a search
    term, ranked matches, snippets and the default facets, against stock Datasette's own
    unranked search page on the same file; p50/p95 per query, common to rare words.
 """
@@ -53,14 +55,14 @@ def timed(function, *args, **kwargs):
     return time.perf_counter() - started, result
 
 
-def run_build(dumps: Path, out: Path) -> tuple[float, float]:
+def run_build(dumps: Path, out: Path, *extra: str) -> tuple[float, float]:
     """Return (seconds, peak MiB) of the real build command, in a fresh process."""
     command = [PYTHON, "-c", (
         "import resource, runpy, sys; sys.argv = ['build_db.py'] + sys.argv[1:]; "
         "code = 0\ntry: runpy.run_path('build_db.py', run_name='__main__')\n"
         "except SystemExit as e: code = e.code or 0\n"
         "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-        "sys.exit(code)"), "--dumps", str(dumps), "--out", str(out)]
+        "sys.exit(code)"), "--dumps", str(dumps), "--out", str(out), *extra]
     started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -90,6 +92,20 @@ def floor(dumps: Path, built: Path, scratch: Path) -> float:
     conn.commit()
     conn.close()
     return time.perf_counter() - started
+
+
+def incremental_figures(dumps: Path, scratch: Path) -> tuple[float, int]:
+    """Return the seconds to add the last dump to a database of all the others, and its records."""
+    staged = scratch / "staged"
+    staged.mkdir()
+    *earlier, last = sorted(dumps.glob("*.txt"))
+    for path in earlier:
+        os.link(path, staged / path.name)
+    out = scratch / "incremental.db"
+    run_build(staged, out)
+    os.link(last, staged / last.name)
+    seconds, _ = run_build(staged, out, "--incremental")
+    return seconds, len(read_dump(last).records)
 
 
 def sample_sightings(dumps: Path, size: int) -> list[Sighting]:
@@ -219,7 +235,7 @@ def search_figures(db: Path, repeats: int) -> dict:
 
 
 def report(records: int, generated: dict, build: tuple, floor_seconds: float, papers: int,
-           dedup: dict, search: dict | None) -> str:
+           dedup: dict, search: dict | None, incremental: tuple[float, int]) -> str:
     build_seconds, peak = build
     lines = [
         f"## {records:,} records, {generated['dumps']:,} dumps -> {papers:,} papers",
@@ -232,6 +248,8 @@ def report(records: int, generated: dict, build: tuple, floor_seconds: float, pa
         f"| build (build_db.py, all stages) | {build_seconds:.1f} s | {floor_seconds:.1f} s "
         f"(read+split, raw executemany, FTS5) | {build_seconds / floor_seconds:.2f}x |",
         f"| build peak memory | {peak:,.0f} MiB | | |",
+        f"| incremental: add one {incremental[1]}-record dump | {incremental[0]:.1f} s | "
+        f"{build_seconds:.1f} s (full rebuild) | {incremental[0] / build_seconds:.2f}x |",
         f"| dedup on {dedup['sample']:,} records | {dedup['project_seconds']:.2f} s | "
         f"{dedup['all_pairs_seconds']:.2f} s (all-pairs rapidfuzz) | "
         f"{dedup['project_seconds'] / dedup['all_pairs_seconds']:.2f}x |",
@@ -275,13 +293,16 @@ def main(argv: list[str] | None = None) -> int:
         print("floor ...", flush=True)
         floor_seconds = floor(dumps, db, Path(tmp) / "floor.db")
         papers = sqlite3.connect(db).execute("select count(*) from papers").fetchone()[0]
+        print("incremental build ...", flush=True)
+        incremental = incremental_figures(dumps, Path(tmp))
         print("dedup against all pairs ...", flush=True)
         dedup = dedup_figures(dumps, truth, args.dedup_sample)
         search = None
         if not args.skip_search:
             print("search and facets over loopback ...", flush=True)
             search = search_figures(db, args.repeats)
-        text = report(args.records, generated, build, floor_seconds, papers, dedup, search)
+        text = report(args.records, generated, build, floor_seconds, papers, dedup, search,
+                      incremental)
     print(text)
     if args.write_results:
         write_results(args.records, text)

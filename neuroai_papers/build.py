@@ -23,6 +23,7 @@ from pathlib import Path
 from . import __version__
 from .dedupe import Deduplicator, Sighting
 from .enrich import build_corpus, load_manifest
+from .incremental import PreviousBuild, load_previous
 from .organizations import OrganizationIndex, load_reference
 from .topics import load_topics
 from .parse import DumpError, ParsedDump, read_dump
@@ -110,9 +111,10 @@ def parse_all(paths: list[Path], progress: Progress) -> list[ParsedDump]:
     return parsed
 
 
-def deduplicate_all(parsed: list[ParsedDump], progress: Progress) -> Deduplicator:
+def deduplicate_all(parsed: list[ParsedDump], dedup: Deduplicator,
+                    progress: Progress) -> Deduplicator:
+    """Return `dedup` after matching every record of `parsed` (only new dumps, incrementally)."""
     sightings = [Sighting(dump.name, record) for dump in parsed for record in dump.records]
-    dedup = Deduplicator()
     for number, sighting in enumerate(sightings, 1):
         dedup.add(sighting)
         if number % 1000 == 0 or number == len(sightings):
@@ -155,21 +157,31 @@ def report_unplaced(places: OrganizationIndex, reference: Path, progress: Progre
         progress.line(f"warning: organization not on the map: {line!r} (add it to {reference})")
 
 
+def load_previous_build(out: Path, paths: list[Path], progress: Progress) -> PreviousBuild | None:
+    previous, why = load_previous(out, paths)
+    progress.line(f"incremental: {why}" + ("" if previous else "; building everything"))
+    return previous
+
+
 def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
-          progress: Progress) -> Summary:
+          progress: Progress, incremental: bool = False) -> Summary:
     """Build `out` from the dumps in `dumps_dir`; return what was done."""
     started = time.monotonic()
     stages = Stages()
     paths = list_dumps(dumps_dir)
     with stages.timed("parse"):
-        parsed = parse_all(paths, progress)
+        previous = load_previous_build(out, paths, progress) if incremental else None
+        reused = previous.parsed if previous else []
+        new = parse_all(paths[len(reused):], progress)
+        parsed = reused + new
         manifest = load_manifest(dumps_dir, {p.name for p in paths})
     places = OrganizationIndex(load_reference(reference))
     with stages.timed("dedupe"):
-        dedup = deduplicate_all(parsed, progress)
+        dedup = deduplicate_all(new, previous.dedup if previous else Deduplicator(), progress)
     progress.line("enriching: dates, organizations, topics, related papers")
     with stages.timed("enrich"):
-        corpus = build_corpus(parsed, dedup, manifest, places, load_topics(TOPICS))
+        corpus = build_corpus(parsed, dedup, manifest, places, load_topics(TOPICS),
+                              previous.topics if previous else None)
     report_unplaced(places, reference, progress)
     progress.line(f"writing {len(corpus.papers)} papers, {len(corpus.sightings)} sightings")
     with stages.timed("write"):
@@ -207,6 +219,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "papers.db", help="database to write")
     parser.add_argument("--metadata", type=Path, default=ROOT / "metadata.yml",
                         help="metadata.yml with the table and column descriptions")
+    parser.add_argument("--incremental", action="store_true",
+                        help="reuse the previous database at --out for the dumps it already "
+                             "holds (same result as a full build)")
     parser.add_argument("--reference", type=Path, default=REFERENCE,
                         help="curated organizations with their locations")
     return parser.parse_args(argv)
@@ -216,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = Progress()
     try:
-        summary = build(args.dumps, args.out, args.metadata, args.reference, progress)
+        summary = build(args.dumps, args.out, args.metadata, args.reference, progress,
+                        args.incremental)
     except DumpError as error:
         progress.line(f"error: {error}")
         progress.line(f"nothing written; {args.out} is unchanged")

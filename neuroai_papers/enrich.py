@@ -41,6 +41,7 @@ FROM_STATED_YEAR = "year_from_stated_capture"
 FROM_INFERRED_YEAR = "year_from_inferred_capture"
 YEAR_UNKNOWN = "year_unknown"
 INVALID = "invalid_date"
+INVALID_DATE_REASON = "impossible date (kept as written, not as a date)"
 
 
 @dataclass
@@ -183,6 +184,7 @@ def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, s
 def build_corpus(
     parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: dict[str, date | int],
     places: OrganizationIndex, topics: list[Topic],
+    known_topics: dict[str, tuple[str, list[dict]]] | None = None,
 ) -> Corpus:
     """Return the rows of every table for the parsed dumps and their papers."""
     by_dump: dict[str, list[Sighting]] = {d.name: [] for d in parsed_dumps}
@@ -201,7 +203,7 @@ def build_corpus(
     organizations = make_organization_rows(sighting_rows, places)
     papers = make_paper_rows(dedup.papers, sighting_rows,
                              {row["id"]: row["name"] for row in organizations})
-    paper_topics = assign_topics(papers, topics)
+    paper_topics = assign_topics(papers, topics, known_topics or {})
     return Corpus(
         dumps=make_dump_rows(parsed_dumps, captures, papers, problems),
         papers=papers,
@@ -234,7 +236,7 @@ def make_sighting_rows(parsed_dumps, dedup, captures, problems, places) -> list[
         if method == INVALID:
             problems.append(
                 {"dump": sighting.dump, "line": record.end_line, "text": record.date_text,
-                 "reason": "impossible date (kept as written, not as a date)"}
+                 "reason": INVALID_DATE_REASON}
             )
         rows.append({
             "id": number,

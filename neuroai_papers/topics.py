@@ -131,10 +131,20 @@ def rule_matches(topic: Topic, title: str, abstract: str,
     return found if in_title or abstract_hits >= topic.abstract_hits else []
 
 
-def assign_topics(papers: list[dict], topics: list[Topic]) -> list[dict]:
-    """Set each paper's `topics` (a JSON array) and return one row per rule that matched."""
+def assign_topics(papers: list[dict], topics: list[Topic],
+                  known: dict[str, tuple[str, list[dict]]] | None = None) -> list[dict]:
+    """Set each paper's `topics` (a JSON array) and return one row per rule that matched.
+
+    `known` holds topics already assigned to papers by a previous build (an incremental
+    build): a paper's title and abstract never change, so neither do its topics.
+    """
     rows = []
+    known = known or {}
     for paper in papers:
+        if paper["id"] in known:
+            paper["topics"], evidence = known[paper["id"]]
+            rows.extend(evidence)
+            continue
         assigned = []
         title, abstract = paper["title"] or "", paper["abstract"] or ""
         lowered = (title.lower(), abstract.lower())

@@ -1,0 +1,133 @@
+"""Reuse a previous papers.db so that adding a dump does not parse and match everything again.
+
+`build_db.py --incremental` takes the previous database at `--out` as a record of the
+work already done: when its dumps are exactly the first dumps of the folder (same names,
+same sha256, nothing in between), their records, the deduplication state and the topics
+of their papers are read back from it instead of being recomputed. Only the new dumps are
+parsed and matched. Everything that depends on the whole corpus (capture years, paper
+summaries, organizations, related papers) is computed again, and the file is written
+the usual atomic way, so the result equals a full build: a test holds them equal.
+
+Anything else (a changed or removed dump, a new dump that sorts before an old one, an
+older schema) falls back to a full build, saying why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dedupe import Deduplicator, Lookalike, Merge, Paper, Sighting, blocking_keys
+from .enrich import INVALID_DATE_REASON
+from .parse import ParsedDump, Problem, Record, parse_date
+
+
+@dataclass
+class PreviousBuild:
+    """What a previous database already holds for the dumps it was built from."""
+
+    parsed: list[ParsedDump]
+    dedup: Deduplicator
+    topics: dict[str, tuple[str, list[dict]]] = field(default_factory=dict)
+
+
+def reusable_dumps(conn: sqlite3.Connection, paths: list[Path]) -> list[str] | str:
+    """Return the names of the dumps that can be reused, or why none can."""
+    previous = conn.execute("select name, sha256 from dumps order by position").fetchall()
+    if len(previous) > len(paths):
+        return "the previous database has dumps that are gone"
+    for (name, sha), path in zip(previous, paths):
+        if path.name != name:
+            return f"{path.name} sorts before {name}, which the previous database already holds"
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            return f"{name} changed since the previous build"
+    return [name for name, _ in previous]
+
+
+def load_previous(db: Path, paths: list[Path]) -> tuple[PreviousBuild | None, str]:
+    """Return the reusable state of the previous build at `db`, or None and the reason."""
+    if not db.exists():
+        return None, f"no previous database at {db}"
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        try:
+            names = reusable_dumps(conn, paths)
+            if isinstance(names, str):
+                return None, names
+            return read_previous(conn), f"reusing {len(names)} dumps from {db.name}"
+        finally:
+            conn.close()
+    except (sqlite3.Error, KeyError, IndexError) as error:
+        return None, f"the previous database cannot be reused ({error})"
+
+
+def read_previous(conn: sqlite3.Connection) -> PreviousBuild:
+    parsed = [parsed_dump(row) for row in conn.execute("select * from dumps order by position")]
+    by_name = {dump.name: dump for dump in parsed}
+    for row in conn.execute("select * from problems order by id"):
+        if row["reason"] != INVALID_DATE_REASON:
+            by_name[row["dump"]].problems.append(Problem(row["line"], row["text"], row["reason"]))
+    dedup = rebuild_deduplicator(conn, by_name)
+    topics = previous_topics(conn)
+    return PreviousBuild(parsed, dedup, topics)
+
+
+def parsed_dump(row: sqlite3.Row) -> ParsedDump:
+    capture = parse_date(row["capture_text"])[0] if row["capture_text"] else None
+    return ParsedDump(
+        name=row["name"], layout=row["layout"], line_count=row["lines"],
+        capture_text=row["capture_text"], capture_line=row["capture_line"], capture=capture,
+        sha256=row["sha256"], bytes=row["bytes"],
+    )
+
+
+def record_of(row: sqlite3.Row) -> Record:
+    """Return the record a sighting row was made from (its abstract lives in the paper)."""
+    date = parse_date(row["date_text"])[0] if row["date_text"] else None
+    return Record(position=row["position"], line=row["line"], title=row["title"], abstract="",
+                  end_line=row["end_line"], authors=row["authors"],
+                  organization=row["organization"], date_text=row["date_text"], date=date,
+                  comments=row["comments"])
+
+
+def rebuild_deduplicator(conn: sqlite3.Connection, dumps: dict[str, ParsedDump]) -> Deduplicator:
+    """Return the deduplicator in the state the previous build left it, without re-matching."""
+    dedup = Deduplicator()
+    papers: dict[str, Paper] = {}
+    rows = conn.execute("""
+        select sightings.*, papers.title as paper_title, papers.abstract, papers.title_key
+        from sightings join papers on papers.id = sightings.paper_id
+        join dumps on dumps.name = sightings.dump
+        order by dumps.position, sightings.position
+    """)
+    for row in rows:
+        record = record_of(row)
+        dumps[row["dump"]].records.append(record)
+        paper = papers.get(row["paper_id"])
+        if paper is None:  # the first sighting created the paper, as in a full build
+            paper = Paper(row["paper_id"], row["title_key"], row["paper_title"], row["abstract"])
+            papers[paper.id] = paper
+            dedup.papers.append(paper)
+            dedup.ids.add(paper.id)
+            dedup.by_key.setdefault(paper.key, []).append(paper)
+            for block in blocking_keys(paper.key):
+                dedup.blocks.setdefault(block, []).append(paper)
+        paper.sightings.append(Sighting(row["dump"], record, paper.id, row["match_method"]))
+    dedup.merges = [Merge(**{k: row[k] for k in Merge.__dataclass_fields__})
+                    for row in conn.execute("select * from merges order by id")]
+    dedup.lookalikes = [Lookalike(**{k: row[k] for k in Lookalike.__dataclass_fields__})
+                        for row in conn.execute("select * from lookalikes order by id")]
+    dedup.lookalike_pairs = {(l.paper_id, l.other_paper_id) for l in dedup.lookalikes}
+    return dedup
+
+
+def previous_topics(conn: sqlite3.Connection) -> dict[str, tuple[str, list[dict]]]:
+    """Return each previous paper's topics and evidence rows (its title and abstract are fixed)."""
+    evidence: dict[str, list[dict]] = {}
+    for row in conn.execute("select * from paper_topics order by rowid"):
+        evidence.setdefault(row["paper_id"], []).append(dict(row))
+    return {paper_id: (topics, evidence.get(paper_id, []))
+            for paper_id, topics in conn.execute("select id, topics from papers")}
