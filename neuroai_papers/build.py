@@ -9,6 +9,7 @@ Exit codes (documented in README.md):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -149,7 +150,19 @@ def make_build_info(parsed: list[ParsedDump]) -> dict[str, str]:
         "git_commit": git_commit(),
         "dumps": ", ".join(f"{d.name} (sha256 {d.sha256[:12]})" for d in parsed),
         "sqlite_utils_version": version("sqlite-utils"),
+        "reusable_inputs_sha256": reusable_inputs_fingerprint(),
     }
+
+
+def reusable_inputs_fingerprint() -> str:
+    """Return a hash of what the reusable results depend on: the build code and the topic rules.
+
+    An incremental build reuses a previous database only if this is unchanged.
+    """
+    digest = hashlib.sha256()
+    for path in [*sorted(ROOT.joinpath("neuroai_papers").glob("*.py")), TOPICS]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def report_unplaced(places: OrganizationIndex, reference: Path, progress: Progress) -> None:
@@ -158,7 +171,7 @@ def report_unplaced(places: OrganizationIndex, reference: Path, progress: Progre
 
 
 def load_previous_build(out: Path, paths: list[Path], progress: Progress) -> PreviousBuild | None:
-    previous, why = load_previous(out, paths)
+    previous, why = load_previous(out, paths, reusable_inputs_fingerprint())
     progress.line(f"incremental: {why}" + ("" if previous else "; building everything"))
     return previous
 

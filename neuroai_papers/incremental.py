@@ -8,8 +8,8 @@ parsed and matched. Everything that depends on the whole corpus (capture years, 
 summaries, organizations, related papers) is computed again, and the file is written
 the usual atomic way, so the result equals a full build: a test holds them equal.
 
-Anything else (a changed or removed dump, a new dump that sorts before an old one, an
-older schema) falls back to a full build, saying why.
+Anything else (a changed or removed dump, a new dump that sorts before an old one, other
+build code or topic rules than the previous build's) falls back to a full build, saying why.
 """
 
 from __future__ import annotations
@@ -46,14 +46,22 @@ def reusable_dumps(conn: sqlite3.Connection, paths: list[Path]) -> list[str] | s
     return [name for name, _ in previous]
 
 
-def load_previous(db: Path, paths: list[Path]) -> tuple[PreviousBuild | None, str]:
-    """Return the reusable state of the previous build at `db`, or None and the reason."""
+def load_previous(db: Path, paths: list[Path], fingerprint: str) -> tuple[PreviousBuild | None, str]:
+    """Return the reusable state of the previous build at `db`, or None and the reason.
+
+    `fingerprint` identifies the build code and topic rules; results made by other ones
+    are not reused.
+    """
     if not db.exists():
         return None, f"no previous database at {db}"
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         conn.row_factory = sqlite3.Row
         try:
+            made_by = conn.execute(
+                "select value from build_info where key = 'reusable_inputs_sha256'").fetchone()
+            if made_by is None or made_by[0] != fingerprint:
+                return None, "the build code or the topic rules changed since the previous build"
             names = reusable_dumps(conn, paths)
             if isinstance(names, str):
                 return None, names

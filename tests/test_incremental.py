@@ -90,3 +90,17 @@ def test_a_new_dump_sorting_first_falls_back_to_a_full_build(tmp_path):
     result = run_build(folder, out, "--incremental")
     assert result.returncode == 0
     assert "0000_early.txt sorts before 000_a6c095fc83dff075.txt" in result.stderr
+
+
+def test_other_build_code_or_topic_rules_fall_back_to_a_full_build(tmp_path):
+    folder = tmp_path / "dumps"
+    shutil.copytree(REAL_DUMPS, folder)
+    out = tmp_path / "papers.db"
+    assert run_build(folder, out).returncode == 0
+    conn = sqlite3.connect(out)
+    with conn:
+        conn.execute("update build_info set value = 'other' where key = 'reusable_inputs_sha256'")
+    conn.close()
+    result = run_build(folder, out, "--incremental")
+    assert result.returncode == 0
+    assert "the build code or the topic rules changed since the previous build; building everything" in result.stderr
