@@ -149,13 +149,22 @@ def create_indexes_and_search(db: sqlite_utils.Database) -> None:
 
 
 def load_rows(db: sqlite_utils.Database, corpus: Corpus) -> None:
-    """Insert the corpus, parents before children so foreign keys hold as rows arrive."""
+    """Insert the corpus, parents before children so foreign keys hold as rows arrive.
+
+    The tables already exist with their declared columns, so rows go in through one plain
+    executemany per table: sqlite-utils' insert_all would inspect every batch again.
+    """
     for table in ("dumps", "organizations", "topics", "papers", "sightings", "merges",
                   "lookalikes", "problems", "related", "paper_topics"):
         rows = getattr(corpus, table)
         if table in ("merges", "lookalikes", "problems"):
             rows = [{"id": number, **row} for number, row in enumerate(rows, 1)]
-        db[table].insert_all(rows, batch_size=2000)
+        columns = list(TABLES[table][0])
+        names = ", ".join(f"[{column}]" for column in columns)
+        db.conn.executemany(
+            f"insert into [{table}] ({names}) values ({', '.join('?' * len(columns))})",
+            (tuple(row[column] for column in columns) for row in rows),
+        )
 
 
 def load_docs(db: sqlite_utils.Database, metadata: dict, build_info: dict[str, str]) -> None:
