@@ -51,10 +51,14 @@ class Rules:
         test is far cheaper than the regex scan, and most papers carry few topics.
         """
         found: dict[str, list[str]] = {}
+        same_offsets = len(lowered) == len(text)  # lower() can lengthen some letters
         for rule in self.rules:
-            if rule.anchor and rule.anchor not in lowered:
+            start = lowered.find(rule.anchor) if rule.anchor else 0
+            if start < 0:
                 continue
-            hits = [match.group(0) for match in rule.regex.finditer(text)]
+            # No match can begin before the first occurrence of the literal start.
+            scan = rule.regex.finditer(text, start if same_offsets else 0)
+            hits = [match.group(0) for match in scan]
             if hits:
                 found[rule.source] = hits
         return found
@@ -117,7 +121,8 @@ def load_topics(path: Path) -> list[Topic]:
 def rule_matches(topic: Topic, title: str, abstract: str,
                  lowered_title: str, lowered_abstract: str) -> list[dict]:
     """Return the matches that assign `topic` to a paper, or [] if it does not apply."""
-    if topic.exclude.matches(f"{title}\n{abstract}", f"{lowered_title}\n{lowered_abstract}"):
+    if topic.exclude.rules and topic.exclude.matches(
+            f"{title}\n{abstract}", f"{lowered_title}\n{lowered_abstract}"):
         return []
     found = [
         {"field": field, "rule": source, "matched": hits[0], "hits": len(hits)}
