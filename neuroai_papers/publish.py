@@ -4,7 +4,8 @@
     python -m neuroai_papers.publish cloudrun --service NAME  # datasette publish cloudrun
     python -m neuroai_papers.publish pages --out DIR          # papers.db, notebooks, landing page
 
-Both start by building papers.db and rendering the notebooks when their inputs changed.
+Both start by building papers.db (incrementally when a previous papers.db, for example the
+one last published, allows it) and rendering the notebooks.
 Cloud Run goes through `datasette publish cloudrun`, the route Datasette documents. The
 dry run calls the very function that command uses to lay out what it uploads
 (`temporary_docker_directory`), with the same arguments, and copies the result: the
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     pages.add_argument("--out", type=Path, required=True)
     pages.add_argument("--live-url", default=os.environ.get("LIVE_SITE_URL") or None)
     args = parser.parse_args(argv)
-    if (status := prepare(DB)) != 0:
+    if (status := prepare(DB, always=True)) != 0:
         return status
     if args.target == "cloudrun":
         return publish_cloudrun(args.service, args.dry_run)

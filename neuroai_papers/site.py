@@ -82,13 +82,18 @@ def notebook_inputs(db: Path) -> list[Path]:
     return [db, *ROOT.joinpath("notebooks").glob("*.ipynb")]
 
 
-def prepare(db: Path) -> int:
-    """Build papers.db and render the notebooks when their inputs changed; return an exit code."""
-    if stale(db, database_inputs()):
-        status = build_main(["--out", str(db)])
+def prepare(db: Path, always: bool = False) -> int:
+    """Build papers.db and render the notebooks when their inputs changed; return an exit code.
+
+    The build is incremental: it reuses what `db` already holds when that gives the same
+    result, and builds everything otherwise. `always` rebuilds whatever the file dates say
+    (a downloaded database is newer than the dumps without being built from them).
+    """
+    if always or stale(db, database_inputs()):
+        status = build_main(["--out", str(db), "--incremental"])
         if status != 0:
             return status
-    if stale(site_paths()["notebooks"] / "explore.html", notebook_inputs(db)):
+    if always or stale(site_paths()["notebooks"] / "explore.html", notebook_inputs(db)):
         render_notebooks(db, site_paths()["notebooks"])
     return 0
 
