@@ -41,7 +41,7 @@ from benchmarks.generate import generate_corpus
 from neuroai_papers.dedupe import (ABSTRACT_MIN_SCORE, TITLE_MIN_SCORE, Sighting,
                                    abstract_score, deduplicate, title_key)
 from neuroai_papers.parse import read_dump
-from neuroai_papers.site import serve_command
+from neuroai_papers.site import free_port, serve_command, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -184,25 +184,6 @@ def serve(command: list[str]) -> subprocess.Popen:
     return process
 
 
-def wait_for(base: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/-/versions.json", timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"no answer from {base}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def search_figures(db: Path, repeats: int) -> dict:
     datasette = str(Path(PYTHON).with_name("datasette"))
     ours_port, stock_port = free_port(), free_port()
@@ -210,8 +191,8 @@ def search_figures(db: Path, repeats: int) -> dict:
     stock = serve([datasette, "serve", "-i", str(db), "--host", "127.0.0.1", "--port", str(stock_port)])
     try:
         ours_base, stock_base = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{stock_port}"
-        wait_for(ours_base)
-        wait_for(stock_base)
+        wait_until_up(ours_base, ours)
+        wait_until_up(stock_base, stock)
         quote = urllib.parse.quote_plus
         ranked = latencies(ours_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)
         plain = latencies(stock_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)

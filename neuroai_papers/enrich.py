@@ -197,8 +197,8 @@ def build_corpus(
         for d in parsed_dumps
     }
     problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
-    sighting_rows = make_sighting_rows(parsed_dumps, dedup, captures, problems, places)
     order = {d.name: index for index, d in enumerate(parsed_dumps)}
+    sighting_rows = make_sighting_rows(order, dedup, captures, problems, places)
     problems.sort(key=lambda row: (order[row["dump"]], row["line"]))  # file order, not discovery
     organizations = make_organization_rows(sighting_rows, places)
     papers = make_paper_rows(dedup.papers, sighting_rows,
@@ -222,9 +222,8 @@ def problem_row(dump: str, problem: Problem) -> dict:
     return {"dump": dump, "line": problem.line, "text": problem.text, "reason": problem.reason}
 
 
-def make_sighting_rows(parsed_dumps, dedup, captures, problems, places) -> list[dict]:
-    """Return one row per record, in dump order then page order."""
-    order = {d.name: index for index, d in enumerate(parsed_dumps)}
+def make_sighting_rows(order, dedup, captures, problems, places) -> list[dict]:
+    """Return one row per record, in dump order then page order (`order`: dump -> position)."""
     sightings = sorted(
         (s for paper in dedup.papers for s in paper.sightings),
         key=lambda s: (order[s.dump], s.record.position),

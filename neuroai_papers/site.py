@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from .build import ROOT
@@ -63,6 +67,27 @@ def serve_command(db: Path, host: str = "127.0.0.1", port: int = 8001) -> list[s
     """Return the full command that serves `db` read-only (immutable)."""
     return ["datasette", "serve", "-i", str(db), "--host", host, "--port", str(port),
             *datasette_options()]
+
+
+def free_port() -> int:
+    """Return a free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(base: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    """Return once the Datasette at `base` answers; raise RuntimeError if it exits or stays silent."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"datasette at {base} exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"datasette at {base} did not answer within {seconds:.0f} s")
 
 
 def stale(output: Path, inputs: list[Path]) -> bool:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from neuroai_papers.site import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DUMPS = ROOT / "dumps"
@@ -98,16 +97,10 @@ ABSTRACT_C = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_site(db: Path):
     """Run the real Datasette server, with the project's own options, on a free loopback port."""
-    from neuroai_papers.site import serve_command
+    from neuroai_papers.site import serve_command, wait_until_up
 
     port = free_port()
     command = serve_command(db, "127.0.0.1", port)
@@ -118,24 +111,14 @@ def running_site(db: Path):
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_up(base, process, log)
+            try:
+                wait_until_up(base, process)
+            except RuntimeError as error:
+                raise RuntimeError(f"{error}:\n{log.read_text()}") from None
             yield base
         finally:
             process.terminate()
             process.wait(timeout=20)
-
-
-def wait_until_up(base: str, process: subprocess.Popen, log: Path, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"datasette exited early:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"datasette did not answer within {seconds}s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import OUTPUT, ROOT, free_port, rows, wait_until_up
+from conftest import OUTPUT, ROOT, rows
 from neuroai_papers.publish import (
     DRY_RUN_SECRET,
     clean_sources,
@@ -24,6 +24,7 @@ from neuroai_papers.publish import (
     publish_pages,
     write_bundle,
 )
+from neuroai_papers.site import free_port, wait_until_up
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 
@@ -158,7 +159,7 @@ def test_bundle_serves_the_site_with_the_command_the_service_runs(bundle, real_d
                                   env={**os.environ, "PORT": str(port)})
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_up(base, server, log)
+            wait_until_up(base, server)
 
             def get(path):
                 with urllib.request.urlopen(base + path, timeout=20) as response:
