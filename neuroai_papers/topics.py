@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,47 +22,18 @@ from .parse import DumpError
 
 
 @dataclass(frozen=True)
-class Rule:
-    source: str  # as written in the taxonomy file
-    anchor: str  # lowercase text every match starts with; '' if none is sure
-    regex: re.Pattern
-
-
-@dataclass(frozen=True)
 class Rules:
-    """Some rules of a topic, each a case-insensitive whole-word regular expression."""
+    """Some rules of a topic: regular expressions matched at word boundaries, ignoring case."""
 
-    rules: tuple[Rule, ...]
+    sources: tuple[str, ...]
 
     @classmethod
     def of(cls, sources: list[str]) -> "Rules":
-        return cls(tuple(
-            Rule(source, literal_start(source),
-                 re.compile(rf"\b(?:{source})\b", re.IGNORECASE))
-            for source in sources))
-
-    @property
-    def sources(self) -> tuple[str, ...]:
-        return tuple(rule.source for rule in self.rules)
-
-    def matches(self, text: str, lowered: str) -> dict[str, list[str]]:
-        """Return, per rule that matches, the texts it matched (`lowered` is text.lower()).
-
-        A rule whose literal start does not occur in the text cannot match: that substring
-        test is far cheaper than the regex scan, and most papers carry few topics.
-        """
-        found: dict[str, list[str]] = {}
-        same_offsets = len(lowered) == len(text)  # lower() can lengthen some letters
-        for rule in self.rules:
-            start = lowered.find(rule.anchor) if rule.anchor else 0
-            if start < 0:
-                continue
-            # No match can begin before the first occurrence of the literal start.
-            scan = rule.regex.finditer(text, start if same_offsets else 0)
-            hits = [match.group(0) for match in scan]
-            if hits:
-                found[rule.source] = hits
-        return found
+        for source in sources:
+            if has_uppercase_literal(source):
+                raise ValueError(f"rule {source!r}: write rules in lowercase (text is lowercased)")
+            re.compile(source)  # a malformed rule fails here, naming the taxonomy file
+        return cls(tuple(sources))
 
 
 @dataclass(frozen=True)
@@ -75,24 +47,14 @@ class Topic:
     exclude: Rules
     abstract_hits: int
 
+    @property
+    def all_sources(self) -> set[str]:
+        return {*self.title_rules.sources, *self.abstract_rules.sources, *self.exclude.sources}
 
-def literal_start(source: str) -> str:
-    """Return the lowercase literal text every match of a rule starts with ('' if none is sure).
 
-    `spike trains?` starts with `spike train` (the `s` is optional); a rule that opens with a
-    group or has an alternative at its top level has no sure start.
-    """
-    depth = 0
-    for char in source:
-        depth += char == "("
-        depth -= char == ")"
-        if char == "|" and depth == 0:
-            return ""
-    match = re.match(r"[^\\.^$*+?{}\[\]|()]*", source)
-    literal = match.group(0)
-    if literal and source[len(literal):len(literal) + 1] in ("?", "*", "{"):
-        literal = literal[:-1]  # the last character is optional
-    return literal.lower()
+def has_uppercase_literal(source: str) -> bool:
+    """Return whether a rule holds an uppercase letter outside escapes such as \\W or \\S."""
+    return any(ch.isupper() for ch in re.sub(r"\\.", "", source))
 
 
 def load_topics(path: Path) -> list[Topic]:
@@ -118,18 +80,138 @@ def load_topics(path: Path) -> list[Topic]:
     return topics
 
 
-def rule_matches(topic: Topic, title: str, abstract: str,
-                 lowered_title: str, lowered_abstract: str) -> list[dict]:
-    """Return the matches that assign `topic` to a paper, or [] if it does not apply."""
-    if topic.exclude.rules and topic.exclude.matches(
-            f"{title}\n{abstract}", f"{lowered_title}\n{lowered_abstract}"):
+# --- Matching -------------------------------------------------------------------------------
+#
+# Case is ignored by matching the rules against lowercased text (str.lower), not with
+# re.IGNORECASE: Python's regex engine skips straight to a rule's literal start only when
+# case is significant and the pattern does not open with \b, which makes the scan several
+# times faster. The leading word boundary is checked by hand for each candidate instead.
+# Rules are therefore written in lowercase (load_topics refuses others).
+
+LEADING_BOUNDARY = re.compile(r"\b")
+SEPARATOR = "\n\x00\n"  # between papers: no word and no rule can span it
+SCAN_CHUNK = 20_000  # papers scanned together: bounds the memory of the joined text
+
+
+@dataclass
+class Hits:
+    """What one rule matched in one paper: texts per field, and whether it matched at all."""
+
+    title: list[str]
+    abstract: list[str]
+    anywhere: bool  # in title + "\n" + abstract (what an exclusion looks at)
+
+
+def scanning_regex(source: str) -> re.Pattern:
+    return re.compile(rf"(?:{source})\b")
+
+
+def whole_word_regex(source: str) -> re.Pattern:
+    return re.compile(rf"\b(?:{source})\b")
+
+
+def find_all(regex: re.Pattern, text: str, start: int = 0, end: int | None = None):
+    """Yield the matches `\b(?:rule)\b` would give in text[start:end], found with `regex`.
+
+    `regex` is the rule without its leading \b, so the engine can search for its literal
+    start; a candidate without a word boundary before it is skipped by moving on one
+    character, which is exactly where the full pattern's own search would resume.
+    """
+    end = len(text) if end is None else end
+    position = start
+    while (match := regex.search(text, position, end)) is not None:
+        if LEADING_BOUNDARY.match(text, match.start()) is None:
+            position = match.start() + 1
+            continue
+        yield match
+        position = match.end() if match.end() > match.start() else match.end() + 1
+
+
+def paper_hits(regex: re.Pattern, title: str, abstract: str) -> Hits | None:
+    """Return one rule's hits in one paper, matched separately in each field (the reference)."""
+    lowered_title, lowered_abstract = title.lower(), abstract.lower()
+    both = f"{lowered_title}\n{lowered_abstract}"
+    in_title = [original(title, lowered_title, m) for m in find_all(regex, lowered_title)]
+    in_abstract = [original(abstract, lowered_abstract, m)
+                   for m in find_all(regex, lowered_abstract)]
+    anywhere = bool(in_title or in_abstract) or next(find_all(regex, both), None) is not None
+    return Hits(in_title, in_abstract, anywhere) if anywhere else None
+
+
+def original(text: str, lowered: str, match: re.Match, offset: int = 0) -> str:
+    """Return the text a match covers as written (lowercase if lowering changed the length)."""
+    if len(text) != len(lowered):
+        return match.group(0)
+    return text[match.start() - offset:match.end() - offset]
+
+
+class ChunkScan:
+    """The lowercased titles and abstracts of some papers, joined, to scan each rule once."""
+
+    def __init__(self, papers: list[dict]):
+        self.papers = papers
+        self.titles = [paper["title"] or "" for paper in papers]
+        self.abstracts = [paper["abstract"] or "" for paper in papers]
+        pieces, self.starts, self.title_ends, self.ends = [], [], [], []
+        position = 0
+        for title, abstract in zip(self.titles, self.abstracts):
+            self.starts.append(position)
+            self.title_ends.append(position + len(title))
+            position += len(title) + 1 + len(abstract)
+            self.ends.append(position)
+            pieces.append(f"{title}\n{abstract}")
+            position += len(SEPARATOR)
+        self.text = SEPARATOR.join(pieces).lower()
+        # str.lower can lengthen a few letters (İ); offsets are then recomputed per paper.
+        self.exact = len(self.text) == position - len(SEPARATOR) if papers else True
+
+    def hits(self, source: str) -> dict[int, Hits]:
+        """Return, per paper index of the chunk, what the rule matched there."""
+        if not self.exact:
+            return self.hits_paper_by_paper(source)
+        regex = scanning_regex(source)
+        found: dict[int, Hits] = {}
+        redo: set[int] = set()
+        for match in find_all(regex, self.text):
+            index = bisect_right(self.starts, match.start()) - 1
+            start, end = match.start(), match.end()
+            if end > self.ends[index] or start <= self.title_ends[index] < end:
+                # It spans the end of a field or of a paper, so the fields' own matches may
+                # differ: match every paper it touches field by field instead.
+                last = bisect_right(self.starts, end - 1) - 1
+                redo.update(range(index, last + 1))
+                continue
+            hits = found.setdefault(index, Hits([], [], True))
+            if end <= self.title_ends[index]:
+                hits.title.append(self.titles[index][start - self.starts[index]:
+                                                     end - self.starts[index]])
+            else:
+                offset = self.title_ends[index] + 1
+                hits.abstract.append(self.abstracts[index][start - offset:end - offset])
+        for index in redo:
+            found.pop(index, None)
+            if hits := paper_hits(regex, self.titles[index], self.abstracts[index]):
+                found[index] = hits
+        return found
+
+    def hits_paper_by_paper(self, source: str) -> dict[int, Hits]:
+        regex = scanning_regex(source)
+        found = {}
+        for index, (title, abstract) in enumerate(zip(self.titles, self.abstracts)):
+            if hits := paper_hits(regex, title, abstract):
+                found[index] = hits
+        return found
+
+
+def topic_evidence(topic: Topic, hits: dict[str, Hits]) -> list[dict]:
+    """Return the matches that assign `topic` to a paper (its rules' hits), or []."""
+    if any(source in hits and hits[source].anywhere for source in topic.exclude.sources):
         return []
     found = [
-        {"field": field, "rule": source, "matched": hits[0], "hits": len(hits)}
-        for field, text, lowered, rules in (
-            ("title", title, lowered_title, topic.title_rules),
-            ("abstract", abstract, lowered_abstract, topic.abstract_rules))
-        for source, hits in rules.matches(text, lowered).items()
+        {"field": field, "rule": source, "matched": texts[0], "hits": len(texts)}
+        for field, rules in (("title", topic.title_rules), ("abstract", topic.abstract_rules))
+        for source in rules.sources
+        if source in hits and (texts := getattr(hits[source], field))
     ]
     in_title = any(match["field"] == "title" for match in found)
     abstract_hits = sum(match["hits"] for match in found if match["field"] == "abstract")
@@ -143,22 +225,34 @@ def assign_topics(papers: list[dict], topics: list[Topic],
     `known` holds topics already assigned to papers by a previous build (an incremental
     build): a paper's title and abstract never change, so neither do its topics.
     """
-    rows = []
     known = known or {}
+    sources = sorted(set().union(*(topic.all_sources for topic in topics)))
+    evidence: dict[str, list[dict]] = {}
+    todo = [paper for paper in papers if paper["id"] not in known]
+    for low in range(0, len(todo), SCAN_CHUNK):
+        chunk = todo[low:low + SCAN_CHUNK]
+        scan = ChunkScan(chunk)
+        by_paper: dict[int, dict[str, Hits]] = {}
+        for source in sources:
+            for index, hits in scan.hits(source).items():
+                by_paper.setdefault(index, {})[source] = hits
+        for index, paper in enumerate(chunk):
+            paper_hits_found = by_paper.get(index, {})
+            assigned, rows = [], []
+            for topic in topics:
+                if matches := topic_evidence(topic, paper_hits_found):
+                    assigned.append(topic.id)
+                    rows.extend({"paper_id": paper["id"], "topic": topic.id, **m}
+                                for m in matches)
+            paper["topics"] = json.dumps(assigned)
+            evidence[paper["id"]] = rows
+    rows = []
     for paper in papers:
         if paper["id"] in known:
-            paper["topics"], evidence = known[paper["id"]]
-            rows.extend(evidence)
-            continue
-        assigned = []
-        title, abstract = paper["title"] or "", paper["abstract"] or ""
-        lowered = (title.lower(), abstract.lower())
-        for topic in topics:
-            matches = rule_matches(topic, title, abstract, *lowered)
-            if matches:
-                assigned.append(topic.id)
-                rows.extend({"paper_id": paper["id"], "topic": topic.id, **m} for m in matches)
-        paper["topics"] = json.dumps(assigned)
+            paper["topics"], paper_rows = known[paper["id"]]
+            rows.extend(paper_rows)
+        else:
+            rows.extend(evidence[paper["id"]])
     return rows
 
 

@@ -90,3 +90,71 @@ def test_evaluate_counts_true_and_false_positives(precision, recall, expected):
         "a": {"EEG"}, "b": set(), "c": {"EEG"}}
     scores = evaluate(labels, predicted, ["EEG"])["EEG"]
     assert (scores["precision"], scores["recall"]) == ((1.0, 1.0) if expected else (0.5, 0.5))
+
+
+# --- The corpus-wide scan gives what matching each paper alone gives -------------------------
+
+from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
+
+from neuroai_papers.topics import (Hits, Rules, Topic, paper_hits, scanning_regex,  # noqa: E402
+                                   topic_evidence)
+
+# Rules that can span a field's end (\s, \W) or a paper's end, or none, and an uppercase-free
+# escape: the cases where the joined text could disagree with each field matched alone.
+EDGE_TOPIC = Topic(
+    id="edge", label="Edge", group="aim", description="test",
+    abstract_rules=Rules.of([r"brain\s+decoding", r"eeg\W+eeg", r"\W+data", "fmri"]),
+    title_rules=Rules.of([r"brain\s+decoding", r"eeg\W+eeg", r"\W+data", "fmri", r"x\w*"]),
+    exclude=Rules.of([r"decoding\s+eeg"]), abstract_hits=2,
+)
+WORDS = ["brain", "decoding", "eeg", "data", "fmri", "fMRI", "İstanbul", "ſ", "x1", "xylo",
+         "spiking", "neural", "recordings", "transformers", "EEG", "-", "\n", " ", "  ", ".",
+         "Décoding", "KAN", "kan"]
+
+
+def reference_rows(papers, topics):
+    """Assign topics paper by paper, each field matched alone: the meaning of the rules."""
+    rows = []
+    for paper in papers:
+        hits = {}
+        for source in set().union(*(t.all_sources for t in topics)):
+            found = paper_hits(scanning_regex(source), paper["title"], paper["abstract"])
+            if found:
+                hits[source] = found
+        assigned = []
+        for topic in topics:
+            if matches := topic_evidence(topic, hits):
+                assigned.append(topic.id)
+                rows.extend({"paper_id": paper["id"], "topic": topic.id, **m} for m in matches)
+        paper["reference_topics"] = json.dumps(assigned)
+    return rows
+
+
+texts = st.lists(st.sampled_from(WORDS), max_size=12).map("".join)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(texts, texts), min_size=1, max_size=6))
+@example([("x", "eeg"), ("eeg eeg", "")])  # a match across two papers
+@example([("eeg", "data data")])  # a match that starts between title and abstract
+@example([("İİ fmri", "fMRI eeg data")])  # lowercasing lengthens the text
+def test_joined_scan_equals_each_paper_alone(pairs):
+    papers = [{"id": f"p{i}", "title": t, "abstract": a} for i, (t, a) in enumerate(pairs)]
+    topics = [EDGE_TOPIC, *TOPICS]
+    assert assign_topics(papers, topics) == reference_rows(papers, topics)
+    assert [p["topics"] for p in papers] == [p["reference_topics"] for p in papers]
+
+
+def test_a_match_across_title_and_abstract_counts_for_neither_field():
+    papers = [{"id": "a", "title": "Brain", "abstract": "decoding eeg data"}]
+    rows = assign_topics(papers, [EDGE_TOPIC])
+    assert rows == [] and papers[0]["topics"] == "[]"  # one abstract hit, two needed
+    assert paper_hits(scanning_regex(r"brain\s+decoding"), "Brain", "decoding") == Hits(
+        [], [], True)
+
+
+def test_rules_must_be_lowercase_because_text_is_lowercased():
+    with pytest.raises(ValueError, match="lowercase"):
+        Rules.of(["fMRI"])
+    assert Rules.of([r"\W+\S"]).sources == (r"\W+\S",)
