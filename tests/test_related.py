@@ -44,3 +44,13 @@ def test_common_words_do_not_make_papers_related():
               for i in range(50)]
     assert related_rows(papers) == []
     assert POSTINGS_CAP >= PER_PAPER
+
+
+def test_counted_words_equal_counting_the_filtered_words():
+    from collections import Counter
+
+    from neuroai_papers.related import counted_words
+    texts = [ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, "An a-b x2 q ab1 de-risk TO the THE 3d İstanbul ﬁne",
+             "", "ok-", "co-op x-y-z mri fMRI fmri's"]
+    for text in texts:
+        assert counted_words(text) == Counter(words(text))
