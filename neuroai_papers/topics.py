@@ -90,7 +90,7 @@ def load_topics(path: Path) -> list[Topic]:
 
 LEADING_BOUNDARY = re.compile(r"\b")
 SEPARATOR = "\n\x00\n"  # between papers: no word and no rule can span it
-SCAN_CHUNK = 20_000  # papers scanned together: bounds the memory of the joined text
+SCAN_CHUNK = 2_000  # papers scanned together: bounds the joined text and the hits held
 
 
 @dataclass
