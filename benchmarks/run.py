@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -55,8 +56,8 @@ def timed(function, *args, **kwargs):
     return time.perf_counter() - started, result
 
 
-def run_build(dumps: Path, out: Path, *extra: str) -> tuple[float, float]:
-    """Return (seconds, peak MiB) of the real build command, in a fresh process."""
+def run_build(dumps: Path, out: Path, *extra: str) -> tuple[float, float, str]:
+    """Return (seconds, peak MiB, stage times) of the real build command, in a fresh process."""
     command = [PYTHON, "-c", (
         "import resource, runpy, sys; sys.argv = ['build_db.py'] + sys.argv[1:]; "
         "code = 0\ntry: runpy.run_path('build_db.py', run_name='__main__')\n"
@@ -69,7 +70,19 @@ def run_build(dumps: Path, out: Path, *extra: str) -> tuple[float, float]:
     if result.returncode != 0:
         raise SystemExit(f"build failed:\n{result.stderr[-2000:]}")
     peak_kib = int(result.stderr.rsplit("PEAK", 1)[1].split()[0])
-    return seconds, peak_kib / 1024
+    stages = next((line.split(":", 1)[1].strip() for line in result.stderr.splitlines()
+                   if line.startswith("stages:")), "")
+    return seconds, peak_kib / 1024, stages
+
+
+def split_last_dump(dumps: Path, scratch: Path) -> tuple[Path, Path]:
+    """Return a folder of every dump but the last (the existing corpus) and the last dump."""
+    existing = scratch / "existing"
+    existing.mkdir()
+    *earlier, last = sorted(dumps.glob("*.txt"))
+    for path in earlier:
+        os.link(path, existing / path.name)
+    return existing, last
 
 
 def floor(dumps: Path, built: Path, scratch: Path) -> float:
@@ -94,18 +107,16 @@ def floor(dumps: Path, built: Path, scratch: Path) -> float:
     return time.perf_counter() - started
 
 
-def incremental_figures(dumps: Path, scratch: Path) -> tuple[float, int]:
-    """Return the seconds to add the last dump to a database of all the others, and its records."""
-    staged = scratch / "staged"
-    staged.mkdir()
-    *earlier, last = sorted(dumps.glob("*.txt"))
-    for path in earlier:
-        os.link(path, staged / path.name)
+def incremental_figures(existing: Path, built: Path, new_dump: Path, scratch: Path) -> tuple[float, int]:
+    """Return the seconds to add one new dump to the built database, and the dump's records."""
     out = scratch / "incremental.db"
-    run_build(staged, out)
-    os.link(last, staged / last.name)
-    seconds, _ = run_build(staged, out, "--incremental")
-    return seconds, len(read_dump(last).records)
+    shutil.copyfile(built, out)
+    os.link(new_dump, existing / new_dump.name)
+    try:
+        seconds, _, _ = run_build(existing, out, "--incremental")
+    finally:
+        (existing / new_dump.name).unlink()
+    return seconds, len(read_dump(new_dump).records)
 
 
 def sample_sightings(dumps: Path, size: int) -> list[Sighting]:
@@ -215,11 +226,15 @@ def search_figures(db: Path, repeats: int) -> dict:
             "p50_ratio": statistics.median(every_ranked) / statistics.median(every_plain)}
 
 
-def report(records: int, generated: dict, build: tuple, floor_seconds: float, papers: int,
+def report(records: int, dumps: int, build: tuple, floor_seconds: float, papers: int,
            dedup: dict, search: dict | None, incremental: tuple[float, int]) -> str:
-    build_seconds, peak = build
+    build_seconds, peak, stages = build
     lines = [
-        f"## {records:,} records, {generated['dumps']:,} dumps -> {papers:,} papers",
+        f"## {records:,} records",
+        "",
+        f"Generated {records:,} records; the database is built from {dumps:,} dumps "
+        f"({records - incremental[1]:,} records -> {papers:,} papers) and the last dump "
+        f"({incremental[1]} records) is what the incremental build adds.",
         "",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{datetime.now(timezone.utc).date().isoformat()}.",
@@ -228,8 +243,9 @@ def report(records: int, generated: dict, build: tuple, floor_seconds: float, pa
         "| --- | --- | --- | --- |",
         f"| build (build_db.py, all stages) | {build_seconds:.1f} s | {floor_seconds:.1f} s "
         f"(read+split, raw executemany, FTS5) | {build_seconds / floor_seconds:.2f}x |",
+        f"| build stages | {stages} | | |",
         f"| build peak memory | {peak:,.0f} MiB | | |",
-        f"| incremental: add one {incremental[1]}-record dump | {incremental[0]:.1f} s | "
+        f"| incremental: add one new {incremental[1]}-record dump | {incremental[0]:.1f} s | "
         f"{build_seconds:.1f} s (full rebuild) | {incremental[0] / build_seconds:.2f}x |",
         f"| dedup on {dedup['sample']:,} records | {dedup['project_seconds']:.2f} s | "
         f"{dedup['all_pairs_seconds']:.2f} s (all-pairs rapidfuzz) | "
@@ -261,29 +277,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10, help="requests per search query")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--write-results", action="store_true", help=f"write {RESULTS.name}")
+    parser.add_argument("--work", type=Path, help="folder for the scratch files (default: /tmp)")
+    parser.add_argument("--keep", type=Path, help="copy the built database here")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         dumps = Path(tmp) / "dumps"
         dumps.mkdir()
         print(f"generating {args.records:,} records ...", flush=True)
         generated = generate_corpus(dumps, args.records, seed=args.seed)
         truth = json.loads((dumps.parent / f"{dumps.name}-truth.json").read_text())
+        # The existing corpus is every dump but the last; the last is the new dump that the
+        # incremental build adds to it.
+        existing, new_dump = split_last_dump(dumps, Path(tmp))
         print("building ...", flush=True)
         db = Path(tmp) / "papers.db"
-        build = run_build(dumps, db)
+        build = run_build(existing, db)
+        print(f"built in {build[0]:.1f} s, peak {build[1]:,.0f} MiB ({build[2]})", flush=True)
         print("floor ...", flush=True)
-        floor_seconds = floor(dumps, db, Path(tmp) / "floor.db")
+        floor_seconds = floor(existing, db, Path(tmp) / "floor.db")
         papers = sqlite3.connect(db).execute("select count(*) from papers").fetchone()[0]
         print("incremental build ...", flush=True)
-        incremental = incremental_figures(dumps, Path(tmp))
+        incremental = incremental_figures(existing, db, new_dump, Path(tmp))
         print("dedup against all pairs ...", flush=True)
         dedup = dedup_figures(dumps, truth, args.dedup_sample)
         search = None
         if not args.skip_search:
             print("search and facets over loopback ...", flush=True)
             search = search_figures(db, args.repeats)
-        text = report(args.records, generated, build, floor_seconds, papers, dedup, search,
-                      incremental)
+        text = report(args.records, generated["dumps"] - 1, build, floor_seconds, papers, dedup,
+                      search, incremental)
+        if args.keep:
+            shutil.copyfile(db, args.keep)
     print(text)
     if args.write_results:
         write_results(args.records, text)

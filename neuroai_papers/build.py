@@ -118,6 +118,10 @@ def deduplicate_all(parsed: list[ParsedDump], dedup: Deduplicator,
     sightings = [Sighting(dump.name, record) for dump in parsed for record in dump.records]
     for number, sighting in enumerate(sightings, 1):
         dedup.add(sighting)
+        if sighting.method != "new":
+            # The paper keeps the one abstract every later record is compared with; a repeat's
+            # copy is never read again, and at a million records repeats are a quarter of the text.
+            sighting.record.abstract = ""
         if number % 1000 == 0 or number == len(sightings):
             progress.update(f"deduplicated {number:,}/{len(sightings):,} records: "
                             f"{len(dedup.papers):,} papers", final=number == len(sightings))
