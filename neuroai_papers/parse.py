@@ -5,7 +5,7 @@ own date (the capture date), a metadata line (`• N authors`, `·`, a date line
 organization line), or text (a title or an abstract). A small state machine turns
 the sequence into records: title, abstract, then optional metadata. Every line that
 is neither blank, furniture nor part of a record becomes a `Problem`, so nothing is
-dropped silently.
+dropped silently; `line_claims` says what became of each line.
 
 The parser is pure: it takes text and gives back plain dataclasses. Reading files
 and refusing bad ones is `read_dump`'s job; it raises `DumpError`, one line naming
@@ -115,6 +115,7 @@ class ParsedDump:
     records: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     furniture_lines: list[int] = field(default_factory=list)
+    blank_lines: list[int] = field(default_factory=list)
     capture_text: str | None = None
     capture_line: int | None = None
     capture: DumpDate | None = None
@@ -141,7 +142,7 @@ def read_dump(path: Path) -> ParsedDump:
     parsed.sha256 = hashlib.sha256(data).hexdigest()
     parsed.bytes = len(data)
     if not parsed.records:
-        raise DumpError(f"{path}: no papers found ({describe_emptiness(parsed)})")
+        raise DumpError(no_papers_message(path, parsed))
     return parsed
 
 
@@ -151,25 +152,34 @@ def decode_dump(path: Path, data: bytes) -> str:
         raise DumpError(f"{path}: empty file (no papers)")
     nul = data.find(b"\x00")
     if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
+        line = line_number_at(data, nul)
         raise DumpError(f"{path}:{line}: not UTF-8 text (NUL byte; binary or UTF-16 file?)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
+        line = line_number_at(data, error.start)
         raise DumpError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
             f"{error.start}; save the dump as UTF-8)"
         ) from None
 
 
-def describe_emptiness(parsed: ParsedDump) -> str:
-    """Return why a dump gave no records, for the error message."""
+def line_number_at(data: bytes, offset: int) -> int:
+    """Return the line of the byte at `offset`, counting line breaks as `split_lines` does."""
+    before = data[:offset]
+    return before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
+
+
+def no_papers_message(path: Path, parsed: ParsedDump) -> str:
+    """Return why a dump gave no records, naming its first unreadable line if it has one."""
     if parsed.problems:
-        return f"{len(parsed.problems)} lines could not be read as papers"
+        first = parsed.problems[0]
+        lines = "1 line" if len(parsed.problems) == 1 else f"{len(parsed.problems)} lines"
+        return (f"{path}:{first.line}: no papers found ({lines} could not be read as papers, "
+                f"the first: {first.reason})")
     if parsed.furniture_lines:
-        return "only page furniture"
-    return "only blank lines"
+        return f"{path}: no papers found (only page furniture)"
+    return f"{path}: no papers found (only blank lines)"
 
 
 def normalize_line(raw: str) -> str:
@@ -267,6 +277,7 @@ def parse_dump(name: str, text: str) -> ParsedDump:
     if lines and lines[-1].text == "" and text.endswith(("\n", "\r")):
         lines.pop()  # the newline that ends the last line does not start another
     parsed = ParsedDump(name=name, layout=LAYOUT_BLANK_LINES, line_count=len(lines))
+    parsed.blank_lines = [line.number for line in lines if not line.text]
     start = split_header(lines, parsed)
     body = [line for line in lines[start:] if line.text]
     furniture = [line for line in body if is_furniture(line.text)]
@@ -275,6 +286,25 @@ def parse_dump(name: str, text: str) -> ParsedDump:
     RecordAssembler(parsed).run(content)
     parsed.layout = detect_layout(lines[start:], parsed.records)
     return parsed
+
+
+def line_claims(parsed: ParsedDump) -> dict[int, list[str]]:
+    """Return, for every line of a freshly parsed dump, what took it: blank, furniture, record,
+    problem. A sound parse gives each line exactly one claim. A record takes the non-blank,
+    non-furniture lines from its title to its last metadata line.
+    """
+    claims: dict[int, list[str]] = {n: [] for n in range(1, parsed.line_count + 1)}
+    for number in parsed.blank_lines:
+        claims[number].append("blank")
+    for number in parsed.furniture_lines:
+        claims[number].append("furniture")
+    for problem in parsed.problems:
+        claims[problem.line].append("problem")
+    for record in parsed.records:
+        for number in range(record.line, record.end_line + 1):
+            if "blank" not in claims[number] and "furniture" not in claims[number]:
+                claims[number].append(f"record {record.position}")
+    return claims
 
 
 def detect_layout(body: list[Line], records: list[Record]) -> str:

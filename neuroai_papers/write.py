@@ -119,6 +119,10 @@ class BuildCheckError(Exception):
     """The freshly written database failed a check; it was not put in place."""
 
 
+class WriteError(OSError):
+    """SQLite could not write the temporary file (a full disk, a file-size limit, an I/O error)."""
+
+
 def load_metadata(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
@@ -210,9 +214,33 @@ def temporary_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.tmp-{os.getpid()}")
 
 
+def remove_temporary(tmp: Path) -> None:
+    """Delete a temporary database and the side files SQLite may have made next to it."""
+    for path in (tmp, *(tmp.with_name(tmp.name + side) for side in ("-journal", "-wal", "-shm"))):
+        with suppress(FileNotFoundError):
+            path.unlink()
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
 def remove_stale_temporaries(out: Path) -> None:
-    """Delete temporary files that interrupted builds left next to the target."""
+    """Delete temporary files that interrupted builds left next to the target.
+
+    A temporary file names the process that writes it; one whose process still runs belongs
+    to a build in progress and is left alone.
+    """
     for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = stale.name[len(f".{out.name}.tmp-"):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and process_exists(int(pid)):
+            continue
         with suppress(OSError):
             stale.unlink()
 
@@ -222,6 +250,7 @@ def write_database(out: Path, corpus: Corpus, metadata: dict, build_info: dict[s
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     tmp = temporary_path(out)
+    db = None
     try:
         db = sqlite_utils.Database(tmp)
         # Nothing needs a journal: a failed build throws the whole temporary file away.
@@ -243,6 +272,10 @@ def write_database(out: Path, corpus: Corpus, metadata: dict, build_info: dict[s
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, out)
+    except sqlite3.Error as error:
+        # SQLite reports a full disk or a file-size limit as its own error, not as OSError.
+        raise WriteError(f"cannot write {tmp}: {error}") from None
     finally:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
+        if db is not None:
+            db.close()  # an error may have left it open, holding the file and its journal
+        remove_temporary(tmp)

@@ -18,12 +18,15 @@ REAL_DUMPS = ROOT / "dumps"
 OUTPUT = ROOT / "test-output"  # screenshots and other artefacts a person may want to look at
 
 
-def run_build(dumps: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Run the real build command as a user would, and return its result."""
+def run_build(dumps: Path, out: Path, *extra: str, **options) -> subprocess.CompletedProcess:
+    """Run the real build command as a user would, and return its result.
+
+    `options` go to subprocess.run, e.g. a preexec_fn that sets resource limits.
+    """
     return subprocess.run(
         [sys.executable, str(ROOT / "build_db.py"), "--dumps", str(dumps), "--out", str(out),
          *extra],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, **options,
     )
 
 

@@ -1,11 +1,13 @@
-"""The whole build on the real dumps: counts, search, documentation, atomicity, determinism."""
+"""The whole build on the real dumps: counts, search, documentation, atomicity, determinism.
+
+Broken dumps of every kind are in test_broken_dumps.py; kills and a full disk in test_faults.py.
+"""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 
-import pytest
 import yaml
 
 from conftest import ABSTRACT_A, REAL_DUMPS, ROOT, blank_separated, rows, run_build
@@ -110,33 +112,6 @@ def test_parse_problems_are_warnings_with_file_and_line_and_rows(dumps_dir, tmp_
     assert f"warning: {dumps_dir / 'a.txt'}:{line}: title with no abstract" in result.stderr
     assert rows(tmp_path / "p.db", "select dump, line, text from problems") == [
         ("a.txt", line, "Dangling title")]
-
-
-@pytest.mark.parametrize(
-    "name, content, message",
-    [
-        ("empty.txt", b"", "empty file"),
-        ("binary.txt", bytes(range(256)), "not UTF-8 text"),
-        ("latin1.txt", "Réseaux\n\nAbstract é\n".encode("latin-1"), "not UTF-8 text"),
-        ("furniture.txt", b"new\n\nSubscribe\n\nDaily Papers\n\nApr 17\n", "only page furniture"),
-        ("dir.txt", None, "is a directory"),
-    ],
-)
-def test_bad_input_fails_cleanly_and_leaves_the_old_database(
-    copy_real_dumps, tmp_path, name, content, message
-):
-    out = tmp_path / "papers.db"
-    assert run_build(copy_real_dumps, out).returncode == 0
-    before = out.read_bytes()
-    bad = copy_real_dumps / name
-    bad.mkdir() if content is None else bad.write_bytes(content)
-    result = run_build(copy_real_dumps, out)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and name in error_lines[0] and message in error_lines[0]
-    assert out.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".papers.db.tmp")] == []
 
 
 def test_truncated_record_gives_a_problem_and_a_sound_database(dumps_dir, tmp_path):

@@ -11,6 +11,7 @@ from neuroai_papers.parse import (
     LAYOUT_NO_BLANK_LINES,
     DumpDate,
     DumpError,
+    line_claims,
     parse_dump,
     read_dump,
 )
@@ -18,20 +19,12 @@ from neuroai_papers.parse import (
 REAL = sorted(REAL_DUMPS.glob("*.txt"))
 
 
-def accounted_lines(parsed) -> set[int]:
-    lines = set(parsed.furniture_lines)
-    for record in parsed.records:
-        lines.update(range(record.line, record.end_line + 1))
-    lines.update(problem.line for problem in parsed.problems)
-    return lines
-
-
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
 def test_every_line_of_every_real_dump_is_accounted_for(path):
     parsed = read_dump(path)
-    text_lines = path.read_text(encoding="utf-8").split("\n")
-    non_blank = {number for number, line in enumerate(text_lines, 1) if line.strip()}
-    assert non_blank <= accounted_lines(parsed)
+    claims = line_claims(parsed)  # blank, furniture, a record or a problem: exactly one each
+    assert len(claims) == len(path.read_bytes().splitlines())  # lines end as the parser ends them
+    assert {number: c for number, c in claims.items() if len(c) != 1} == {}
     # Records do not overlap and each covers its own lines only.
     spans = sorted((r.line, r.end_line) for r in parsed.records)
     assert all(end < next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))

@@ -1,0 +1,188 @@
+"""Faults during the build: SIGKILL at random points, leftovers, and running out of space.
+
+Whatever happens to a build, the previous papers.db stays as it was (or, if the build got
+past its final rename, is the new complete database), and the next build clears the
+temporaries an interrupted one left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from benchmarks.generate import generate_corpus
+from conftest import REAL_DUMPS, ROOT, run_build
+
+SYNTHETIC_RECORDS = 1500  # a build of about a second, three times the real dumps'
+KILLS = 25
+SEED = 20251123
+
+
+@dataclass
+class Timeline:
+    """Seconds from a build's start to its `writing` line (the write stage begins) and to its
+    `stages:` line (the new file is in place)."""
+
+    writing: float
+    written: float
+
+
+def start_build(dumps: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "build_db.py"), "--dumps", str(dumps), "--out", str(out),
+         *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def timed_build(dumps: Path, out: Path, *extra: str) -> Timeline:
+    started = time.monotonic()
+    process = start_build(dumps, out, *extra)
+    seen = {}
+    for line in process.stderr:
+        seen.setdefault(line.split(" ", 1)[0], time.monotonic() - started)
+    assert process.wait() == 0
+    return Timeline(seen["writing"], seen["stages:"])
+
+
+def kill_after(process: subprocess.Popen, delay: float, anchor: str | None) -> None:
+    """SIGKILL the build `delay` seconds after it printed a line starting with `anchor`
+    (after it started, if no anchor)."""
+    if anchor:
+        for line in process.stderr:
+            if line.startswith(anchor):
+                break
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+
+
+def temporaries(out: Path) -> list[str]:
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.tmp"))
+
+
+def integrity(db: Path) -> str:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def paper_count(db: Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("select count(*) from papers").fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def synthetic_dumps(tmp_path_factory) -> Path:
+    dumps = tmp_path_factory.mktemp("faults") / "dumps"
+    generate_corpus(dumps, SYNTHETIC_RECORDS, seed=11)
+    return dumps
+
+
+def test_sigkill_at_random_points_never_harms_the_previous_database(synthetic_dumps, tmp_path):
+    """Every other build is killed anywhere in its run; the others, incremental builds (which
+    read the previous papers.db first and reach the write stage sooner), inside the write stage."""
+    out = tmp_path / "papers.db"
+    full = timed_build(synthetic_dumps, out)
+    incremental = timed_build(synthetic_dumps, out, "--incremental")
+    papers = paper_count(out)
+    before, inode = out.read_bytes(), out.stat().st_ino
+    rng = random.Random(SEED)
+    killed = replaced = left_temporary = 0
+    for run in range(KILLS):
+        if run % 2:
+            process = start_build(synthetic_dumps, out, "--incremental")
+            kill_after(process, rng.uniform(0, incremental.written - incremental.writing),
+                       "writing ")
+        else:
+            process = start_build(synthetic_dumps, out)
+            kill_after(process, rng.uniform(0, full.written), None)
+        killed += process.returncode == -signal.SIGKILL
+        left_temporary += (tmp_path / f".papers.db.tmp-{process.pid}").exists()
+        now = out.read_bytes()
+        if now != before:  # killed after its rename: only a whole new file may take the place
+            assert out.stat().st_ino != inode, "papers.db was written in place"
+            assert integrity(out) == "ok" and paper_count(out) == papers
+            before, inode, replaced = now, out.stat().st_ino, replaced + 1
+        assert integrity(out) == "ok"
+    print(f"{killed}/{KILLS} builds killed ({full}, incremental {incremental}): {left_temporary} "
+          f"left their temporary file, {replaced} had already renamed it into place")
+    assert killed >= KILLS // 2, "most kills came too late: the builds ran faster than measured"
+    assert left_temporary >= 3, "too few kills landed while the temporary file existed"
+
+    assert run_build(synthetic_dumps, out).returncode == 0
+    assert temporaries(out) == []
+    assert sorted(os.listdir(tmp_path)) == ["papers.db"]
+    assert integrity(out) == "ok"
+
+
+def test_the_next_build_removes_stale_temporaries_and_their_sqlite_side_files(tmp_path):
+    out = tmp_path / "papers.db"
+    stale = [".papers.db.tmp-99999", ".papers.db.tmp-99999-journal", ".papers.db.tmp-99998",
+             ".papers.db.tmp-99998-wal", ".papers.db.tmp-99998-shm"]
+    for name in stale:
+        (tmp_path / name).write_bytes(b"left by a killed build")
+    (tmp_path / "papers.db.bak").write_bytes(b"not ours to remove")
+    assert run_build(REAL_DUMPS, out).returncode == 0
+    assert sorted(os.listdir(tmp_path)) == ["papers.db", "papers.db.bak"]
+
+
+def test_a_temporary_of_a_build_still_running_is_left_alone(tmp_path):
+    out = tmp_path / "papers.db"
+    running = subprocess.Popen(["sleep", "60"])  # stands for another build writing `out`
+    try:
+        busy = tmp_path / f".papers.db.tmp-{running.pid}"
+        busy.write_bytes(b"being written")
+        assert run_build(REAL_DUMPS, out).returncode == 0
+        assert busy.read_bytes() == b"being written"
+    finally:
+        running.kill()
+        running.wait()
+    assert run_build(REAL_DUMPS, out).returncode == 0
+    assert not busy.exists()  # its process is gone: now it is stale
+
+
+def limit_file_size(limit: int):
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.fixture(scope="module")
+def previous_db_size(real_db) -> int:
+    return real_db.stat().st_size
+
+
+@pytest.mark.parametrize("room", ["early", "late"])
+def test_running_out_of_space_fails_cleanly(real_db, previous_db_size, tmp_path, room):
+    out = tmp_path / "papers.db"
+    before = real_db.read_bytes()
+    out.write_bytes(before)
+    # Early: the rows do not fit. Late: everything but the last pages (indexes, ANALYZE).
+    limit = 256 * 1024 if room == "early" else previous_db_size - 16 * 1024
+    result = run_build(REAL_DUMPS, out, preexec_fn=limit_file_size(limit))
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"error: the database could not be built: cannot write "
+                                f"{tmp_path / '.papers.db.tmp-'}")
+    assert result.stderr.splitlines()[-1] == f"nothing written; {out} is unchanged"
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["papers.db"]
