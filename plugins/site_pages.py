@@ -33,8 +33,10 @@ async def front_page_facts(datasette):
           (select min(published) from papers) as earliest,
           (select max(published) from papers) as latest
     """)
+    # Only the facts shown: build_info.dumps grows with every dump, and the SQL limits
+    # (sql_limits.py) would refuse a value that outgrew them.
     info = {row["key"]: row["value"] for row in await select(
-        datasette, "select key, value from build_info")}
+        datasette, "select key, value from build_info where key in ('built_at', 'git_commit')")}
     newest = await select(datasette, """
         select name, capture_date, capture_text, new_papers from dumps order by position desc limit 1
     """)

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from conftest import HOSTILE_ABSTRACT, HOSTILE_TITLE, rows, running_site, screenshot
+from conftest import rows, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -118,20 +118,3 @@ def test_write_statement_is_refused_in_the_browser(page, site, real_db):
     page.goto(site + "/papers?sql=delete+from+papers")
     assert "Statement must be a SELECT" in page.content()
     assert rows(real_db, "select count(*) from papers") == before
-
-
-def test_injected_markup_renders_as_text_and_runs_nothing(hostile_db, page):
-    paper_id = rows(hostile_db, "select id from papers where title like '<script>%'")[0][0]
-    with running_site(hostile_db) as base:
-        for path in ("/papers/papers", "/papers/papers?_search=fmri", f"/papers/papers/{paper_id}",
-                     "/papers/search?q=fmri", "/papers/sightings", "/papers/organizations"):
-            page.goto(base + path)
-            page.wait_for_load_state("load")
-            assert page.locator("script:text('alert(\"title\")')").count() == 0, path
-            assert page.locator("img[onerror]").count() == 0, path
-            assert page.locator("a[href^='javascript:']").count() == 0, path
-        page.goto(f"{base}/papers/papers/{paper_id}")
-        assert page.locator("h1.paper-title").inner_text() == HOSTILE_TITLE
-        assert HOSTILE_ABSTRACT in page.locator("p.abstract").inner_text()
-        screenshot(page, "injection-paper-page")
-    assert page.dialogs == []

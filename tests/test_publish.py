@@ -11,6 +11,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -25,6 +26,7 @@ from neuroai_papers.publish import (
     write_bundle,
 )
 from neuroai_papers.site import free_port, wait_until_up
+from rawhttp import raw_get
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 
@@ -129,6 +131,53 @@ def test_bundle_holds_exactly_what_the_site_needs(bundle, real_db):
     assert json.loads((folder / "metadata.json").read_text())["title"] == "NeuroAI papers"
 
 
+REPOSITORY_ONLY = {".git", ".github", ".venv", "tests", "dumps", "reference", "benchmarks",
+                   "neuroai_papers", "__pycache__", "node_modules", "test-output", ".ci"}
+SECRET_NAMES = re.compile(r"(^\.env|\.(key|pem|p12|pfx|crt)$|^id_(rsa|ed25519|ecdsa)|credential|"
+                          r"secret|token|service[-_]?account|\.netrc$|\.pypirc$)", re.IGNORECASE)
+
+
+def machine_paths(tmp_path_factory) -> list[bytes]:
+    """Paths of this machine that a published file must not carry."""
+    paths = [ROOT, tmp_path_factory.getbasetemp(), Path.home()]
+    return [str(path).encode() for path in paths if len(path.parts) > 2]
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [path for path in sorted(folder.rglob("*")) if path.is_file()]
+
+
+def assert_only_published_files(folder: Path, tmp_path_factory) -> None:
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        assert not REPOSITORY_ONLY & set(relative.parts), relative
+        assert not SECRET_NAMES.search(path.name), relative
+    for path in files_under(folder):
+        data = path.read_bytes()
+        assert b"PRIVATE KEY" not in data, path.name
+        for machine_path in machine_paths(tmp_path_factory):
+            assert machine_path not in data, (path.relative_to(folder), machine_path)
+
+
+def test_cloudrun_bundle_carries_no_repository_files_secrets_or_machine_paths(
+        bundle, tmp_path_factory):
+    folder, _, _ = bundle
+    assert_only_published_files(folder, tmp_path_factory)
+    assert sorted(p.name for p in (folder / "notebooks").iterdir()) == [
+        "explore.html", "maintain.html"]
+    assert sorted(p.name for p in (folder / "static").iterdir()) == sorted(
+        p.name for p in (ROOT / "static").iterdir() if not p.name.startswith("."))
+
+
+def test_pages_bundle_carries_no_repository_files_secrets_or_machine_paths(
+        real_db, rendered_notebooks, tmp_path, tmp_path_factory):
+    out = tmp_path / "site"
+    publish_pages(out, None, real_db, rendered_notebooks)
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".nojekyll", "index.html", "metadata.json", "notebooks", "papers.db"]
+    assert_only_published_files(out, tmp_path_factory)
+
+
 def test_dockerfile_installs_the_pinned_packages_and_no_real_secret(bundle):
     folder, _, command = bundle
     lines = dockerfile_lines(folder)
@@ -175,9 +224,28 @@ def test_bundle_serves_the_site_with_the_command_the_service_runs(bundle, real_d
             assert downloaded == real_db.read_bytes()
             status, notebook = get("/notebooks/explore.html")
             assert status == 200 and b"data:image/png" in notebook
+            assert_mounts_refuse_the_files_beside_them(base)
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+
+BESIDE_THE_MOUNTS = ["Dockerfile", "metadata.json", "inspect-data.json", "plugins/cells.py"]
+
+
+def assert_mounts_refuse_the_files_beside_them(base: str) -> None:
+    """The bundle's static folders sit next to the Dockerfile, the metadata and the plugins."""
+    for mount in ("static", "notebooks"):
+        for name in BESIDE_THE_MOUNTS:
+            for up in ("../", "..%2f", "%2e%2e/", "%2e%2e%2f", "%252e%252e%252f", "..%5c"):
+                target = f"/{mount}/{up}{name}"
+                status, body = raw_get(base, target)
+                if status == 302:  # Datasette's redirect of %-encoded paths: follow it
+                    response = httpx.get(base + target, timeout=20, follow_redirects=True)
+                    status, body = response.status_code, response.content
+                assert status in (400, 404), (target, status)
+                assert b"DATASETTE_SECRET" not in body and b"hookimpl" not in body
+                assert b'"databases"' not in body
 
 
 def test_pages_bundle_has_the_file_the_notebooks_and_a_datasette_lite_link(

@@ -1,0 +1,176 @@
+"""Limits on visitors' own SQL, so hostile queries cannot exhaust memory or take every thread.
+
+Datasette's sql_time_limit_ms stops a query between rows, not inside one SQL function
+call. One call can allocate a lot: randomblob(999999999), zeroblob(), printf('%.*c',
+1e9, 'x') or replace() build up to SQLite's default 1 GB per value in milliseconds, and
+Datasette then copies each value into Python, JSON and HTML: without these limits a
+server reached 21 GB on such queries and was killed by the kernel. And a few built-in
+functions take time that grows with the product of their inputs' sizes (instr,
+replace, LIKE, GLOB, trim with a set of characters), so the size of one value also
+bounds how long one call can run. Hence:
+
+- SQLite's run-time limits cap one value or stored row at 32 kB (an abstract is under
+  2 kB; see tests/test_hostile_sql.py for the largest value the build stores), the SQL
+  text at 10 kB, a LIKE/GLOB pattern at 200 bytes, a result at 100 columns, and attached
+  databases at none (Datasette refuses ATTACH already);
+- a row factory caps the bytes one query returns in all its rows (rows x row size);
+- printf()/format() give their NULL at once for a `%c` repeated more times than a value
+  may hold (SQLite 3.40 loops over every repetition first: 3 s per 10^9), and trim(),
+  ltrim() and rtrim() with a long set of characters run in linear time;
+- requests that carry their own SQL (`?sql=`, `?_where=`) share all but one of the SQL
+  threads, waiting in turn, so the site's pages always find a thread free while such
+  queries run to the time limit.
+
+What remains: one row can call instr() or LIKE on 32 kB values some 900 times within
+10 kB of SQL, and the time limit waits for the row; measured, such a query holds its
+thread about 5 s.
+"""
+
+import asyncio
+import re
+import sqlite3
+import threading
+import weakref
+from urllib.parse import parse_qsl
+
+from datasette import hookimpl
+
+MAX_LENGTH = 32_000
+SQLITE_LIMITS = {
+    sqlite3.SQLITE_LIMIT_LENGTH: MAX_LENGTH,  # bytes in one string, blob or stored row
+    sqlite3.SQLITE_LIMIT_SQL_LENGTH: 10_000,  # bytes of SQL text
+    sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH: 200,  # a title is under 200 characters
+    sqlite3.SQLITE_LIMIT_COLUMN: 100,  # columns of a result; the widest table has about 20
+    sqlite3.SQLITE_LIMIT_ATTACHED: 0,
+}
+# Bytes of text and blobs one query may return: a full page of the papers table
+# (max_returned_rows = 1,000 rows) is about 3 MB.
+RESULT_BYTES = 20_000_000
+OWN_SQL_PARAMETERS = {"sql", "_where"}
+# One printf conversion: flags, width, precision, length modifier, type (sqlite.org/printf.html).
+CONVERSION = re.compile(r"%[-+ #0,!]*(\*|\d*)(?:\.(\*|\d*))?(?:ll?)?(.)", re.DOTALL)
+SHORT_SET = 50  # trim() sets up to this many characters go to SQLite's own trim()
+TRIM_ENDS = {"trim": (True, True), "ltrim": (True, False), "rtrim": (False, True)}
+
+_returned = weakref.WeakKeyDictionary()  # cursor -> bytes its rows have returned so far
+_private = threading.local()  # per SQL thread: a connection whose functions are SQLite's own
+
+
+class ResultTooLarge(sqlite3.OperationalError):
+    pass
+
+
+def apply_limits(conn) -> None:
+    for limit, value in SQLITE_LIMITS.items():
+        conn.setlimit(limit, value)
+
+
+def budgeted_row(cursor, values):
+    """Row factory: Datasette's sqlite3.Row, until the query has returned RESULT_BYTES."""
+    size = sum(len(value) for value in values if isinstance(value, (str, bytes)))
+    total = _returned.get(cursor, 0) + size
+    if total > RESULT_BYTES:
+        raise ResultTooLarge(f"query result too large: more than {RESULT_BYTES:,} bytes")
+    _returned[cursor] = total
+    return sqlite3.Row(cursor, values)
+
+
+def builtin(name, *args):
+    """Return SQLite's own function `name` applied to `args` (same limits, not overridden)."""
+    conn = getattr(_private, "conn", None)
+    if conn is None:
+        conn = _private.conn = sqlite3.connect(":memory:")
+        apply_limits(conn)
+    placeholders = ", ".join("?" * len(args))
+    return conn.execute(f"select {name}({placeholders})", args).fetchone()[0]
+
+
+def as_int(value) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def repeats_too_long(format_string: str, args) -> bool:
+    """True if a `%c` conversion asks for more repetitions than a value may hold."""
+    position = 0  # the next argument: `*` widths and precisions consume arguments too
+    for match in CONVERSION.finditer(format_string):
+        width, precision, kind = match.groups()
+        if kind == "%":
+            continue
+        position += width == "*"
+        if precision == "*":
+            precision = args[position] if position < len(args) else 0
+            position += 1
+        position += 1
+        if kind == "c" and precision and as_int(precision) > MAX_LENGTH:
+            return True
+    return False
+
+
+def guarded_printf(format_string=None, *args):
+    if isinstance(format_string, str) and repeats_too_long(format_string, args):
+        return None  # what SQLite returns too, after looping
+    return builtin("printf", format_string, *args)
+
+
+def strip_characters(text: str, characters: str, left: bool, right: bool) -> str:
+    """trim() in linear time: SQLite compares every character with every one of the set."""
+    remove = set(characters)
+    start, end = 0, len(text)
+    while left and start < end and text[start] in remove:
+        start += 1
+    while right and end > start and text[end - 1] in remove:
+        end -= 1
+    return text[start:end]
+
+
+def guarded_trim(name):
+    left, right = TRIM_ENDS[name]
+
+    def trim(text, characters):
+        if not isinstance(characters, (str, bytes)) or len(characters) <= SHORT_SET:
+            return builtin(name, text, characters)
+        if text is None:
+            return None
+        if isinstance(text, str) and isinstance(characters, str):
+            return strip_characters(text, characters, left, right)
+        raise ValueError(f"{name}() takes a long set of characters only as text")
+
+    return trim
+
+
+@hookimpl
+def prepare_connection(conn):
+    apply_limits(conn)
+    conn.row_factory = budgeted_row
+    for name in ("printf", "format"):
+        conn.create_function(name, -1, guarded_printf, deterministic=True)
+    for name in TRIM_ENDS:
+        conn.create_function(name, 2, guarded_trim(name), deterministic=True)
+
+
+def carries_own_sql(scope) -> bool:
+    if scope["type"] != "http":
+        return False
+    query = scope.get("query_string", b"").decode("latin-1")
+    return any(key in OWN_SQL_PARAMETERS for key, _ in parse_qsl(query, keep_blank_values=True))
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    slots = max(1, datasette.setting("num_sql_threads") - 1)
+
+    def wrap(app):
+        own_sql = asyncio.Semaphore(slots)
+
+        async def limited(scope, receive, send):
+            if not carries_own_sql(scope):
+                return await app(scope, receive, send)
+            async with own_sql:
+                return await app(scope, receive, send)
+
+        return limited
+
+    return wrap

@@ -1,0 +1,295 @@
+"""Hostile SQL and hostile URL parameters against a real server: refused, cut, never a 500.
+
+The server runs with the project's own options (neuroai_papers.site.serve_command) on
+loopback. It also gets an address-space cap, so that a regression in the limits
+(plugins/sql_limits.py) fails these tests instead of exhausting the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import importlib.util
+import resource
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import OUTPUT, ROOT, rows
+from neuroai_papers.site import free_port, serve_command, wait_until_up
+
+ADDRESS_SPACE_CAP = 6 * 1024**3  # far above a healthy server, far below the machine
+RSS_BOUND_MB = 1500
+NORMAL_PAGE_SECONDS = 3
+HOSTILE_ANSWER_SECONDS = 15  # time limit (1.5 s) plus waiting for one of the SQL threads
+
+TOO_LONG = "took too long"
+TOO_BIG = "string or blob too big"
+NOT_SELECT = "Statement must be a SELECT"
+
+HOSTILE_SQL = {
+    "cartesian_count": ("select count(*) from papers a, papers b, papers c, papers d", TOO_LONG),
+    "cartesian_sorted": ("select a.title from papers a, papers b, papers c order by random()",
+                         TOO_LONG),
+    "endless_recursive_cte": ("with recursive r(i) as (select 1 union all select i + 1 from r) "
+                              "select count(*) from r", TOO_LONG),
+    "randomblob_2gb": ("select randomblob(2000000000)", TOO_BIG),
+    "randomblob_1gb": ("select length(randomblob(999999999))", TOO_BIG),
+    "zeroblob_1gb": ("select zeroblob(999999999)", TOO_BIG),
+    "replace_amplifier": ("select replace(hex(zeroblob(20000)), '0', '0000000000')", TOO_BIG),
+    "doubling_cte": ("with recursive r(s) as (select 'x' union all select s || s from r) "
+                     "select length(s) from r", TOO_BIG),
+    "group_concat_cartesian": ("select group_concat(a.abstract || b.abstract) "
+                               "from papers a, papers b", TOO_BIG),
+    "wide_rows_of_blobs": ("with t(b) as (select zeroblob(30000)) select "
+                           + ", ".join(["b"] * 50) + " from t, papers", "result too large"),
+    "too_many_columns": ("select * from papers a, papers b, papers c, papers d, papers e, papers f",
+                         "too many columns"),
+    "attach_file": ("attach database '/etc/passwd' as p", NOT_SELECT),
+    "attach_memory": ("attach database ':memory:' as other", NOT_SELECT),
+    "load_extension": ("select load_extension('libc.so.6')", "not authorized"),
+    "pragma_journal_mode": ("pragma journal_mode = wal", NOT_SELECT),
+    "pragma_writable_schema": ("pragma writable_schema = 1", NOT_SELECT),
+    "pragma_user_version": ("pragma user_version = 5", NOT_SELECT),
+    "pragma_function": ("select * from pragma_user_version", "disallowed PRAGMA"),
+    "insert": ("insert into papers (id, title) values ('x', 'y')", NOT_SELECT),
+    "insert_behind_cte": ("with x as (select 1) insert into papers (id, title) select 'x', 'y' "
+                          "from x", "readonly database"),
+    "update": ("update papers set title = 'x'", NOT_SELECT),
+    "delete": ("delete from papers", NOT_SELECT),
+    "drop": ("drop table papers", NOT_SELECT),
+    "create": ("create table t (x)", NOT_SELECT),
+    "vacuum_into": ("vacuum into 'copy.db'", NOT_SELECT),
+}
+
+# Answers SQLite gives as NULL rather than as an error; they must come back at once.
+NULL_AMPLIFIERS = {
+    "printf_repeat_1e9": "select printf('%.*c', 1000000000, 'x') as v",
+    "printf_literal_precision": "select printf('%.1000000000c', 'x') as v",
+    "format_repeat_2e9": "select format('%5.*c', 2000000000, 'x') as v",
+}
+
+HOSTILE_PARAMETERS = [
+    "/papers/papers.json?_sort=title%20desc;drop%20table%20papers",
+    "/papers/papers?_sort=nope",
+    "/papers/papers.json?_sort=title&_sort_desc=id",
+    "/papers/papers.json?_through=xx",
+    "/papers/papers.json?_through=%7B%7D",
+    "/papers/papers.json?_through=null",
+    "/papers/papers.json?_facet=%7B%7D",
+    "/papers/papers?_facet_array=%7B%7D",
+    "/papers/papers.json?_timelimit=x",
+    "/papers/papers.json?_facet=%00",
+    "/papers/papers.json?_where=%00",
+    "/papers/papers.json?authors__gte=99999999999999999999",
+    "/papers/papers.json?_where=length(randomblob(2000000000))%3E0",
+    "/papers/papers?_where=length(randomblob(2000000000))%3E0",
+    "/papers/papers.csv?_where=(select%20count(*)%20from%20papers%20a,papers%20b,papers%20c,"
+    "papers%20d)%3E0",
+    "/papers.csv?sql=with%20recursive%20r(i)%20as%20(select%201%20union%20all%20select%20i%2B1"
+    "%20from%20r)%20select%20count(*)%20from%20r",
+]
+
+
+def load_plugin(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sql_limits = load_plugin("sql_limits")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+class RssWatch(threading.Thread):
+    """Samples the server's resident memory every 20 ms and keeps the peak."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_mb, self.stopped = pid, 0, threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(0.02):
+            try:
+                self.peak_mb = max(self.peak_mb, rss_mb(self.pid))
+            except FileNotFoundError:
+                return
+
+
+def cap_address_space():
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
+
+
+class Server:
+    def __init__(self, base: str, process: subprocess.Popen, watch: RssWatch):
+        self.base, self.process, self.watch = base, process, watch
+
+
+@pytest.fixture(scope="module")
+def db_sha(real_db):
+    return sha256(real_db)
+
+
+@pytest.fixture(scope="module")
+def server(real_db, db_sha):
+    port = free_port()
+    command = serve_command(real_db, "127.0.0.1", port)
+    command[0] = str(Path(sys.executable).with_name("datasette"))
+    OUTPUT.mkdir(exist_ok=True)
+    log = OUTPUT / "hostile-sql-datasette.log"
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                   preexec_fn=cap_address_space)
+        base = f"http://127.0.0.1:{port}"
+        watch = RssWatch(process.pid)
+        try:
+            wait_until_up(base, process)
+            watch.start()
+            yield Server(base, process, watch)
+        finally:
+            watch.stopped.set()
+            process.terminate()
+            process.wait(timeout=20)
+    (OUTPUT / "hostile-sql-rss.txt").write_text(f"peak server RSS: {watch.peak_mb} MB\n")
+
+
+def get(server: Server, path: str, **params) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = httpx.get(server.base + path, params=params or None, timeout=60)
+    return response, time.monotonic() - started
+
+
+def page_text(response: httpx.Response) -> str:
+    return html.unescape(response.text)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_SQL))
+def test_hostile_query_is_refused_or_cut_with_a_clear_error(server, name):
+    sql, message = HOSTILE_SQL[name]
+    api, api_seconds = get(server, "/papers.json", sql=sql)
+    assert api.status_code == 400, api.text[:300]
+    assert message.lower() in api.json()["error"].lower()
+    editor, editor_seconds = get(server, "/papers", sql=sql)
+    assert editor.status_code == 400
+    assert message.lower() in page_text(editor).lower()
+    assert max(api_seconds, editor_seconds) < HOSTILE_ANSWER_SECONDS
+    assert server.process.poll() is None
+
+
+@pytest.mark.parametrize("name", sorted(NULL_AMPLIFIERS))
+def test_printf_amplifiers_give_null_at_once(server, name):
+    response, seconds = get(server, "/papers.json", sql=NULL_AMPLIFIERS[name], _shape="array")
+    assert response.status_code == 200
+    assert response.json() == [{"v": None}]
+    assert seconds < 1
+
+
+@pytest.mark.parametrize("path", HOSTILE_PARAMETERS)
+def test_hostile_parameters_get_a_400_not_a_500(server, path):
+    response, seconds = get(server, path)
+    assert response.status_code == 400, response.text[:300]
+    if ".json" in path:
+        assert response.json()["error"]
+    assert seconds < HOSTILE_ANSWER_SECONDS
+
+
+async def timed_get(client: httpx.AsyncClient, path: str, **params) -> tuple[int, float]:
+    started = time.monotonic()
+    response = await client.get(path, params=params or None)
+    return response.status_code, time.monotonic() - started
+
+
+async def normal_pages_during_hostile_queries(base: str, paper_id: str):
+    slow = [HOSTILE_SQL[name][0] for name in
+            ("cartesian_count", "cartesian_sorted", "endless_recursive_cte")]
+    big = [HOSTILE_SQL[name][0] for name in ("wide_rows_of_blobs", "randomblob_1gb",
+                                             "group_concat_cartesian")]
+    pages = ["/", f"/papers/papers/{paper_id}", "/papers/papers.json", "/papers/papers",
+             "/papers/papers?_search=brain", "/papers/search?q=decoding"]
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        hostile = [asyncio.create_task(timed_get(client, path, sql=sql))
+                   for sql in [*slow, *big] for path in ("/papers.json", "/papers")]
+        await asyncio.sleep(0.3)  # the hostile queries hold the SQL threads first
+        normal = await asyncio.gather(*(timed_get(client, path) for path in pages))
+        return dict(zip(pages, normal)), await asyncio.gather(*hostile)
+
+
+def test_normal_pages_answer_while_hostile_queries_run(server, real_db):
+    (paper_id,) = rows(real_db, "select id from papers order by id limit 1")[0]
+    normal, hostile = asyncio.run(normal_pages_during_hostile_queries(server.base, paper_id))
+    for path, (status, seconds) in normal.items():
+        assert status == 200, path
+        assert seconds < NORMAL_PAGE_SECONDS, (path, seconds)
+    assert [status for status, _ in hostile] == [400] * len(hostile)
+    assert max(seconds for _, seconds in hostile) < 2 * HOSTILE_ANSWER_SECONDS
+
+
+def test_long_trim_sets_run_in_linear_time(server):
+    sql = ("with v(x, y) as (select printf('%.*c', 30000, 'a'), printf('%.*c', 1800, 'b') || 'a') "
+           "select " + " + ".join(["length(trim(x, y))"] * 200) + " as n from v")
+    response, seconds = get(server, "/papers.json", sql=sql, _shape="array")
+    assert response.json() == [{"n": 0}]
+    assert seconds < 3  # SQLite's own trim() took about 0.14 s per call here: 28 s
+
+
+@pytest.mark.parametrize("expression", [
+    "printf('%d %s %5.2f %% %q %,d', 3, 'a', 2.5, 'it''s', 1234567)",
+    "printf('%.*c|%-4s|', 5, 'x', 'ab')", "printf('%c%c', 'a')", "printf()", "printf(null)",
+    "format('%s', x'41')", "printf('%.*c', 31000, 'x') is not null",
+    "printf('%.*c', 33000, 'x') is null",
+    "trim('  ab  ')", "trim('xxabyy', 'xy')", "ltrim('xxabyy', 'xy')", "rtrim('xxabyy', 'xy')",
+    "trim(null, 'x')", "trim('x', null)", "trim(12.50, '0')", "trim(x'616161', 'a')",
+    "trim('ééabé', 'é')", "trim('aabbaa', printf('%.*c', 60, 'z') || 'a')",
+    "rtrim('aabbaa', printf('%.*c', 60, 'z') || 'a')",
+    "ltrim(printf('%.*c', 80, 'z') || 'XY', printf('%.*c', 60, 'z'))",
+])
+def test_guarded_functions_answer_like_sqlites_own(expression):
+    guarded = sqlite3.connect(":memory:")
+    sql_limits.prepare_connection(guarded)
+    plain = sqlite3.connect(":memory:")
+    sql_limits.apply_limits(plain)
+    query = f"select {expression}"
+    assert tuple(guarded.execute(query).fetchone()) == plain.execute(query).fetchone()
+
+
+def test_stored_values_stay_far_below_the_value_limit(real_db):
+    """The limit on one value applies to stored values too: the site could not read a bigger one."""
+    conn = sqlite3.connect(real_db)
+    tables = [name for (name,) in conn.execute(
+        "select name from sqlite_master where type = 'table'")]
+    largest = 0
+    for table in tables:
+        for column in [row[1] for row in conn.execute(f"pragma table_info([{table}])")]:
+            (size,) = conn.execute(
+                f"select max(length(cast([{column}] as blob))) from [{table}]").fetchone()
+            largest = max(largest, size or 0)
+    conn.close()
+    assert 0 < largest < sql_limits.MAX_LENGTH / 4
+
+
+def test_server_memory_stayed_bounded_and_the_file_unchanged(server, real_db, db_sha):
+    """Runs last in this module: after every hostile query above."""
+    assert server.process.poll() is None
+    assert 0 < server.watch.peak_mb < RSS_BOUND_MB, server.watch.peak_mb
+    assert rss_mb(server.process.pid) < RSS_BOUND_MB
+    assert sha256(real_db) == db_sha
+    response, _ = get(server, "/papers/papers.json", _size=1)
+    assert response.status_code == 200
