@@ -23,12 +23,15 @@ from pathlib import Path
 
 from . import __version__
 from .dedupe import Deduplicator, Sighting
-from .enrich import build_corpus, load_manifest
+from .enrich import (PaperTexts, assign_paper_topics, build_corpus, load_manifest, paper_rows,
+                     sighting_rows)
 from .incremental import PreviousBuild, load_previous
 from .organizations import OrganizationIndex, load_reference
-from .topics import load_topics
 from .parse import DumpError, ParsedDump, read_dump
-from .write import BuildCheckError, load_metadata, write_database
+from .related import iter_related_rows
+from .texts import TextStore
+from .topics import load_topics
+from .write import BuildCheckError, DatabaseWriter, load_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "organizations.yml"
@@ -95,37 +98,34 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
     return paths
 
 
-def parse_all(paths: list[Path], progress: Progress) -> list[ParsedDump]:
+def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: TextStore,
+                   progress: Progress, stages: "Stages") -> list[ParsedDump]:
+    """Parse the dumps one at a time and match each record as it comes (streaming).
+
+    Only one dump's lines are in memory at once. A new paper's abstract goes to `abstracts`
+    and no record keeps its own: matching reads the paper's fingerprint instead.
+    """
     parsed = []
+    records = 0
     for number, path in enumerate(paths, 1):
-        dump = read_dump(path)
-        parsed.append(dump)
-        progress.update(
-            f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} records, "
-            f"{len(dump.problems)} problems, layout {dump.layout}",
-            final=number == len(paths),
-        )
+        with stages.timed("parse"):
+            dump = read_dump(path)
         for problem in dump.problems:
-            progress.line(
-                f"warning: {path}:{problem.line}: {problem.reason}: {problem.text[:80]!r}"
-            )
+            progress.line(f"warning: {path}:{problem.line}: {problem.reason}: {problem.text[:80]!r}")
+        with stages.timed("dedupe"):
+            for record in dump.records:
+                sighting = Sighting(dump.name, record)
+                dedup.add(sighting)
+                if sighting.method == "new":
+                    abstracts.add(record.abstract)
+                record.abstract = ""  # its paper's copy is on disk
+        parsed.append(dump)
+        records += len(dump.records)
+        progress.update(f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} records, "
+                        f"{len(dump.problems)} problems, layout {dump.layout} (so far "
+                        f"{records:,} records, {len(dedup.papers):,} papers)",
+                        final=number == len(paths))
     return parsed
-
-
-def deduplicate_all(parsed: list[ParsedDump], dedup: Deduplicator,
-                    progress: Progress) -> Deduplicator:
-    """Return `dedup` after matching every record of `parsed` (only new dumps, incrementally)."""
-    sightings = [Sighting(dump.name, record) for dump in parsed for record in dump.records]
-    for number, sighting in enumerate(sightings, 1):
-        dedup.add(sighting)
-        if sighting.method != "new":
-            # The paper keeps the one abstract every later record is compared with; a repeat's
-            # copy is never read again, and at a million records repeats are a quarter of the text.
-            sighting.record.abstract = ""
-        if number % 1000 == 0 or number == len(sightings):
-            progress.update(f"deduplicated {number:,}/{len(sightings):,} records: "
-                            f"{len(dedup.papers):,} papers", final=number == len(sightings))
-    return dedup
 
 
 def git_commit() -> str:
@@ -174,38 +174,57 @@ def report_unplaced(places: OrganizationIndex, reference: Path, progress: Progre
         progress.line(f"warning: organization not on the map: {line!r} (add it to {reference})")
 
 
-def load_previous_build(out: Path, paths: list[Path], progress: Progress) -> PreviousBuild | None:
-    previous, why = load_previous(out, paths, reusable_inputs_fingerprint())
+def load_previous_build(out: Path, paths: list[Path], abstracts: TextStore,
+                        progress: Progress) -> PreviousBuild | None:
+    previous, why = load_previous(out, paths, reusable_inputs_fingerprint(), abstracts)
     progress.line(f"incremental: {why}" + ("" if previous else "; building everything"))
     return previous
 
 
 def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
           progress: Progress, incremental: bool = False) -> Summary:
-    """Build `out` from the dumps in `dumps_dir`; return what was done."""
+    """Build `out` from the dumps in `dumps_dir`; return what was done.
+
+    Rows stream into the temporary database as each stage makes them; see write.DatabaseWriter.
+    """
     started = time.monotonic()
     stages = Stages()
     paths = list_dumps(dumps_dir)
-    with stages.timed("parse"):
-        previous = load_previous_build(out, paths, progress) if incremental else None
-        reused = previous.parsed if previous else []
-        new = parse_all(paths[len(reused):], progress)
-        parsed = reused + new
-        manifest = load_manifest(dumps_dir, {p.name for p in paths})
+    topics = load_topics(TOPICS)
     places = OrganizationIndex(load_reference(reference))
-    with stages.timed("dedupe"):
-        dedup = deduplicate_all(new, previous.dedup if previous else Deduplicator(), progress)
-    progress.line("enriching: dates, organizations, topics, related papers")
-    with stages.timed("enrich"):
-        corpus = build_corpus(parsed, dedup, manifest, places, load_topics(TOPICS),
-                              previous.topics if previous else None)
-    report_unplaced(places, reference, progress)
-    progress.line(f"writing {len(corpus.papers)} papers, {len(corpus.sightings)} sightings")
-    with stages.timed("write"):
-        write_database(out, corpus, load_metadata(metadata_path), make_build_info(parsed))
+    with DatabaseWriter(out) as writer, TextStore(writer.scratch_path("abstracts")) as abstracts:
+        with stages.timed("parse"):
+            previous = load_previous_build(out, paths, abstracts, progress) if incremental else None
+            manifest = load_manifest(dumps_dir, {p.name for p in paths})
+        reused = previous.parsed if previous else []
+        dedup = previous.dedup if previous else Deduplicator()
+        parsed = reused + read_and_match(paths[len(reused):], dedup, abstracts, progress, stages)
+        progress.line(f"topics: {len(dedup.papers):,} papers")
+        with stages.timed("topics"):
+            writer.insert("paper_topics", assign_paper_topics(
+                dedup.papers, abstracts, topics, previous.topics if previous else None))
+        progress.line("related papers")
+        with stages.timed("related"):
+            writer.insert("related", iter_related_rows(PaperTexts(dedup.papers, abstracts)))
+        progress.line("dates, organizations, papers")
+        with stages.timed("rows"):
+            corpus = build_corpus(parsed, dedup, manifest, places, topics)
+            report_unplaced(places, reference, progress)
+            for table in ("dumps", "organizations", "topics"):
+                writer.insert(table, getattr(corpus, table))
+            for table in ("merges", "lookalikes", "problems"):
+                writer.insert(table, getattr(corpus, table), numbered=True)
+            writer.insert("sightings", sighting_rows(corpus, places))
+            writer.insert("papers", paper_rows(corpus, dedup, abstracts, places))
+        progress.line(f"writing indexes and the full-text index, then checking {writer.tmp.name}")
+        with stages.timed("write"):
+            records = sum(len(dump.records) for dump in parsed)
+            writer.finish(load_metadata(metadata_path), make_build_info(parsed), expected={
+                "dumps": len(parsed), "papers": len(dedup.papers), "sightings": records,
+                "merges": len(dedup.merges), "lookalikes": len(dedup.lookalikes)})
     progress.line(f"stages: {stages}")
     return Summary(
-        dumps=len(parsed), records=len(corpus.sightings), papers=len(corpus.papers),
+        dumps=len(parsed), records=records, papers=len(dedup.papers),
         merges=len(corpus.merges), lookalikes=len(corpus.lookalikes),
         problems=len(corpus.problems), organizations=len(corpus.organizations),
         seconds=time.monotonic() - started,
@@ -220,9 +239,12 @@ class Stages:
 
     @contextmanager
     def timed(self, name: str):
+        """Add the time spent in the block to the stage `name` (a stage may come back)."""
         started = time.monotonic()
-        yield
-        self.seconds[name] = time.monotonic() - started
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
 
     def __str__(self) -> str:
         return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.seconds.items())

@@ -55,17 +55,29 @@ def text_key(text: str) -> str:
     return title_key(text)
 
 
-def abstract_score(first: str, second: str) -> float:
+def abstract_fingerprint(text: str) -> str:
+    """Return what of an abstract the comparison reads: its first words, normalized.
+
+    Papers keep this instead of their abstract, so matching holds little text in memory.
+    """
+    # Normalizing only the start keeps the cost flat however long the abstracts are.
+    return text_key(text[: ABSTRACT_PREFIX * 2])[:ABSTRACT_PREFIX]
+
+
+def fingerprint_score(a: str, b: str) -> float:
     """Return how alike two abstracts are (0-100), comparing their common-length prefixes.
 
     Comparing prefixes of equal length lets a copy that was cut short still match.
     """
-    # Normalizing only the start keeps the cost flat however long the abstracts are.
-    a, b = text_key(first[: ABSTRACT_PREFIX * 2]), text_key(second[: ABSTRACT_PREFIX * 2])
-    n = min(len(a), len(b), ABSTRACT_PREFIX)
+    n = min(len(a), len(b))
     if n == 0:
         return 100.0 if a == b else 0.0
     return fuzz.ratio(a[:n], b[:n])
+
+
+def abstract_score(first: str, second: str) -> float:
+    """Return how alike two abstracts are (0-100); see `fingerprint_score`."""
+    return fingerprint_score(abstract_fingerprint(first), abstract_fingerprint(second))
 
 
 def blocking_keys(key: str) -> set[str]:
@@ -92,7 +104,7 @@ def slugify(key: str) -> str:
     return slug or "untitled"
 
 
-@dataclass
+@dataclass(slots=True)
 class Sighting:
     """One record of one dump, as it joins a paper."""
 
@@ -100,15 +112,24 @@ class Sighting:
     record: Record
     paper_id: str = ""
     method: str = ""  # how it joined: new, identical, normalized_title, fuzzy_title
+    published: str | None = None  # set once the dump's capture year is known (enrich)
+    date_method: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Paper:
+    """A paper: its first sighting's title, and the start of its abstract to compare with.
+
+    The abstract itself is not kept here: the build spills it to disk (texts.TextStore),
+    in the order papers are created, so a million papers fit in memory.
+    """
+
     id: str
     key: str
     title: str
-    abstract: str
+    fingerprint: str  # abstract_fingerprint of its abstract
     sightings: list[Sighting] = field(default_factory=list)
+    topics: str | None = None  # JSON array, set by the topic rules (enrich)
 
 
 @dataclass(frozen=True)
@@ -153,12 +174,13 @@ class Deduplicator:
         """Return the paper the sighting belongs to (a new one if none matches)."""
         record = sighting.record
         key = title_key(record.title)
+        fingerprint = abstract_fingerprint(record.abstract)
         rejected: list[tuple[Paper, float, float]] = []
-        paper = self.match_exact(sighting, key, rejected) or self.match_fuzzy(
-            sighting, key, rejected
+        paper = self.match_exact(sighting, key, fingerprint, rejected) or self.match_fuzzy(
+            sighting, key, fingerprint, rejected
         )
         if paper is None:
-            paper = self.new_paper(key, record)
+            paper = self.new_paper(key, record.title, fingerprint)
             sighting.method = "new"
         sighting.paper_id = paper.id
         paper.sightings.append(sighting)
@@ -166,9 +188,10 @@ class Deduplicator:
             self.record_lookalike(paper, other, sighting, title_score, abstract)
         return paper
 
-    def match_exact(self, sighting: Sighting, key: str, rejected: list) -> Paper | None:
+    def match_exact(self, sighting: Sighting, key: str, fingerprint: str,
+                    rejected: list) -> Paper | None:
         for paper in self.by_key.get(key, []):
-            score = abstract_score(paper.abstract, sighting.record.abstract)
+            score = fingerprint_score(paper.fingerprint, fingerprint)
             if score >= ABSTRACT_MIN_SCORE:
                 identical = paper.title == sighting.record.title
                 sighting.method = "identical" if identical else "normalized_title"
@@ -178,7 +201,8 @@ class Deduplicator:
             rejected.append((paper, 100.0, score))
         return None
 
-    def match_fuzzy(self, sighting: Sighting, key: str, rejected: list) -> Paper | None:
+    def match_fuzzy(self, sighting: Sighting, key: str, fingerprint: str,
+                    rejected: list) -> Paper | None:
         candidates = self.fuzzy_candidates(key)
         if not candidates:
             return None
@@ -191,7 +215,7 @@ class Deduplicator:
         )
         for _, title_score, index in matches:
             paper = candidates[index]
-            score = abstract_score(paper.abstract, sighting.record.abstract)
+            score = fingerprint_score(paper.fingerprint, fingerprint)
             if score >= ABSTRACT_MIN_SCORE:
                 sighting.method = "fuzzy_title"
                 self.record_merge(paper, sighting, title_score, score)
@@ -208,8 +232,8 @@ class Deduplicator:
                     seen.setdefault(paper.id, paper)
         return list(seen.values())
 
-    def new_paper(self, key: str, record: Record) -> Paper:
-        paper = Paper(self.unique_id(slugify(key)), key, record.title, record.abstract)
+    def new_paper(self, key: str, title: str, fingerprint: str) -> Paper:
+        paper = Paper(self.unique_id(slugify(key)), key, title, fingerprint)
         self.papers.append(paper)
         self.by_key.setdefault(key, []).append(paper)
         for block in blocking_keys(key):

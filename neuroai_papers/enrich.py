@@ -24,14 +24,15 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
 from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
-from .related import related_rows
-from .topics import Topic, assign_topics, topic_rows
+from .texts import TextStore
+from .topics import Topic, topic_rows, topics_of_papers
 
 MANIFEST = "manifest.yml"
 
@@ -63,18 +64,17 @@ class Capture:
 
 @dataclass
 class Corpus:
-    """Rows for every table, ready to be written."""
+    """The small tables, and what the streamed ones (sightings, papers) are made from."""
 
     dumps: list[dict]
-    papers: list[dict]
-    sightings: list[dict]
     organizations: list[dict]
+    problems: list[dict]
     merges: list[dict]
     lookalikes: list[dict]
-    problems: list[dict]
-    related: list[dict]
     topics: list[dict]
-    paper_topics: list[dict]
+    order: dict[str, int]  # dump name -> position in name order
+    organization_names: dict[str, str]
+    sightings: list[Sighting]  # every sighting, in dump order then page order
 
 
 def load_manifest(dumps_dir: Path, dump_names: set[str]) -> dict[str, date | int]:
@@ -184,9 +184,12 @@ def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, s
 def build_corpus(
     parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: dict[str, date | int],
     places: OrganizationIndex, topics: list[Topic],
-    known_topics: dict[str, tuple[str, list[dict]]] | None = None,
 ) -> Corpus:
-    """Return the rows of every table for the parsed dumps and their papers."""
+    """Resolve every date and return the small tables; the papers must carry their topics.
+
+    Sets each sighting's `published` and `date_method` (the sightings table and the paper
+    summaries read them); the big tables are then streamed by `sighting_rows` and `paper_rows`.
+    """
     by_dump: dict[str, list[Sighting]] = {d.name: [] for d in parsed_dumps}
     for paper in dedup.papers:
         for sighting in paper.sightings:
@@ -196,48 +199,78 @@ def build_corpus(
         d.name: infer_capture(d, by_dump[d.name], read_dates, manifest.get(d.name))
         for d in parsed_dumps
     }
-    problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
+    del by_dump, read_dates
     order = {d.name: index for index, d in enumerate(parsed_dumps)}
-    sighting_rows = make_sighting_rows(order, dedup, captures, problems, places)
+    problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
+    problems += resolve_dates(dedup, captures)
     problems.sort(key=lambda row: (order[row["dump"]], row["line"]))  # file order, not discovery
-    organizations = make_organization_rows(sighting_rows, places)
-    papers = make_paper_rows(dedup.papers, sighting_rows,
-                             {row["id"]: row["name"] for row in organizations})
-    paper_topics = assign_topics(papers, topics, known_topics or {})
+    in_order = sorted((s for paper in dedup.papers for s in paper.sightings),
+                      key=lambda s: (order[s.dump], s.record.position))
+    organizations = make_organization_rows(in_order, places)
     return Corpus(
-        dumps=make_dump_rows(parsed_dumps, captures, papers, problems),
-        papers=papers,
-        sightings=sighting_rows,
+        dumps=make_dump_rows(parsed_dumps, captures, dedup, problems),
         organizations=organizations,
+        problems=problems,
         merges=[vars(merge) for merge in dedup.merges],
         lookalikes=[vars(lookalike) for lookalike in dedup.lookalikes],
-        problems=problems,
-        related=related_rows(papers),
-        topics=topic_rows(topics, paper_topics),
-        paper_topics=paper_topics,
+        topics=topic_rows(topics, Counter(
+            topic for paper in dedup.papers for topic in json.loads(assigned_topics(paper)))),
+        order=order,
+        organization_names={row["id"]: row["name"] for row in organizations},
+        sightings=in_order,
     )
+
+
+def resolve_dates(dedup: Deduplicator, captures: dict[str, Capture]) -> list[dict]:
+    """Set every sighting's date from its dump's capture; return the impossible dates as problems."""
+    problems = []
+    for paper in dedup.papers:
+        for sighting in paper.sightings:
+            record = sighting.record
+            sighting.published, sighting.date_method = resolve_date(
+                record.date, captures[sighting.dump])
+            if sighting.date_method == INVALID:
+                problems.append({"dump": sighting.dump, "line": record.end_line,
+                                 "text": record.date_text, "reason": INVALID_DATE_REASON})
+    return problems
+
+
+def assigned_topics(paper: Paper) -> str:
+    if paper.topics is None:
+        raise RuntimeError(f"paper {paper.id}: topics must be assigned before its row is made")
+    return paper.topics
+
+
+class PaperTexts:
+    """Every paper's id, title and abstract in order, read again from disk at each pass."""
+
+    def __init__(self, papers: list[Paper], abstracts: TextStore):
+        self.papers = papers
+        self.abstracts = abstracts
+
+    def __iter__(self) -> Iterator[dict]:
+        for paper, abstract in zip(self.papers, self.abstracts, strict=True):
+            yield {"id": paper.id, "title": paper.title, "abstract": abstract}
+
+
+def assign_paper_topics(papers: list[Paper], abstracts: TextStore, topics: list[Topic],
+                        known: dict[str, tuple[str, list[dict]]] | None = None) -> Iterator[dict]:
+    """Set each paper's topics while yielding the rows of evidence (table paper_topics)."""
+    texts = PaperTexts(papers, abstracts)
+    for paper, (assigned, evidence) in zip(papers, topics_of_papers(texts, topics, known)):
+        paper.topics = assigned
+        yield from evidence
 
 
 def problem_row(dump: str, problem: Problem) -> dict:
     return {"dump": dump, "line": problem.line, "text": problem.text, "reason": problem.reason}
 
 
-def make_sighting_rows(order, dedup, captures, problems, places) -> list[dict]:
-    """Return one row per record, in dump order then page order (`order`: dump -> position)."""
-    sightings = sorted(
-        (s for paper in dedup.papers for s in paper.sightings),
-        key=lambda s: (order[s.dump], s.record.position),
-    )
-    rows = []
-    for number, sighting in enumerate(sightings, 1):
+def sighting_rows(corpus: Corpus, places: OrganizationIndex) -> Iterator[dict]:
+    """Yield one row per record, in dump order then page order."""
+    for number, sighting in enumerate(corpus.sightings, 1):
         record = sighting.record
-        published, method = resolve_date(record.date, captures[sighting.dump])
-        if method == INVALID:
-            problems.append(
-                {"dump": sighting.dump, "line": record.end_line, "text": record.date_text,
-                 "reason": INVALID_DATE_REASON}
-            )
-        rows.append({
+        yield {
             "id": number,
             "paper_id": sighting.paper_id,
             "dump": sighting.dump,
@@ -250,19 +283,21 @@ def make_sighting_rows(order, dedup, captures, problems, places) -> list[dict]:
             "organization_id": places.place(record.organization).id if record.organization else None,
             "date_text": record.date_text,
             "comments": record.comments,
-            "published": published,
-            "date_method": method,
+            "published": sighting.published,
+            "date_method": sighting.date_method,
             "match_method": sighting.method,
-        })
-    return rows
+        }
 
 
-def make_organization_rows(sightings: list[dict], places: OrganizationIndex) -> list[dict]:
-    """Return one row per organization named in any dump, its location and its number of papers."""
+def make_organization_rows(sightings: list[Sighting], places: OrganizationIndex) -> list[dict]:
+    """Return one row per organization named in any dump, its location and its number of papers.
+
+    `sightings` are in dump order: an organization is shown as first written.
+    """
     rows: dict[str, dict] = {}
     papers: dict[str, set[str]] = {}
     for sighting in sightings:
-        line = sighting["organization"]
+        line = sighting.record.organization
         if not line:
             continue
         place = places.place(line)
@@ -273,7 +308,7 @@ def make_organization_rows(sightings: list[dict], places: OrganizationIndex) -> 
             "latitude": reference.get("latitude"), "longitude": reference.get("longitude"),
             "location_method": place.method, "location_score": place.score,
         })
-        papers.setdefault(place.id, set()).add(sighting["paper_id"])
+        papers.setdefault(place.id, set()).add(sighting.paper_id)
     for org_id, row in rows.items():
         row["papers"] = len(papers[org_id])
     return sorted(rows.values(), key=lambda row: row["id"])
@@ -284,52 +319,50 @@ def latest(values: list) -> object:
     return next((value for value in reversed(values) if value is not None), None)
 
 
-def make_paper_rows(
-    papers: list[Paper], sightings: list[dict], organization_names: dict[str, str]
-) -> list[dict]:
-    """Return one row per paper, summarizing its sightings."""
-    by_paper: dict[str, list[dict]] = {}
-    for sighting in sightings:
-        by_paper.setdefault(sighting["paper_id"], []).append(sighting)
-    rows = []
-    for paper in papers:
-        seen = by_paper[paper.id]
+def paper_rows(corpus: Corpus, dedup: Deduplicator, abstracts: TextStore,
+               places: OrganizationIndex) -> Iterator[dict]:
+    """Yield one row per paper, summarizing its sightings (in dump order)."""
+    for paper, abstract in zip(dedup.papers, abstracts, strict=True):
+        seen = sorted(paper.sightings, key=lambda s: (corpus.order[s.dump], s.record.position))
         dated = choose_date(seen)
-        org_id = latest([s["organization_id"] for s in seen])
-        dumps = [s["dump"] for s in seen]
-        rows.append({
+        org_id = latest([places.place(s.record.organization).id if s.record.organization
+                         else None for s in seen])
+        dumps = [s.dump for s in seen]
+        yield {
             "id": paper.id,
             "title": paper.title,
-            "abstract": paper.abstract,
-            "published": dated["published"] if dated else None,
-            "published_year": int(dated["published"][:4]) if dated and dated["published"] else None,
-            "date_method": dated["date_method"] if dated else None,
-            "date_text": dated["date_text"] if dated else None,
-            "authors": latest([s["authors"] for s in seen]),
-            "organization": organization_names.get(org_id),
+            "abstract": abstract,
+            "published": dated.published if dated else None,
+            "published_year": int(dated.published[:4]) if dated and dated.published else None,
+            "date_method": dated.date_method if dated else None,
+            "date_text": dated.record.date_text if dated else None,
+            "authors": latest([s.record.authors for s in seen]),
+            "organization": corpus.organization_names.get(org_id),
             "organization_id": org_id,
-            "comments": latest([s["comments"] for s in seen]),
+            "comments": latest([s.record.comments for s in seen]),
             "first_seen_dump": dumps[0],
             "last_seen_dump": dumps[-1],
             "dumps_seen": len(set(dumps)),
             "dumps": json.dumps(list(dict.fromkeys(dumps))),
+            "topics": assigned_topics(paper),
             "title_key": paper.key,
-        })
-    return rows
+        }
 
 
-def choose_date(sightings: list[dict]) -> dict | None:
+def choose_date(sightings: list[Sighting]) -> Sighting | None:
     """Return the sighting whose date the paper takes: a read date first, then any resolved one."""
-    for wanted in (lambda s: s["date_method"] == READ, lambda s: s["published"] is not None,
-                   lambda s: s["date_text"] is not None):
+    for wanted in (lambda s: s.date_method == READ, lambda s: s.published is not None,
+                   lambda s: s.record.date_text is not None):
         for sighting in sightings:
             if wanted(sighting):
                 return sighting
     return None
 
 
-def make_dump_rows(parsed_dumps, captures, papers, problems) -> list[dict]:
-    new_papers = Counter(paper["first_seen_dump"] for paper in papers)
+def make_dump_rows(parsed_dumps, captures, dedup: Deduplicator, problems) -> list[dict]:
+    order = {d.name: index for index, d in enumerate(parsed_dumps)}
+    new_papers = Counter(
+        min((s.dump for s in paper.sightings), key=order.__getitem__) for paper in dedup.papers)
     problem_count = Counter(problem["dump"] for problem in problems)
     rows = []
     for position, parsed in enumerate(parsed_dumps, 1):

@@ -19,9 +19,11 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dedupe import Deduplicator, Lookalike, Merge, Paper, Sighting, blocking_keys
+from .dedupe import (Deduplicator, Lookalike, Merge, Paper, Sighting, abstract_fingerprint,
+                     blocking_keys)
 from .enrich import INVALID_DATE_REASON
 from .parse import ParsedDump, Problem, Record, parse_date
+from .texts import TextStore
 
 
 @dataclass
@@ -46,11 +48,12 @@ def reusable_dumps(conn: sqlite3.Connection, paths: list[Path]) -> list[str] | s
     return [name for name, _ in previous]
 
 
-def load_previous(db: Path, paths: list[Path], fingerprint: str) -> tuple[PreviousBuild | None, str]:
+def load_previous(db: Path, paths: list[Path], fingerprint: str,
+                  abstracts: TextStore) -> tuple[PreviousBuild | None, str]:
     """Return the reusable state of the previous build at `db`, or None and the reason.
 
     `fingerprint` identifies the build code and topic rules; results made by other ones
-    are not reused.
+    are not reused. The previous papers' abstracts go to `abstracts`, in paper order.
     """
     if not db.exists():
         return None, f"no previous database at {db}"
@@ -65,20 +68,20 @@ def load_previous(db: Path, paths: list[Path], fingerprint: str) -> tuple[Previo
             names = reusable_dumps(conn, paths)
             if isinstance(names, str):
                 return None, names
-            return read_previous(conn), f"reusing {len(names)} dumps from {db.name}"
+            return read_previous(conn, abstracts), f"reusing {len(names)} dumps from {db.name}"
         finally:
             conn.close()
     except (sqlite3.Error, KeyError, IndexError) as error:
         return None, f"the previous database cannot be reused ({error})"
 
 
-def read_previous(conn: sqlite3.Connection) -> PreviousBuild:
+def read_previous(conn: sqlite3.Connection, abstracts: TextStore) -> PreviousBuild:
     parsed = [parsed_dump(row) for row in conn.execute("select * from dumps order by position")]
     by_name = {dump.name: dump for dump in parsed}
     for row in conn.execute("select * from problems order by id"):
         if row["reason"] != INVALID_DATE_REASON:
             by_name[row["dump"]].problems.append(Problem(row["line"], row["text"], row["reason"]))
-    dedup = rebuild_deduplicator(conn, by_name)
+    dedup = rebuild_deduplicator(conn, by_name, abstracts)
     topics = previous_topics(conn)
     return PreviousBuild(parsed, dedup, topics)
 
@@ -101,7 +104,8 @@ def record_of(row: sqlite3.Row) -> Record:
                   comments=row["comments"])
 
 
-def rebuild_deduplicator(conn: sqlite3.Connection, dumps: dict[str, ParsedDump]) -> Deduplicator:
+def rebuild_deduplicator(conn: sqlite3.Connection, dumps: dict[str, ParsedDump],
+                         abstracts: TextStore) -> Deduplicator:
     """Return the deduplicator in the state the previous build left it, without re-matching."""
     dedup = Deduplicator()
     papers: dict[str, Paper] = {}
@@ -116,7 +120,9 @@ def rebuild_deduplicator(conn: sqlite3.Connection, dumps: dict[str, ParsedDump])
         dumps[row["dump"]].records.append(record)
         paper = papers.get(row["paper_id"])
         if paper is None:  # the first sighting created the paper, as in a full build
-            paper = Paper(row["paper_id"], row["title_key"], row["paper_title"], row["abstract"])
+            paper = Paper(row["paper_id"], row["title_key"], row["paper_title"],
+                          abstract_fingerprint(row["abstract"]))
+            abstracts.add(row["abstract"])
             papers[paper.id] = paper
             dedup.papers.append(paper)
             dedup.ids.add(paper.id)

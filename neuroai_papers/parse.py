@@ -63,7 +63,7 @@ class DumpError(Exception):
     """A dump that cannot be read at all; the message is one line naming the file."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DumpDate:
     """A date as a dump writes it: month and day always, year only when shown."""
 
@@ -72,7 +72,7 @@ class DumpDate:
     year: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One paper as one dump shows it."""
 

@@ -16,6 +16,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from string import ascii_lowercase, digits
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -115,35 +116,42 @@ class Vectors:
         return {self.words[t]: w for t, w in zip(self.term[low:high], self.weight[low:high])}
 
 
-def related_rows(papers: list[dict]) -> list[dict]:
-    """Return up to PER_PAPER related papers for each paper, with score and shared terms."""
+def related_rows(papers: Iterable[dict]) -> list[dict]:
+    return list(iter_related_rows(papers))
+
+
+def iter_related_rows(papers: Iterable[dict]) -> Iterator[dict]:
+    """Yield up to PER_PAPER related papers for each paper, with score and shared terms.
+
+    `papers` (dicts with id, title and abstract) is read twice, so it must be a list or
+    something else that can be iterated again, such as the build's paper texts.
+    """
     # Two passes over the text instead of keeping every paper's word counts: memory stays
     # proportional to the twelve words kept per paper, not to the whole vocabulary of each.
     df: Counter = Counter()
+    ids = []
     for paper in papers:
         df.update(term_counts(paper).keys())
-    idf = inverse_document_frequencies(df, len(papers))
+        ids.append(paper["id"])
+    idf = inverse_document_frequencies(df, len(ids))
     del df
-    vectors, ids = Vectors(), {}
+    vectors, word_ids = Vectors(), {}
     for paper in papers:
-        vectors.add(top_terms(term_counts(paper), idf), ids)
-    del ids, idf
-    best = best_matches(vectors, [paper["id"] for paper in papers])
-    rows = []
-    for index, ranked in enumerate(best):
+        vectors.add(top_terms(term_counts(paper), idf), word_ids)
+    del word_ids, idf
+    for index, ranked in best_matches(vectors, ids):
         mine = vectors.of(index) if ranked else {}
         for rank, (other, score) in enumerate(ranked, 1):
             theirs = vectors.of(other)
             shared = sorted(mine.keys() & theirs.keys(), key=lambda t: (-mine[t] * theirs[t], t))
-            rows.append({
-                "paper_id": papers[index]["id"], "related_id": papers[other]["id"], "rank": rank,
+            yield {
+                "paper_id": ids[index], "related_id": ids[other], "rank": rank,
                 "score": round(score, 4), "shared_terms": ", ".join(shared[:6]),
-            })
-    return rows
+            }
 
 
-def best_matches(vectors: Vectors, ids: list[str]) -> list[list[tuple[int, float]]]:
-    """Return, per paper, its best (other paper, score) pairs, best first.
+def best_matches(vectors: Vectors, ids: list[str]) -> Iterator[tuple[int, list[tuple[int, float]]]]:
+    """Yield, for every paper in order, its best (other paper, score) pairs, best first.
 
     Vectorized: every (paper, term) entry meets the term's postings (at most POSTINGS_CAP
     papers per term) in numpy, a chunk of papers at a time, so memory stays bounded.
@@ -162,16 +170,18 @@ def best_matches(vectors: Vectors, ids: list[str]) -> list[list[tuple[int, float
     starts = np.searchsorted(p_term, np.arange(len(terms)))
     lengths = np.bincount(p_term, minlength=len(terms))
     id_rank = np.argsort(np.argsort(np.array(ids, dtype=object)))  # tie-break by paper id
-    results: list[list[tuple[int, float]]] = [[] for _ in ids]
     for low in range(0, len(ids), CHUNK):
-        chunk = (doc >= low) & (doc < low + CHUNK)
-        add_chunk(doc[chunk], term[chunk], weight[chunk], starts, lengths, p_doc, p_weight,
-                  id_rank, len(ids), results)
-    return results
+        high = min(low + CHUNK, len(ids))
+        entries = slice(vectors.offsets[low], vectors.offsets[high])  # papers low..high-1
+        results: list[list[tuple[int, float]]] = [[] for _ in range(low, high)]
+        for a, b, score in chunk_matches(doc[entries], term[entries], weight[entries], starts,
+                                         lengths, p_doc, p_weight, id_rank, len(ids)):
+            results[a - low].append((b, score))
+        yield from enumerate(results, low)
 
 
-def add_chunk(doc, term, weight, starts, lengths, p_doc, p_weight, id_rank, total, results):
-    """Score every pair of a chunk of papers with the papers sharing a top word."""
+def chunk_matches(doc, term, weight, starts, lengths, p_doc, p_weight, id_rank, total):
+    """Return (paper, other, score) for the best pairs of a chunk of papers, best first."""
     repeat = lengths[term]
     left = np.repeat(doc, repeat)
     offsets = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
@@ -190,5 +200,4 @@ def add_chunk(doc, term, weight, starts, lengths, p_doc, p_weight, id_rank, tota
     left, right, scores = left[order], right[order], scores[order]
     first = np.searchsorted(left, left)  # index where each paper's run starts
     keep = (np.arange(len(left)) - first) < PER_PAPER
-    for a, b, score in zip(left[keep].tolist(), right[keep].tolist(), scores[keep].tolist()):
-        results[a].append((b, score))
+    return zip(left[keep].tolist(), right[keep].tolist(), scores[keep].tolist())

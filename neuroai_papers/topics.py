@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import yaml
 
@@ -220,52 +221,63 @@ def topic_evidence(topic: Topic, hits: dict[str, Hits]) -> list[dict]:
 
 def assign_topics(papers: list[dict], topics: list[Topic],
                   known: dict[str, tuple[str, list[dict]]] | None = None) -> list[dict]:
-    """Set each paper's `topics` (a JSON array) and return one row per rule that matched.
-
-    `known` holds topics already assigned to papers by a previous build (an incremental
-    build): a paper's title and abstract never change, so neither do its topics.
-    """
-    known = known or {}
-    sources = sorted(set().union(*(topic.all_sources for topic in topics)))
-    evidence: dict[str, list[dict]] = {}
-    todo = [paper for paper in papers if paper["id"] not in known]
-    for low in range(0, len(todo), SCAN_CHUNK):
-        chunk = todo[low:low + SCAN_CHUNK]
-        scan = ChunkScan(chunk)
-        by_paper: dict[int, dict[str, Hits]] = {}
-        for source in sources:
-            for index, hits in scan.hits(source).items():
-                by_paper.setdefault(index, {})[source] = hits
-        for index, paper in enumerate(chunk):
-            paper_hits_found = by_paper.get(index, {})
-            assigned, rows = [], []
-            for topic in topics:
-                if matches := topic_evidence(topic, paper_hits_found):
-                    assigned.append(topic.id)
-                    rows.extend({"paper_id": paper["id"], "topic": topic.id, **m}
-                                for m in matches)
-            paper["topics"] = json.dumps(assigned)
-            evidence[paper["id"]] = rows
+    """Set each paper's `topics` (a JSON array) and return one row per rule that matched."""
     rows = []
-    for paper in papers:
-        if paper["id"] in known:
-            paper["topics"], paper_rows = known[paper["id"]]
-            rows.extend(paper_rows)
-        else:
-            rows.extend(evidence[paper["id"]])
+    for paper, (assigned, evidence) in zip(papers, topics_of_papers(papers, topics, known)):
+        paper["topics"] = assigned
+        rows.extend(evidence)
     return rows
 
 
-def topic_rows(topics: list[Topic], paper_topics: list[dict]) -> list[dict]:
+def topics_of_papers(papers: Iterable[dict], topics: list[Topic],
+                     known: dict[str, tuple[str, list[dict]]] | None = None,
+                     ) -> Iterator[tuple[str, list[dict]]]:
+    """Yield, for each paper in order, its topics (a JSON array) and the rows of evidence.
+
+    Papers are read and scanned SCAN_CHUNK at a time, so any number of them streams
+    through. `known` holds topics already assigned to papers by a previous build (an
+    incremental build): a paper's title and abstract never change, so neither do its topics.
+    """
+    known = known or {}
+    sources = sorted(set().union(*(topic.all_sources for topic in topics)))
+    window: list[dict] = []
+    for paper in papers:
+        window.append(paper)
+        if len(window) == SCAN_CHUNK:
+            yield from topics_of_chunk(window, topics, sources, known)
+            window = []
+    yield from topics_of_chunk(window, topics, sources, known)
+
+
+def topics_of_chunk(chunk: list[dict], topics: list[Topic], sources: list[str],
+                    known: dict[str, tuple[str, list[dict]]]) -> Iterator[tuple[str, list[dict]]]:
+    todo = [paper for paper in chunk if paper["id"] not in known]
+    scan = ChunkScan(todo)
+    by_paper: dict[int, dict[str, Hits]] = {}
+    for source in sources:
+        for index, hits in scan.hits(source).items():
+            by_paper.setdefault(index, {})[source] = hits
+    found = iter(range(len(todo)))
+    for paper in chunk:
+        if paper["id"] in known:
+            yield known[paper["id"]]
+            continue
+        hits = by_paper.get(next(found), {})
+        assigned, rows = [], []
+        for topic in topics:
+            if matches := topic_evidence(topic, hits):
+                assigned.append(topic.id)
+                rows.extend({"paper_id": paper["id"], "topic": topic.id, **m} for m in matches)
+        yield json.dumps(assigned), rows
+
+
+def topic_rows(topics: list[Topic], papers_per_topic: Counter) -> list[dict]:
     """Return one row per topic with its description, rules and number of papers."""
-    papers = {topic.id: set() for topic in topics}
-    for row in paper_topics:
-        papers[row["topic"]].add(row["paper_id"])
     return [{
         "id": topic.id, "label": topic.label, "topic_group": topic.group,
         "description": topic.description,
         "rules": json.dumps(list(topic.title_rules.sources)),
-        "papers": len(papers[topic.id]),
+        "papers": papers_per_topic[topic.id],
     } for topic in topics]
 
 

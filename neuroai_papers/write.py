@@ -16,11 +16,11 @@ import os
 import sqlite3
 from contextlib import suppress
 from pathlib import Path
+from typing import Iterable
 
 import sqlite_utils
 import yaml
 
-from .enrich import Corpus
 
 DATABASE = "papers"  # the database's name in Datasette's URLs and in metadata.yml
 
@@ -152,25 +152,6 @@ def create_indexes_and_search(db: sqlite_utils.Database) -> None:
         db[f"{table}_fts"].optimize()
 
 
-def load_rows(db: sqlite_utils.Database, corpus: Corpus) -> None:
-    """Insert the corpus, parents before children so foreign keys hold as rows arrive.
-
-    The tables already exist with their declared columns, so rows go in through one plain
-    executemany per table: sqlite-utils' insert_all would inspect every batch again.
-    """
-    for table in ("dumps", "organizations", "topics", "papers", "sightings", "merges",
-                  "lookalikes", "problems", "related", "paper_topics"):
-        rows = getattr(corpus, table)
-        if table in ("merges", "lookalikes", "problems"):
-            rows = [{"id": number, **row} for number, row in enumerate(rows, 1)]
-        columns = list(TABLES[table][0])
-        names = ", ".join(f"[{column}]" for column in columns)
-        db.conn.executemany(
-            f"insert into [{table}] ({names}) values ({', '.join('?' * len(columns))})",
-            (tuple(row[column] for column in columns) for row in rows),
-        )
-
-
 def load_docs(db: sqlite_utils.Database, metadata: dict, build_info: dict[str, str]) -> None:
     """Copy the table and column descriptions of metadata.yml, and the build facts, into the file."""
     tables = table_descriptions(metadata)
@@ -245,37 +226,95 @@ def remove_stale_temporaries(out: Path) -> None:
             stale.unlink()
 
 
-def write_database(out: Path, corpus: Corpus, metadata: dict, build_info: dict[str, str]) -> None:
-    """Write the corpus to `out` atomically: a temporary file, checked, then renamed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    tmp = temporary_path(out)
-    db = None
-    try:
-        db = sqlite_utils.Database(tmp)
-        # Nothing needs a journal: a failed build throws the whole temporary file away.
-        db.execute("PRAGMA journal_mode = OFF")
-        db.execute("PRAGMA synchronous = OFF")
-        ensure_db_shape(db)
-        with db.atomic():
-            load_rows(db, corpus)
-            load_docs(db, metadata, build_info)
-        create_indexes_and_search(db)
-        db.execute("PRAGMA journal_mode = DELETE")
-        db.execute("ANALYZE")
-        db.close()
-        expected = {t: len(getattr(corpus, t)) for t in
-                    ("dumps", "papers", "sightings", "organizations", "merges", "problems",
-                 "related", "topics", "paper_topics")}
-        expected["papers_fts"] = len(corpus.papers)
-        check_database(tmp, expected)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    except sqlite3.Error as error:
-        # SQLite reports a full disk or a file-size limit as its own error, not as OSError.
-        raise WriteError(f"cannot write {tmp}: {error}") from None
-    finally:
-        if db is not None:
-            db.close()  # an error may have left it open, holding the file and its journal
-        remove_temporary(tmp)
+class Counted:
+    """Rows passed through, counted on the way (a generator has no length)."""
+
+    def __init__(self, rows: Iterable[dict]):
+        self.rows = rows
+        self.seen = 0
+
+    def __iter__(self):
+        for row in self.rows:
+            self.seen += 1
+            yield row
+
+
+class DatabaseWriter:
+    """The temporary database a build streams its rows into, table by table.
+
+    Rows arrive as the build makes them (nothing holds a whole table in memory), in one
+    transaction without a journal. `finish` adds the documentation, indexes and full-text
+    index after the bulk load, checks the file and renames it over the target. Leaving the
+    `with` block without `finish` (an error, a refused dump) deletes the temporary file.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        self.tmp = temporary_path(out)
+        self.counts: dict[str, int] = {}
+        self.db = None
+        try:
+            self.db = sqlite_utils.Database(self.tmp)
+            # Nothing needs a journal: a failed build throws the whole temporary file away.
+            self.db.execute("PRAGMA journal_mode = OFF")
+            self.db.execute("PRAGMA synchronous = OFF")
+            ensure_db_shape(self.db)
+            self.db.conn.execute("BEGIN")
+        except sqlite3.Error as error:
+            self.abort()
+            raise WriteError(f"cannot write {self.tmp}: {error}") from None
+
+    def scratch_path(self, name: str) -> Path:
+        """Return a path for a scratch file that stale-temporary cleanup also recognizes."""
+        return self.tmp.with_name(f"{self.tmp.name}-{name}")
+
+    def insert(self, table: str, rows: Iterable[dict], numbered: bool = False) -> int:
+        """Insert rows (dicts with the table's columns; `numbered` adds ids 1, 2 ...)."""
+        columns = list(TABLES[table][0])
+        if numbered:
+            rows = ({"id": number, **row} for number, row in enumerate(rows, 1))
+        counted = Counted(rows)
+        names = ", ".join(f"[{column}]" for column in columns)
+        try:
+            self.db.conn.executemany(
+                f"insert into [{table}] ({names}) values ({', '.join('?' * len(columns))})",
+                (tuple(row[column] for column in columns) for row in counted),
+            )
+        except sqlite3.Error as error:
+            # SQLite reports a full disk or a file-size limit as its own error, not as OSError.
+            raise WriteError(f"cannot write {self.tmp}: {error}") from None
+        self.counts[table] = self.counts.get(table, 0) + counted.seen
+        return counted.seen
+
+    def finish(self, metadata: dict, build_info: dict[str, str], expected: dict[str, int]) -> None:
+        """Complete, check and put the database in place; `expected` holds known row counts."""
+        try:
+            load_docs(self.db, metadata, build_info)
+            self.db.conn.commit()
+            create_indexes_and_search(self.db)
+            self.db.execute("PRAGMA journal_mode = DELETE")
+            self.db.execute("ANALYZE")
+            self.db.close()
+            self.db = None
+            check_database(self.tmp, {**self.counts, **expected,
+                                      "papers_fts": expected.get("papers", self.counts["papers"])})
+            with open(self.tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self.tmp, self.out)
+        except sqlite3.Error as error:
+            raise WriteError(f"cannot write {self.tmp}: {error}") from None
+
+    def abort(self) -> None:
+        if self.db is not None:
+            with suppress(sqlite3.Error):
+                self.db.close()  # an error may have left it open, holding the file
+            self.db = None
+        remove_temporary(self.tmp)
+
+    def __enter__(self) -> "DatabaseWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()  # after finish() the temporary is already renamed: nothing to remove
