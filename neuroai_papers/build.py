@@ -29,7 +29,7 @@ from .incremental import PreviousBuild, load_previous
 from .organizations import OrganizationIndex, load_reference
 from .parse import DumpError, ParsedDump, read_dump
 from .related import iter_related_rows
-from .texts import TextStore
+from .texts import DiskList
 from .topics import load_topics
 from .write import BuildCheckError, DatabaseWriter, load_metadata
 
@@ -98,12 +98,12 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
     return paths
 
 
-def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: TextStore,
+def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList,
                    progress: Progress, stages: "Stages") -> list[ParsedDump]:
     """Parse the dumps one at a time and match each record as it comes (streaming).
 
     Only one dump's lines are in memory at once. A new paper's abstract goes to `abstracts`
-    and no record keeps its own: matching reads the paper's fingerprint instead.
+    and no record keeps its own: matching reads the papers' fingerprints instead.
     """
     parsed = []
     records = 0
@@ -117,7 +117,7 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: TextStore,
                 sighting = Sighting(dump.name, record)
                 dedup.add(sighting)
                 if sighting.method == "new":
-                    abstracts.add(record.abstract)
+                    abstracts.append(record.abstract)
                 record.abstract = ""  # its paper's copy is on disk
         parsed.append(dump)
         records += len(dump.records)
@@ -174,9 +174,10 @@ def report_unplaced(places: OrganizationIndex, reference: Path, progress: Progre
         progress.line(f"warning: organization not on the map: {line!r} (add it to {reference})")
 
 
-def load_previous_build(out: Path, paths: list[Path], abstracts: TextStore,
-                        progress: Progress) -> PreviousBuild | None:
-    previous, why = load_previous(out, paths, reusable_inputs_fingerprint(), abstracts)
+def load_previous_build(out: Path, paths: list[Path], abstracts: DiskList,
+                        fingerprints: DiskList, progress: Progress) -> PreviousBuild | None:
+    previous, why = load_previous(out, paths, reusable_inputs_fingerprint(), abstracts,
+                                  fingerprints)
     progress.line(f"incremental: {why}" + ("" if previous else "; building everything"))
     return previous
 
@@ -192,12 +193,15 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
     paths = list_dumps(dumps_dir)
     topics = load_topics(TOPICS)
     places = OrganizationIndex(load_reference(reference))
-    with DatabaseWriter(out) as writer, TextStore(writer.scratch_path("abstracts")) as abstracts:
+    with (DatabaseWriter(out) as writer,
+          DiskList(writer.scratch_path("abstracts")) as abstracts,
+          DiskList(writer.scratch_path("fingerprints")) as fingerprints):
         with stages.timed("parse"):
-            previous = load_previous_build(out, paths, abstracts, progress) if incremental else None
+            previous = load_previous_build(out, paths, abstracts, fingerprints,
+                                           progress) if incremental else None
             manifest = load_manifest(dumps_dir, {p.name for p in paths})
         reused = previous.parsed if previous else []
-        dedup = previous.dedup if previous else Deduplicator()
+        dedup = previous.dedup if previous else Deduplicator(fingerprints)
         parsed = reused + read_and_match(paths[len(reused):], dedup, abstracts, progress, stages)
         progress.line(f"topics: {len(dedup.papers):,} papers")
         with stages.timed("topics"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import MutableSequence
 from itertools import combinations
 
 from rapidfuzz import fuzz, process
@@ -118,16 +119,16 @@ class Sighting:
 
 @dataclass(slots=True)
 class Paper:
-    """A paper: its first sighting's title, and the start of its abstract to compare with.
+    """A paper: its first sighting's title and its number, in the order papers appear.
 
-    The abstract itself is not kept here: the build spills it to disk (texts.TextStore),
-    in the order papers are created, so a million papers fit in memory.
+    Its abstract is not kept here: the build keeps abstracts and their fingerprints on disk
+    (texts.DiskList), at the paper's number, so a million papers fit in memory.
     """
 
     id: str
     key: str
     title: str
-    fingerprint: str  # abstract_fingerprint of its abstract
+    number: int  # 0, 1, 2 ... in the order papers were created
     sightings: list[Sighting] = field(default_factory=list)
     topics: str | None = None  # JSON array, set by the topic rules (enrich)
 
@@ -161,12 +162,19 @@ class Lookalike:
 class Deduplicator:
     """Assigns each sighting to a paper, creating papers as new titles appear."""
 
-    def __init__(self) -> None:
+    def __init__(self, fingerprints: MutableSequence[str] | None = None) -> None:
+        """`fingerprints`: where each paper's abstract fingerprint goes, at its number (a
+        list unless given; the build passes a list on disk)."""
+        self.fingerprints = fingerprints if fingerprints is not None else []
         self.papers: list[Paper] = []
         self.merges: list[Merge] = []
         self.lookalikes: list[Lookalike] = []
         self.by_key: dict[str, list[Paper]] = {}
-        self.blocks: dict[str, list[Paper]] = {}
+        # Blocking key (its hash: an int is smaller than the text) -> the paper holding it, or
+        # a list of them once several do. Most keys belong to one paper, and at a million
+        # papers the eight keys of each are most of the memory matching needs. A collision
+        # of two keys' hashes could only add candidates, and each candidate is still scored.
+        self.blocks: dict[int, Paper | list[Paper]] = {}
         self.ids: set[str] = set()
         self.lookalike_pairs: set[tuple[str, str]] = set()
 
@@ -191,7 +199,7 @@ class Deduplicator:
     def match_exact(self, sighting: Sighting, key: str, fingerprint: str,
                     rejected: list) -> Paper | None:
         for paper in self.by_key.get(key, []):
-            score = fingerprint_score(paper.fingerprint, fingerprint)
+            score = fingerprint_score(self.fingerprints[paper.number], fingerprint)
             if score >= ABSTRACT_MIN_SCORE:
                 identical = paper.title == sighting.record.title
                 sighting.method = "identical" if identical else "normalized_title"
@@ -215,7 +223,7 @@ class Deduplicator:
         )
         for _, title_score, index in matches:
             paper = candidates[index]
-            score = fingerprint_score(paper.fingerprint, fingerprint)
+            score = fingerprint_score(self.fingerprints[paper.number], fingerprint)
             if score >= ABSTRACT_MIN_SCORE:
                 sighting.method = "fuzzy_title"
                 self.record_merge(paper, sighting, title_score, score)
@@ -227,18 +235,38 @@ class Deduplicator:
         """Return distinct papers sharing a blocking key, at most BLOCK_CANDIDATES per key."""
         seen: dict[str, Paper] = {}
         for block in blocking_keys(key):
-            for paper in self.blocks.get(block, [])[-BLOCK_CANDIDATES:]:
+            for paper in self.block(block)[-BLOCK_CANDIDATES:]:
                 if paper.key != key:
                     seen.setdefault(paper.id, paper)
         return list(seen.values())
 
     def new_paper(self, key: str, title: str, fingerprint: str) -> Paper:
-        paper = Paper(self.unique_id(slugify(key)), key, title, fingerprint)
+        return self.restore_paper(self.unique_id(slugify(key)), key, title, fingerprint)
+
+    def restore_paper(self, paper_id: str, key: str, title: str, fingerprint: str) -> Paper:
+        """Add a paper under an id already chosen (by new_paper, or by a previous build)."""
+        paper = Paper(paper_id, key, title, len(self.papers))
+        self.ids.add(paper_id)
+        self.fingerprints.append(fingerprint)
         self.papers.append(paper)
         self.by_key.setdefault(key, []).append(paper)
-        for block in blocking_keys(key):
-            self.blocks.setdefault(block, []).append(paper)
+        self.add_to_blocks(paper)
         return paper
+
+    def add_to_blocks(self, paper: Paper) -> None:
+        for block in blocking_keys(paper.key):
+            held = self.blocks.get(hash(block))
+            if held is None:
+                self.blocks[hash(block)] = paper
+            elif isinstance(held, list):
+                held.append(paper)
+            else:
+                self.blocks[hash(block)] = [held, paper]
+
+    def block(self, key: str) -> list[Paper]:
+        """Return the papers holding a blocking key, oldest first."""
+        held = self.blocks.get(hash(key))
+        return [] if held is None else held if isinstance(held, list) else [held]
 
     def unique_id(self, slug: str) -> str:
         candidate, number = slug, 1

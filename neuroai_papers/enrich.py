@@ -31,7 +31,7 @@ import yaml
 from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
-from .texts import TextStore
+from .texts import DiskList
 from .topics import Topic, topic_rows, topics_of_papers
 
 MANIFEST = "manifest.yml"
@@ -244,7 +244,7 @@ def assigned_topics(paper: Paper) -> str:
 class PaperTexts:
     """Every paper's id, title and abstract in order, read again from disk at each pass."""
 
-    def __init__(self, papers: list[Paper], abstracts: TextStore):
+    def __init__(self, papers: list[Paper], abstracts: DiskList):
         self.papers = papers
         self.abstracts = abstracts
 
@@ -253,12 +253,13 @@ class PaperTexts:
             yield {"id": paper.id, "title": paper.title, "abstract": abstract}
 
 
-def assign_paper_topics(papers: list[Paper], abstracts: TextStore, topics: list[Topic],
+def assign_paper_topics(papers: list[Paper], abstracts: DiskList, topics: list[Topic],
                         known: dict[str, tuple[str, list[dict]]] | None = None) -> Iterator[dict]:
     """Set each paper's topics while yielding the rows of evidence (table paper_topics)."""
     texts = PaperTexts(papers, abstracts)
+    distinct: dict[str, str] = {}  # papers share few topic sets: one string per set
     for paper, (assigned, evidence) in zip(papers, topics_of_papers(texts, topics, known)):
-        paper.topics = assigned
+        paper.topics = distinct.setdefault(assigned, assigned)
         yield from evidence
 
 
@@ -319,7 +320,7 @@ def latest(values: list) -> object:
     return next((value for value in reversed(values) if value is not None), None)
 
 
-def paper_rows(corpus: Corpus, dedup: Deduplicator, abstracts: TextStore,
+def paper_rows(corpus: Corpus, dedup: Deduplicator, abstracts: DiskList,
                places: OrganizationIndex) -> Iterator[dict]:
     """Yield one row per paper, summarizing its sightings (in dump order)."""
     for paper, abstract in zip(dedup.papers, abstracts, strict=True):

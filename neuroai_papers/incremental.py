@@ -19,11 +19,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dedupe import (Deduplicator, Lookalike, Merge, Paper, Sighting, abstract_fingerprint,
-                     blocking_keys)
+from .dedupe import Deduplicator, Lookalike, Merge, Paper, Sighting, abstract_fingerprint
 from .enrich import INVALID_DATE_REASON
 from .parse import ParsedDump, Problem, Record, parse_date
-from .texts import TextStore
+from .texts import DiskList
 
 
 @dataclass
@@ -48,12 +47,13 @@ def reusable_dumps(conn: sqlite3.Connection, paths: list[Path]) -> list[str] | s
     return [name for name, _ in previous]
 
 
-def load_previous(db: Path, paths: list[Path], fingerprint: str,
-                  abstracts: TextStore) -> tuple[PreviousBuild | None, str]:
+def load_previous(db: Path, paths: list[Path], fingerprint: str, abstracts: DiskList,
+                  fingerprints: DiskList) -> tuple[PreviousBuild | None, str]:
     """Return the reusable state of the previous build at `db`, or None and the reason.
 
     `fingerprint` identifies the build code and topic rules; results made by other ones
-    are not reused. The previous papers' abstracts go to `abstracts`, in paper order.
+    are not reused. The previous papers' abstracts and their fingerprints go to `abstracts`
+    and `fingerprints`, in paper order.
     """
     if not db.exists():
         return None, f"no previous database at {db}"
@@ -68,20 +68,21 @@ def load_previous(db: Path, paths: list[Path], fingerprint: str,
             names = reusable_dumps(conn, paths)
             if isinstance(names, str):
                 return None, names
-            return read_previous(conn, abstracts), f"reusing {len(names)} dumps from {db.name}"
+            return read_previous(conn, abstracts, fingerprints), f"reusing {len(names)} dumps from {db.name}"
         finally:
             conn.close()
     except (sqlite3.Error, KeyError, IndexError) as error:
         return None, f"the previous database cannot be reused ({error})"
 
 
-def read_previous(conn: sqlite3.Connection, abstracts: TextStore) -> PreviousBuild:
+def read_previous(conn: sqlite3.Connection, abstracts: DiskList,
+                  fingerprints: DiskList) -> PreviousBuild:
     parsed = [parsed_dump(row) for row in conn.execute("select * from dumps order by position")]
     by_name = {dump.name: dump for dump in parsed}
     for row in conn.execute("select * from problems order by id"):
         if row["reason"] != INVALID_DATE_REASON:
             by_name[row["dump"]].problems.append(Problem(row["line"], row["text"], row["reason"]))
-    dedup = rebuild_deduplicator(conn, by_name, abstracts)
+    dedup = rebuild_deduplicator(conn, by_name, abstracts, fingerprints)
     topics = previous_topics(conn)
     return PreviousBuild(parsed, dedup, topics)
 
@@ -105,9 +106,9 @@ def record_of(row: sqlite3.Row) -> Record:
 
 
 def rebuild_deduplicator(conn: sqlite3.Connection, dumps: dict[str, ParsedDump],
-                         abstracts: TextStore) -> Deduplicator:
+                         abstracts: DiskList, fingerprints: DiskList) -> Deduplicator:
     """Return the deduplicator in the state the previous build left it, without re-matching."""
-    dedup = Deduplicator()
+    dedup = Deduplicator(fingerprints)
     papers: dict[str, Paper] = {}
     rows = conn.execute("""
         select sightings.*, papers.title as paper_title, papers.abstract, papers.title_key
@@ -120,15 +121,10 @@ def rebuild_deduplicator(conn: sqlite3.Connection, dumps: dict[str, ParsedDump],
         dumps[row["dump"]].records.append(record)
         paper = papers.get(row["paper_id"])
         if paper is None:  # the first sighting created the paper, as in a full build
-            paper = Paper(row["paper_id"], row["title_key"], row["paper_title"],
-                          abstract_fingerprint(row["abstract"]))
-            abstracts.add(row["abstract"])
+            paper = dedup.restore_paper(row["paper_id"], row["title_key"], row["paper_title"],
+                                        abstract_fingerprint(row["abstract"]))
+            abstracts.append(row["abstract"])
             papers[paper.id] = paper
-            dedup.papers.append(paper)
-            dedup.ids.add(paper.id)
-            dedup.by_key.setdefault(paper.key, []).append(paper)
-            for block in blocking_keys(paper.key):
-                dedup.blocks.setdefault(block, []).append(paper)
         paper.sightings.append(Sighting(row["dump"], record, paper.id, row["match_method"]))
     dedup.merges = [Merge(**{k: row[k] for k in Merge.__dataclass_fields__})
                     for row in conn.execute("select * from merges order by id")]

@@ -27,7 +27,7 @@ PER_PAPER = 5
 MIN_SCORE = 0.08
 MIN_SHARED = 2  # one shared word is a coincidence more often than a relation
 MAX_DOC_SHARE = 0.2  # words in more than this share of papers explain nothing
-CHUNK = 2_000  # papers scored at a time: bounds the memory of the pair arrays
+CHUNK = 1_000  # papers scored at a time: bounds the memory of the pair arrays (~50 MB)
 
 WORD = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 STOPWORDS = frozenset("""
@@ -157,16 +157,19 @@ def best_matches(vectors: Vectors, ids: list[str]) -> Iterator[tuple[int, list[t
     papers per term) in numpy, a chunk of papers at a time, so memory stays bounded.
     """
     terms = vectors.words
-    doc = np.frombuffer(vectors.doc, np.int32).astype(np.int64)
-    term = np.frombuffer(vectors.term, np.int32).astype(np.int64)
+    # 32-bit ids and no copies kept longer than needed: at a million papers each array of
+    # (paper, word) entries is some 12 million long.
+    doc = np.frombuffer(vectors.doc, np.int32)
+    term = np.frombuffer(vectors.term, np.int32)
     weight = np.frombuffer(vectors.weight, np.float64)
     # Postings: for each term, its papers by decreasing weight, cut at POSTINGS_CAP.
     order = np.lexsort((-weight, term))
-    p_term, p_doc, p_weight = term[order], doc[order], weight[order]
+    p_term = term[order]
     starts = np.searchsorted(p_term, np.arange(len(terms)))
-    rank_in_term = np.arange(len(p_term)) - starts[p_term]
-    keep = rank_in_term < POSTINGS_CAP
-    p_term, p_doc, p_weight = p_term[keep], p_doc[keep], p_weight[keep]
+    keep = order[(np.arange(len(p_term)) - starts[p_term]) < POSTINGS_CAP]
+    del order
+    p_term, p_doc, p_weight = term[keep], doc[keep], weight[keep]
+    del keep
     starts = np.searchsorted(p_term, np.arange(len(terms)))
     lengths = np.bincount(p_term, minlength=len(terms))
     id_rank = np.argsort(np.argsort(np.array(ids, dtype=object)))  # tie-break by paper id
@@ -189,7 +192,7 @@ def chunk_matches(doc, term, weight, starts, lengths, p_doc, p_weight, id_rank, 
     right = p_doc[positions]
     product = np.repeat(weight, repeat) * p_weight[positions]
     different = left != right
-    pair = left[different] * total + right[different]
+    pair = left[different].astype(np.int64) * total + right[different]
     pairs, inverse = np.unique(pair, return_inverse=True)
     scores = np.bincount(inverse, weights=product[different])
     shared = np.bincount(inverse)

@@ -1,10 +1,10 @@
-"""Paper abstracts on disk while the build runs, so that memory does not grow with the text.
+"""Text on disk while the build runs, so that memory does not grow with the corpus.
 
-Matching needs only the start of each abstract (dedupe.abstract_fingerprint); the topic
-rules, related papers and the papers table need the whole text, one paper after another.
-So each new paper's abstract is appended to a scratch SQLite file next to the database
-being built and read back, in paper order, whenever a stage walks the papers. The file
-is deleted when the build ends, however it ends.
+Matching needs the start of each paper's abstract (dedupe.abstract_fingerprint) now and
+then, by paper number; the topic rules, related papers and the papers table need the
+whole abstracts, one paper after another. Both are lists that only grow, kept in scratch
+SQLite files next to the database being built and deleted when the build ends, however
+it ends. At a million papers they hold about 1.5 GB of text that memory does not.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Iterator
 
-BATCH = 5_000  # abstracts buffered before one executemany
+BATCH = 5_000  # values buffered before one executemany
 
 
-class TextStore:
-    """Abstracts numbered 0, 1, 2 ... in the order the papers were created."""
+class DiskList:
+    """An append-only list of strings in a scratch file: append, read by index, iterate."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -26,29 +26,37 @@ class TextStore:
         # A scratch file: nothing to recover after a crash, so no journal and no syncing.
         self.conn.execute("PRAGMA journal_mode = OFF")
         self.conn.execute("PRAGMA synchronous = OFF")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS texts (n INTEGER PRIMARY KEY, abstract TEXT)")
-        self.count = self.conn.execute("SELECT count(*) FROM texts").fetchone()[0]
-        self.pending: list[tuple[int, str]] = []
+        self.conn.execute("CREATE TABLE IF NOT EXISTS items (n INTEGER PRIMARY KEY, value TEXT)")
+        self.stored = self.conn.execute("SELECT count(*) FROM items").fetchone()[0]
+        self.pending: list[str] = []
 
-    def add(self, abstract: str) -> None:
-        self.pending.append((self.count, abstract))
-        self.count += 1
+    def append(self, value: str) -> None:
+        self.pending.append(value)
         if len(self.pending) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         with self.conn:
-            self.conn.executemany("INSERT INTO texts VALUES (?, ?)", self.pending)
+            self.conn.executemany("INSERT INTO items VALUES (?, ?)",
+                                  enumerate(self.pending, self.stored))
+        self.stored += len(self.pending)
         self.pending.clear()
 
     def __len__(self) -> int:
-        return self.count
+        return self.stored + len(self.pending)
+
+    def __getitem__(self, index: int) -> str:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index >= self.stored:
+            return self.pending[index - self.stored]
+        return self.conn.execute("SELECT value FROM items WHERE n = ?", (index,)).fetchone()[0]
 
     def __iter__(self) -> Iterator[str]:
-        """Yield every abstract in order (a fresh pass each time)."""
+        """Yield every value in order (a fresh pass each time)."""
         self.flush()
-        for (abstract,) in self.conn.execute("SELECT abstract FROM texts ORDER BY n"):
-            yield abstract
+        for (value,) in self.conn.execute("SELECT value FROM items ORDER BY n"):
+            yield value
 
     def close(self) -> None:
         with suppress(sqlite3.Error):
@@ -56,7 +64,7 @@ class TextStore:
         with suppress(FileNotFoundError):
             self.path.unlink()
 
-    def __enter__(self) -> "TextStore":
+    def __enter__(self) -> "DiskList":
         return self
 
     def __exit__(self, *exc) -> None:
