@@ -24,6 +24,12 @@ from pathlib import Path
 FURNITURE = ("new", "Subscribe", "Daily Papers", "byAK and the research community")
 FURNITURE_PREFIX = "Get trending papers"
 
+# arXiv caps abstracts at 1,920 characters and titles are far shorter: a longer line is
+# not one (a paste gone wrong). The site refuses values over 32 kB (plugins/sql_limits.py),
+# so a problem line is stored as its start and its length when it is long.
+MAX_LINE_CHARS = 10_000
+PROBLEM_PREVIEW_CHARS = 1_000
+
 MONTHS = {
     name: number
     for number, names in enumerate(
@@ -334,6 +340,9 @@ class RecordAssembler:
         self.finish()
 
     def take(self, line: Line, following: Line | None) -> None:
+        if len(line.text) > MAX_LINE_CHARS:
+            self.take_overlong(line)
+            return
         kind = line_kind(line.text)
         if self.record is not None and self.take_metadata(line, kind, following):
             return
@@ -413,8 +422,24 @@ class RecordAssembler:
             self.problem(self.title, "title with no abstract after it (truncated record)")
             self.title = None
 
+    def take_overlong(self, line: Line) -> None:
+        """A line far longer than any title or abstract is not one: report it, end any record."""
+        self.record = None
+        if self.title is not None:
+            self.problem(self.title, "title with no abstract after it")
+            self.title = None
+        self.problem(line, f"line of {len(line.text):,} characters: too long for a title or "
+                           f"an abstract (at most {MAX_LINE_CHARS:,})")
+
     def problem(self, line: Line, reason: str) -> None:
-        self.parsed.problems.append(Problem(line.number, line.text, reason))
+        self.parsed.problems.append(Problem(line.number, preview(line.text), reason))
+
+
+def preview(text: str) -> str:
+    """Return a problem line as stored: whole, or its start and its length if it is huge."""
+    if len(text) <= PROBLEM_PREVIEW_CHARS:
+        return text
+    return f"{text[:PROBLEM_PREVIEW_CHARS]} … [{len(text):,} characters in all]"
 
 
 def strip_count(text: str, count: int | None) -> str:

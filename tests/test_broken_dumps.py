@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ABSTRACT_A, blank_separated, rows, run_build
+from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, rows, run_build
 
 CORPUS = Path(__file__).parent / "broken_dumps"
 TABLE_ROW = re.compile(
@@ -156,3 +156,29 @@ def test_broken_dump_gives_its_documented_outcome(case, copy_real_dumps, real_db
         check_warning(case, result, copy_real_dumps, out)
     else:
         check_refusal(case, result, copy_real_dumps, out, before)
+
+
+def test_an_overlong_line_in_a_good_dump_is_a_problem_stored_short(tmp_path):
+    """A 64 kB 'abstract' is reported, not stored whole: the site refuses values over 32 kB."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    overlong = " ".join(["We decode visual stimuli from fMRI recordings."] * 1400)
+    text = blank_separated(("A paper", ABSTRACT_A), ("Another paper", overlong),
+                           ("Third paper", ABSTRACT_B))
+    (dumps / "x.txt").write_text(text, encoding="utf-8")
+    lines = text.split("\n")
+    title_line = lines.index("Another paper") + 1
+    long_line = lines.index(overlong) + 1
+    out = tmp_path / "papers.db"
+    result = run_build(dumps, out)
+    assert result.returncode == 0, result.stderr
+    assert [title for (title,) in rows(out, "select title from papers order by rowid")] == [
+        "A paper", "Third paper"]
+    problems = rows(out, "select line, reason, text from problems order by line")
+    assert [(line, reason) for line, reason, _ in problems] == [
+        (title_line, "title with no abstract after it"),
+        (long_line, f"line of {len(overlong):,} characters: too long for a title or an "
+                    f"abstract (at most 10,000)")]
+    stored = problems[1][2]
+    assert stored.startswith(overlong[:1000]) and stored.endswith(
+        f"[{len(overlong):,} characters in all]") and len(stored) < 1100
