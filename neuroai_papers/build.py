@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -23,12 +23,11 @@ from pathlib import Path
 
 from . import __version__
 from .dedupe import Deduplicator, Sighting
-from .enrich import (PaperTexts, assign_paper_topics, build_corpus, load_manifest, paper_rows,
-                     sighting_rows)
+from .enrich import assign_paper_topics, build_corpus, load_manifest, paper_rows, sighting_rows
 from .incremental import PreviousBuild, load_previous
 from .organizations import OrganizationIndex, load_reference
 from .parse import DumpError, ParsedDump, read_dump
-from .related import iter_related_rows
+from .parallel import RelatedInBackground
 from .texts import DiskList
 from .topics import load_topics
 from .write import BuildCheckError, DatabaseWriter, load_metadata
@@ -193,9 +192,10 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
     paths = list_dumps(dumps_dir)
     topics = load_topics(TOPICS)
     places = OrganizationIndex(load_reference(reference))
-    with (DatabaseWriter(out) as writer,
-          DiskList(writer.scratch_path("abstracts")) as abstracts,
-          DiskList(writer.scratch_path("fingerprints")) as fingerprints):
+    with ExitStack() as stack:
+        writer = stack.enter_context(DatabaseWriter(out))
+        abstracts = stack.enter_context(DiskList(writer.scratch_path("abstracts")))
+        fingerprints = stack.enter_context(DiskList(writer.scratch_path("fingerprints")))
         with stages.timed("parse"):
             previous = load_previous_build(out, paths, abstracts, fingerprints,
                                            progress) if incremental else None
@@ -203,13 +203,13 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
         reused = previous.parsed if previous else []
         dedup = previous.dedup if previous else Deduplicator(fingerprints)
         parsed = reused + read_and_match(paths[len(reused):], dedup, abstracts, progress, stages)
-        progress.line(f"topics: {len(dedup.papers):,} papers")
+        related = stack.enter_context(
+            RelatedInBackground(dedup.papers, abstracts, writer.scratch_path("related")))
+        progress.line(f"topics and related papers (side by side, related in process "
+                      f"{related.process.pid}): {len(dedup.papers):,} papers")
         with stages.timed("topics"):
             writer.insert("paper_topics", assign_paper_topics(
                 dedup.papers, abstracts, topics, previous.topics if previous else None))
-        progress.line("related papers")
-        with stages.timed("related"):
-            writer.insert("related", iter_related_rows(PaperTexts(dedup.papers, abstracts)))
         progress.line("dates, organizations, papers")
         with stages.timed("rows"):
             corpus = build_corpus(parsed, dedup, manifest, places, topics)
@@ -220,6 +220,8 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
                 writer.insert(table, getattr(corpus, table), numbered=True)
             writer.insert("sightings", sighting_rows(corpus, places))
             writer.insert("papers", paper_rows(corpus, dedup, abstracts, places))
+        with stages.timed("related (waiting for it)"):
+            writer.insert("related", related.rows())
         progress.line(f"writing indexes and the full-text index, then checking {writer.tmp.name}")
         with stages.timed("write"):
             records = sum(len(dump.records) for dump in parsed)

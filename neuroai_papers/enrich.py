@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import yaml
 
@@ -244,7 +244,7 @@ def assigned_topics(paper: Paper) -> str:
 class PaperTexts:
     """Every paper's id, title and abstract in order, read again from disk at each pass."""
 
-    def __init__(self, papers: list[Paper], abstracts: DiskList):
+    def __init__(self, papers: list[Paper], abstracts: Iterable[str]):
         self.papers = papers
         self.abstracts = abstracts
 

@@ -10,11 +10,24 @@ it ends. At a million papers they hold about 1.5 GB of text that memory does not
 from __future__ import annotations
 
 import sqlite3
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
 BATCH = 5_000  # values buffered before one executemany
+
+
+class ScratchError(OSError):
+    """A scratch file could not be written or read (a full disk, a file-size limit)."""
+
+
+@contextmanager
+def reported_as_os_error(path: Path):
+    """SQLite reports a full disk as its own error; the build reports OSErrors in one line."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise ScratchError(f"cannot write {path}: {error}") from None
 
 
 class DiskList:
@@ -22,13 +35,14 @@ class DiskList:
 
     def __init__(self, path: Path):
         self.path = path
-        self.conn = sqlite3.connect(path)
-        # A scratch file: nothing to recover after a crash, so no journal and no syncing.
-        self.conn.execute("PRAGMA journal_mode = OFF")
-        self.conn.execute("PRAGMA synchronous = OFF")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS items (n INTEGER PRIMARY KEY, value TEXT)")
-        self.stored = self.conn.execute("SELECT count(*) FROM items").fetchone()[0]
         self.pending: list[str] = []
+        with reported_as_os_error(path):
+            self.conn = sqlite3.connect(path)
+            # A scratch file: nothing to recover after a crash, so no journal and no syncing.
+            self.conn.execute("PRAGMA journal_mode = OFF")
+            self.conn.execute("PRAGMA synchronous = OFF")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS items (n INTEGER PRIMARY KEY, value TEXT)")
+            self.stored = self.conn.execute("SELECT count(*) FROM items").fetchone()[0]
 
     def append(self, value: str) -> None:
         self.pending.append(value)
@@ -36,7 +50,7 @@ class DiskList:
             self.flush()
 
     def flush(self) -> None:
-        with self.conn:
+        with reported_as_os_error(self.path), self.conn:
             self.conn.executemany("INSERT INTO items VALUES (?, ?)",
                                   enumerate(self.pending, self.stored))
         self.stored += len(self.pending)
@@ -50,16 +64,18 @@ class DiskList:
             raise IndexError(index)
         if index >= self.stored:
             return self.pending[index - self.stored]
-        return self.conn.execute("SELECT value FROM items WHERE n = ?", (index,)).fetchone()[0]
+        with reported_as_os_error(self.path):
+            return self.conn.execute("SELECT value FROM items WHERE n = ?", (index,)).fetchone()[0]
 
     def __iter__(self) -> Iterator[str]:
         """Yield every value in order (a fresh pass each time)."""
         self.flush()
-        for (value,) in self.conn.execute("SELECT value FROM items ORDER BY n"):
-            yield value
+        with reported_as_os_error(self.path):
+            for (value,) in self.conn.execute("SELECT value FROM items ORDER BY n"):
+                yield value
 
     def close(self) -> None:
-        with suppress(sqlite3.Error):
+        with suppress(sqlite3.Error, AttributeError):
             self.conn.close()
         with suppress(FileNotFoundError):
             self.path.unlink()
@@ -69,3 +85,20 @@ class DiskList:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+
+class StoredValues:
+    """The values a DiskList flushed to `path`, in order, read again at each pass (for
+    another process, which must not share the list's connection)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __iter__(self) -> Iterator[str]:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            for (value,) in conn.execute("SELECT value FROM items ORDER BY n"):
+                yield value
+        finally:
+            conn.close()
