@@ -210,6 +210,8 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
         with stages.timed("topics"):
             writer.insert("paper_topics", assign_paper_topics(
                 dedup.papers, abstracts, topics, previous.topics if previous else None))
+            if previous:
+                previous.topics.close()
         progress.line("dates, organizations, papers")
         with stages.timed("rows"):
             corpus = build_corpus(parsed, dedup, manifest, places, topics)

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import yaml
 
@@ -254,7 +254,7 @@ class PaperTexts:
 
 
 def assign_paper_topics(papers: list[Paper], abstracts: DiskList, topics: list[Topic],
-                        known: dict[str, tuple[str, list[dict]]] | None = None) -> Iterator[dict]:
+                        known: Mapping[str, tuple[str, list[dict]]] | None = None) -> Iterator[dict]:
     """Set each paper's topics while yielding the rows of evidence (table paper_topics)."""
     texts = PaperTexts(papers, abstracts)
     distinct: dict[str, str] = {}  # papers share few topic sets: one string per set

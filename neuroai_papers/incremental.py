@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .dedupe import Deduplicator, Lookalike, Merge, Paper, Sighting, abstract_fingerprint
@@ -31,7 +31,7 @@ class PreviousBuild:
 
     parsed: list[ParsedDump]
     dedup: Deduplicator
-    topics: dict[str, tuple[str, list[dict]]] = field(default_factory=dict)
+    topics: KnownTopics
 
 
 def reusable_dumps(conn: sqlite3.Connection, paths: list[Path]) -> list[str] | str:
@@ -68,14 +68,14 @@ def load_previous(db: Path, paths: list[Path], fingerprint: str, abstracts: Disk
             names = reusable_dumps(conn, paths)
             if isinstance(names, str):
                 return None, names
-            return read_previous(conn, abstracts, fingerprints), f"reusing {len(names)} dumps from {db.name}"
+            return read_previous(conn, db, abstracts, fingerprints), f"reusing {len(names)} dumps from {db.name}"
         finally:
             conn.close()
     except (sqlite3.Error, KeyError, IndexError) as error:
         return None, f"the previous database cannot be reused ({error})"
 
 
-def read_previous(conn: sqlite3.Connection, abstracts: DiskList,
+def read_previous(conn: sqlite3.Connection, db: Path, abstracts: DiskList,
                   fingerprints: DiskList) -> PreviousBuild:
     parsed = [parsed_dump(row) for row in conn.execute("select * from dumps order by position")]
     by_name = {dump.name: dump for dump in parsed}
@@ -83,8 +83,7 @@ def read_previous(conn: sqlite3.Connection, abstracts: DiskList,
         if row["reason"] != INVALID_DATE_REASON:
             by_name[row["dump"]].problems.append(Problem(row["line"], row["text"], row["reason"]))
     dedup = rebuild_deduplicator(conn, by_name, abstracts, fingerprints)
-    topics = previous_topics(conn)
-    return PreviousBuild(parsed, dedup, topics)
+    return PreviousBuild(parsed, dedup, KnownTopics(db))
 
 
 def parsed_dump(row: sqlite3.Row) -> ParsedDump:
@@ -134,10 +133,33 @@ def rebuild_deduplicator(conn: sqlite3.Connection, dumps: dict[str, ParsedDump],
     return dedup
 
 
-def previous_topics(conn: sqlite3.Connection) -> dict[str, tuple[str, list[dict]]]:
-    """Return each previous paper's topics and evidence rows (its title and abstract are fixed)."""
-    evidence: dict[str, list[dict]] = {}
-    for row in conn.execute("select * from paper_topics order by rowid"):
-        evidence.setdefault(row["paper_id"], []).append(dict(row))
-    return {paper_id: (topics, evidence.get(paper_id, []))
-            for paper_id, topics in conn.execute("select id, topics from papers")}
+class KnownTopics:
+    """The previous build's papers' topics, and their evidence rows read back in paper order.
+
+    A paper's title and abstract never change, so neither do its topics. The evidence rows
+    (several per paper: millions at scale) are not held in memory: they are read from the
+    previous database as the build asks for each paper, in the order papers are kept,
+    which is the order the rows were written in.
+    """
+
+    def __init__(self, db: Path):
+        self.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        self.conn.row_factory = sqlite3.Row
+        self.topics = dict(self.conn.execute("select id, topics from papers"))
+        self.rows = iter(self.conn.execute("select * from paper_topics order by rowid"))
+        self.next_row = next(self.rows, None)
+
+    def __contains__(self, paper_id: str) -> bool:
+        return paper_id in self.topics
+
+    def __getitem__(self, paper_id: str) -> tuple[str, list[dict]]:
+        evidence = []
+        while self.next_row is not None and self.next_row["paper_id"] == paper_id:
+            evidence.append(dict(self.next_row))
+            self.next_row = next(self.rows, None)
+        if not evidence and self.topics[paper_id] != "[]":
+            raise RuntimeError(f"evidence of {paper_id} asked for out of the previous order")
+        return self.topics[paper_id], evidence
+
+    def close(self) -> None:
+        self.conn.close()

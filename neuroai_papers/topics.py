@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import yaml
 
@@ -220,7 +220,7 @@ def topic_evidence(topic: Topic, hits: dict[str, Hits]) -> list[dict]:
 
 
 def assign_topics(papers: list[dict], topics: list[Topic],
-                  known: dict[str, tuple[str, list[dict]]] | None = None) -> list[dict]:
+                  known: Mapping[str, tuple[str, list[dict]]] | None = None) -> list[dict]:
     """Set each paper's `topics` (a JSON array) and return one row per rule that matched."""
     rows = []
     for paper, (assigned, evidence) in zip(papers, topics_of_papers(papers, topics, known)):
@@ -230,7 +230,7 @@ def assign_topics(papers: list[dict], topics: list[Topic],
 
 
 def topics_of_papers(papers: Iterable[dict], topics: list[Topic],
-                     known: dict[str, tuple[str, list[dict]]] | None = None,
+                     known: Mapping[str, tuple[str, list[dict]]] | None = None,
                      ) -> Iterator[tuple[str, list[dict]]]:
     """Yield, for each paper in order, its topics (a JSON array) and the rows of evidence.
 
@@ -250,7 +250,7 @@ def topics_of_papers(papers: Iterable[dict], topics: list[Topic],
 
 
 def topics_of_chunk(chunk: list[dict], topics: list[Topic], sources: list[str],
-                    known: dict[str, tuple[str, list[dict]]]) -> Iterator[tuple[str, list[dict]]]:
+                    known: Mapping[str, tuple[str, list[dict]]]) -> Iterator[tuple[str, list[dict]]]:
     todo = [paper for paper in chunk if paper["id"] not in known]
     scan = ChunkScan(todo)
     by_paper: dict[int, dict[str, Hits]] = {}
