@@ -31,7 +31,8 @@ def run_build(dumps: Path, out: Path, *extra: str, **options) -> subprocess.Comp
 
 
 def rows(db: Path, sql: str, params=()) -> list[tuple]:
-    conn = sqlite3.connect(db)
+    """Return a query's rows; read-only, so a missing file is an error, never a new one."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return conn.execute(sql, params).fetchall()
     finally:

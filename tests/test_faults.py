@@ -12,7 +12,6 @@ import random
 import re
 import resource
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.generate import generate_corpus
-from conftest import REAL_DUMPS, ROOT, run_build
+from conftest import REAL_DUMPS, ROOT, rows, run_build
 
 SYNTHETIC_RECORDS = 1500  # a build of about a second, three times the real dumps'
 KILLS = 25
@@ -73,19 +72,11 @@ def temporaries(out: Path) -> list[str]:
 
 
 def integrity(db: Path) -> str:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        conn.close()
+    return rows(db, "PRAGMA integrity_check")[0][0]
 
 
 def paper_count(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute("select count(*) from papers").fetchone()[0]
-    finally:
-        conn.close()
+    return rows(db, "select count(*) from papers")[0][0]
 
 
 @pytest.fixture(scope="module")
