@@ -27,7 +27,7 @@ from .enrich import assign_paper_topics, build_corpus, load_manifest, paper_rows
 from .incremental import PreviousBuild, load_previous
 from .organizations import OrganizationIndex, load_reference
 from .parse import DumpError, ParsedDump, read_dump
-from .parallel import RelatedInBackground
+from .parallel import RelatedPapers
 from .texts import DiskList
 from .topics import load_topics
 from .write import BuildCheckError, DatabaseWriter, load_metadata
@@ -204,9 +204,9 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
         dedup = previous.dedup if previous else Deduplicator(fingerprints)
         parsed = reused + read_and_match(paths[len(reused):], dedup, abstracts, progress, stages)
         related = stack.enter_context(
-            RelatedInBackground(dedup.papers, abstracts, writer.scratch_path("related")))
-        progress.line(f"topics and related papers (side by side, related in process "
-                      f"{related.process.pid}): {len(dedup.papers):,} papers")
+            RelatedPapers(dedup.papers, abstracts, writer.scratch_path("related")))
+        progress.line(f"topics and related papers (related {related.where}): "
+                      f"{len(dedup.papers):,} papers")
         with stages.timed("topics"):
             writer.insert("paper_topics", assign_paper_topics(
                 dedup.papers, abstracts, topics, previous.topics if previous else None))
@@ -222,7 +222,7 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
                 writer.insert(table, getattr(corpus, table), numbered=True)
             writer.insert("sightings", sighting_rows(corpus, places))
             writer.insert("papers", paper_rows(corpus, dedup, abstracts, places))
-        with stages.timed("related (waiting for it)"):
+        with stages.timed("related"):
             writer.insert("related", related.rows())
         progress.line(f"writing indexes and the full-text index, then checking {writer.tmp.name}")
         with stages.timed("write"):

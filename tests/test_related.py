@@ -54,3 +54,24 @@ def test_counted_words_equal_counting_the_filtered_words():
              "", "ok-", "co-op x-y-z mri fMRI fmri's"]
     for text in texts:
         assert counted_words(text) == Counter(words(text))
+
+
+def test_the_worker_process_gives_the_rows_computed_in_place(tmp_path):
+    """Large corpora get their related papers from a worker process: the same rows."""
+    from benchmarks.generate import generate_corpus
+    from conftest import run_build
+    from neuroai_papers.parallel import WORKER_MIN_PAPERS
+
+    dumps = tmp_path / "dumps"
+    generate_corpus(dumps, 8_000, seed=5)
+    out = tmp_path / "papers.db"
+    result = run_build(dumps, out)
+    assert result.returncode == 0, result.stderr
+    assert "related in process" in result.stderr
+    papers = [{"id": i, "title": t, "abstract": a}
+              for i, t, a in rows(out, "select id, title, abstract from papers order by rowid")]
+    assert len(papers) >= WORKER_MIN_PAPERS
+    stored = rows(out, "select paper_id, related_id, rank, score, shared_terms from related "
+                       "order by rowid")
+    computed = [tuple(r.values()) for r in related_rows(papers)]
+    assert stored == computed and len(stored) > len(papers)
