@@ -131,29 +131,6 @@ def site(real_db):
         yield base
 
 
-HOSTILE_TITLE = '<script>alert("title")</script>Hostile {{ 7*7 }} {% if 1 %}x{% endif %}'
-HOSTILE_ABSTRACT = (
-    'An abstract with <img src=x onerror="alert(1)"> and <a href="javascript:alert(2)">a link</a>. '
-    "It keeps going for a while so it looks like prose. It decodes fMRI signals."
-)
-
-
-@pytest.fixture(scope="session")
-def hostile_db(tmp_path_factory) -> Path:
-    """A database built from a dump whose text tries to inject markup and template syntax."""
-    folder = tmp_path_factory.mktemp("hostile")
-    dumps = folder / "dumps"
-    dumps.mkdir()
-    (dumps / "001_hostile.txt").write_text(blank_separated(
-        (HOSTILE_TITLE, HOSTILE_ABSTRACT, ["<b>Evil</b> Org", "·", "Mar 3, 2024 5"]),
-        ("A normal paper about fMRI decoding", ABSTRACT_A),
-    ))
-    out = folder / "papers.db"
-    result = run_build(dumps, out)
-    assert result.returncode == 0, result.stderr
-    return out
-
-
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
