@@ -34,3 +34,13 @@ def test_generated_corpus_is_repeatable_parses_cleanly_and_dedupes_to_the_truth(
     out = tmp_path / "papers.db"
     assert run_build(first, out).returncode == 0
     assert rows(out, "select count(*) from papers")[0][0] == truth["papers"]
+
+
+def test_facets_missing_from_the_json_are_the_ones_that_timed_out():
+    from benchmarks.run import default_facets, timed_out_facets
+
+    expected = default_facets()
+    assert {"published_year", "organization", "topics", "dumps"} <= set(expected)
+    page = {"facet_results": {name: {} for name in expected if name != "topics"}}
+    assert timed_out_facets(page, expected) == ["topics"]
+    assert timed_out_facets({"facet_results": {}}, expected) == expected
