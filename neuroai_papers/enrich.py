@@ -208,7 +208,7 @@ def build_corpus(
                       key=lambda s: (order[s.dump], s.record.position))
     organizations = make_organization_rows(in_order, places)
     return Corpus(
-        dumps=make_dump_rows(parsed_dumps, captures, dedup, problems),
+        dumps=make_dump_rows(parsed_dumps, order, captures, dedup, problems),
         organizations=organizations,
         problems=problems,
         merges=[vars(merge) for merge in dedup.merges],
@@ -360,8 +360,7 @@ def choose_date(sightings: list[Sighting]) -> Sighting | None:
     return None
 
 
-def make_dump_rows(parsed_dumps, captures, dedup: Deduplicator, problems) -> list[dict]:
-    order = {d.name: index for index, d in enumerate(parsed_dumps)}
+def make_dump_rows(parsed_dumps, order, captures, dedup: Deduplicator, problems) -> list[dict]:
     new_papers = Counter(
         min((s.dump for s in paper.sightings), key=order.__getitem__) for paper in dedup.papers)
     problem_count = Counter(problem["dump"] for problem in problems)

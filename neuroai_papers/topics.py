@@ -117,10 +117,6 @@ def scanning_regex(source: str) -> re.Pattern:
     return re.compile(rf"(?:{source})\b")
 
 
-def whole_word_regex(source: str) -> re.Pattern:
-    return re.compile(rf"\b(?:{source})\b")
-
-
 def find_all(regex: re.Pattern, text: str, start: int = 0, end: int | None = None):
     """Yield the matches `\b(?:rule)\b` would give in text[start:end], found with `regex`.
 
@@ -241,7 +237,6 @@ class ChunkScan:
     """The lowercased titles and abstracts of some papers, joined, to scan each rule once."""
 
     def __init__(self, papers: list[dict], anchors: "Anchors"):
-        self.papers = papers
         self.titles = [paper["title"] or "" for paper in papers]
         self.abstracts = [paper["abstract"] or "" for paper in papers]
         pieces, self.starts, self.title_ends, self.ends = [], [], [], []
