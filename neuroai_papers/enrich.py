@@ -363,6 +363,8 @@ def choose_date(sightings: list[Sighting]) -> Sighting | None:
 def make_dump_rows(parsed_dumps, order, captures, dedup: Deduplicator, problems) -> list[dict]:
     new_papers = Counter(
         min((s.dump for s in paper.sightings), key=order.__getitem__) for paper in dedup.papers)
+    # Distinct papers per dump: the count the `dumps` facet of papers shows with no filter.
+    papers_shown = Counter(dump for paper in dedup.papers for dump in {s.dump for s in paper.sightings})
     problem_count = Counter(problem["dump"] for problem in problems)
     rows = []
     for position, parsed in enumerate(parsed_dumps, 1):
@@ -382,6 +384,7 @@ def make_dump_rows(parsed_dumps, order, captures, dedup: Deduplicator, problems)
             "capture_year_min": capture.year_min,
             "capture_year_max": capture.year_max,
             "records": len(parsed.records),
+            "papers": papers_shown[parsed.name],
             "new_papers": new_papers[parsed.name],
             "problems": problem_count[parsed.name],
         })

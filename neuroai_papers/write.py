@@ -30,7 +30,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
         {"name": str, "position": int, "sha256": str, "bytes": int, "lines": int,
          "layout": str, "capture_text": str, "capture_line": int, "capture_date": str,
          "capture_year": int, "capture_method": str, "capture_year_min": int,
-         "capture_year_max": int, "records": int, "new_papers": int, "problems": int},
+         "capture_year_max": int, "records": int, "papers": int, "new_papers": int, "problems": int},
         "name", {},
     ),
     "organizations": (

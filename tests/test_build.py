@@ -10,7 +10,7 @@ import sqlite3
 
 import yaml
 
-from conftest import ABSTRACT_A, REAL_DUMPS, ROOT, blank_separated, rows, run_build
+from conftest import ABSTRACT_A, ABSTRACT_B, REAL_DUMPS, ROOT, blank_separated, rows, run_build
 from neuroai_papers.parse import read_dump
 
 METADATA = yaml.safe_load((ROOT / "metadata.yml").read_text())
@@ -39,6 +39,16 @@ def test_sightings_per_dump_equal_the_records_each_dump_holds(real_db):
 def test_new_papers_per_dump_add_up_to_all_papers(real_db):
     (total,) = rows(real_db, "select sum(new_papers) from dumps")[0]
     assert total == rows(real_db, "select count(*) from papers")[0][0]
+
+
+def test_papers_per_dump_count_a_paper_listed_twice_once(dumps_dir, tmp_path):
+    """dumps.papers is what the `dumps` facet shows unfiltered: the papers whose dumps hold it."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Twice listed", ABSTRACT_A), ("Other paper", ABSTRACT_B), ("Twice listed", ABSTRACT_A)))
+    out = tmp_path / "p.db"
+    assert run_build(dumps_dir, out).returncode == 0
+    assert rows(out, "select records, papers from dumps") == [(3, 2)]
+    assert rows(out, "select count(*) from papers, json_each(papers.dumps) j where j.value = 'a.txt'") == [(2,)]
 
 
 def test_search_uses_stemming_so_decoding_finds_decode(real_db):

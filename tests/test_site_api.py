@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 from pathlib import Path
@@ -59,20 +60,74 @@ async def test_default_facets_come_back_with_counts_that_add_up(ds, real_db):
     assert set(facets) == set(names)
 
 
-async def test_list_facets_count_the_papers_holding_each_value(ds, real_db):
-    """The project's `list` facet (plugins/list_facets.py) counts what Datasette's array
-    facet counts: the rows whose array holds the value (once per row)."""
-    ours = (await get_json(ds, "/papers/papers.json?_size=0&_search=fmri"))["facet_results"]
+FACET_PAGES = ["", "_search=fmri", "_search=spiking+network", "_search=spiking&published_year=2025",
+               "_search=decoding&dumps_seen=1", "published_year=2024", "_search=zzzznothing"]
+
+
+def search_and_filters(page: str) -> tuple[str, list]:
+    """Return the where clause and parameters that select the rows of a FACET_PAGES page."""
+    clauses, params = ["1"], []
+    for pair in filter(None, page.split("&")):
+        key, value = pair.split("=")
+        value = value.replace("+", " ")
+        if key == "_search":
+            clauses.append("papers.rowid in (select rowid from papers_fts where papers_fts match ?)")
+        else:
+            clauses.append(f"papers.{key} = ?")
+            value = int(value)
+        params.append(value)
+    return " and ".join(clauses), params
+
+
+@pytest.mark.parametrize("page", FACET_PAGES)
+async def test_list_facets_count_the_papers_holding_each_value(ds, real_db, page):
+    """The project's `list` facet (plugins/facets.py) counts what Datasette's array facet
+    counts: the rows whose array holds the value, once per row. With nothing filtered it
+    reads the counts the build stored (topics.papers, dumps.papers): they must agree."""
+    ours = (await get_json(ds, f"/papers/papers.json?_size=0&{page}"))["facet_results"]
+    where, params = search_and_filters(page)
     for column in ("topics", "dumps"):
         assert ours[column]["type"] == "list"
         expected = rows(real_db, f"""select j.value, count(distinct papers.rowid) from papers,
-            json_each(papers.{column}) j where papers.rowid in
-            (select rowid from papers_fts where papers_fts match 'fmri') group by 1""")
+            json_each(papers.{column}) j where {where} group by 1""", params)
         counts = {(i["value"], i["count"]) for i in ours[column]["results"]}
-        assert counts and counts <= set(expected)
+        assert counts <= set(expected)
         assert len(counts) == min(len(expected), 30)  # the facet shows the 30 largest
-        first = ours[column]["results"][0]
-        assert f"{column}__arraycontains=" in first["toggle_url"]
+        smallest_shown = min((count for _, count in counts), default=0)
+        assert all(count <= smallest_shown for pair in set(expected) - counts for count in pair[1:])
+        if counts:
+            assert f"{column}__arraycontains=" in ours[column]["results"][0]["toggle_url"]
+
+
+@pytest.mark.parametrize("page", FACET_PAGES)
+async def test_indexed_facets_count_what_the_column_facet_counts(ds, real_db, page):
+    """The `indexed` facets read the column's index when only a search filters the page;
+    their counts must be exactly Datasette's own column facet's on the same page."""
+    ours = (await get_json(ds, f"/papers/papers.json?_size=0&{page}"))["facet_results"]
+    columns = [next(iter(f.values())) for f in PAPERS["facets"]
+               if isinstance(f, dict) and "indexed" in f]
+    stock_url = f"/papers/papers.json?_size=0&{page}&" + "&".join(f"_facet={c}" for c in columns)
+    stock = (await get_json(ds, stock_url))["facet_results"]
+    for column in columns:
+        assert ours[column]["type"] == "indexed"
+        mine = [(i["value"], i["count"]) for i in ours[column]["results"]]
+        assert mine == [(i["value"], i["count"]) for i in stock[column]["results"]], column
+        for item in ours[column]["results"]:  # links filter with Datasette's own column filter
+            assert (f"{column}=" in item["toggle_url"]) != item["selected"], item
+    where, params = search_and_filters(page)
+    (total,) = rows(real_db, f"select count(*) from papers where {where}", params)[0]
+    assert sum(i["count"] for i in ours["dumps_seen"]["results"]) == total
+
+
+def test_indexed_facets_use_the_index_only_when_a_search_alone_filters():
+    spec = importlib.util.spec_from_file_location("facets", ROOT / "plugins" / "facets.py")
+    facets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(facets)
+    search = ("select rowid, id, title from papers where rowid in (select rowid from "
+              "papers_fts where papers_fts match escape_fts(:search))")
+    assert facets.page_filters("select rowid, id from papers ") == ""
+    assert facets.page_filters(search) in facets.search_clause("papers_fts")
+    assert facets.page_filters(search + " and published_year = :p0") not in facets.search_clause("papers_fts")
 
 
 async def test_a_facet_selection_narrows_the_rows(ds, real_db):
@@ -93,8 +148,9 @@ def test_every_facet_column_is_backed_by_an_index(real_db):
     for (name,) in conn.execute("select name from pragma_index_list('papers')"):
         leading.add(conn.execute(f"select name from pragma_index_info('{name}')").fetchone()[0])
     for facet in PAPERS["facets"]:
-        if isinstance(facet, str):
-            assert facet in leading, facet
+        if isinstance(facet, str) or "indexed" in facet:
+            column = facet if isinstance(facet, str) else facet["indexed"]
+            assert column in leading, column
     conn.close()
 
 
