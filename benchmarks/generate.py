@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import hashlib
 import itertools
 import json
@@ -863,6 +864,51 @@ def draw_title(rng: random.Random) -> tuple[str, str | None]:
     return text, name
 
 
+# The long tail of a real field's vocabulary: the templates above give every abstract the
+# field's common words, but real abstracts also name the datasets, species, regions and
+# methods of their niche, which a few dozen or a few thousand papers share. Each paper
+# belongs to a niche drawn with Zipf's law (the niche of rank r in proportion to 1/r), names
+# a few of its niche's terms and one term of the whole tail, so that at a million papers
+# there are terms in every band of document frequency and papers of a niche share several,
+# as related papers (found by shared distinctive words) need.
+TAIL_ONSETS = ["b", "br", "c", "ch", "d", "dr", "f", "g", "gl", "h", "k", "kr", "l", "m", "n",
+               "p", "pl", "qu", "r", "s", "st", "t", "tr", "v", "z"]
+TAIL_VOWELS = ["a", "e", "i", "o", "u", "ai", "ei", "ou"]
+TAIL_CODAS = ["", "l", "m", "n", "r", "s", "x", "nd", "rt", "sk"]
+TAIL_SIZE = 100_000
+NICHES = 20_000
+NICHE_TERMS = 6  # terms of a niche
+NAMED_TERMS = (2, 4)  # of them an abstract names, at least and at most
+
+
+def make_tail() -> tuple[list[str], list[float]]:
+    """Return the tail's pseudo-words in rank order and their cumulative Zipf weights."""
+    syllables = [o + v + c for o in TAIL_ONSETS for v in TAIL_VOWELS for c in TAIL_CODAS]
+    words = [a + b + "ic" for a, b in itertools.product(syllables, syllables)]
+    random.Random(20_250_301).shuffle(words)
+    return words[:TAIL_SIZE], list(itertools.accumulate(1 / rank for rank in range(1, TAIL_SIZE + 1)))
+
+
+TAIL, TAIL_CUMULATIVE = make_tail()
+NICHE_CUMULATIVE = TAIL_CUMULATIVE[:NICHES]
+
+
+@functools.lru_cache(maxsize=NICHES)
+def niche_terms(niche: int) -> list[str]:
+    return random.Random(niche).sample(TAIL, NICHE_TERMS)
+
+
+def tail_sentence(rng: random.Random) -> str:
+    draw = rng.random
+    niche = bisect.bisect(NICHE_CUMULATIVE, draw() * NICHE_CUMULATIVE[-1])
+    count = NAMED_TERMS[0] + int(draw() * (NAMED_TERMS[1] - NAMED_TERMS[0] + 1))
+    named = rng.sample(niche_terms(niche), count)
+    named.append(TAIL[bisect.bisect(TAIL_CUMULATIVE, draw() * TAIL_CUMULATIVE[-1])])
+    terms = sorted(set(named))
+    listed = ", ".join(terms[:-1]) + " and " + terms[-1] if len(terms) > 1 else terms[0]
+    return f"We also report results on {listed}."
+
+
 def draw_abstract(rng: random.Random, name: str | None) -> str:
     """Return an abstract of 5-12 sentences, about 600-1,900 characters."""
     draw = rng.random
@@ -889,7 +935,8 @@ def draw_abstract(rng: random.Random, name: str | None) -> str:
     while len(sentences) > 12 or (len(text) > 1900 and len(sentences) > 5):
         sentences.pop(len(sentences) // 2 + 1)  # a middle sentence: details or results
         text = " ".join(sentences)
-    return text
+    sentences.insert(-1, tail_sentence(rng))
+    return " ".join(sentences)
 
 
 def swap_one_word(rng: random.Random, title: str, name: str | None) -> str | None:

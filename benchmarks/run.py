@@ -58,12 +58,12 @@ def timed(function, *args, **kwargs):
     return time.perf_counter() - started, result
 
 
-def run_build(dumps: Path, out: Path, *extra: str) -> tuple[float, float, str]:
-    """Return (seconds, peak MiB, stage times) of the real build command, in a fresh process.
+def run_build(dumps: Path, out: Path, *extra: str, expect: str = "") -> tuple[float, float, str]:
+    """Return (seconds, peak MiB, stage times) of the real build command, in a fresh process;
+    stop if its output lacks `expect`.
 
-    Peak memory is the largest total proportional set size (PSS) of the build and its
-    related-papers worker, sampled every 0.2 s: pages the two share count once, and
-    neither process's getrusage peak would (a spawned child inherits its parent's).
+    Peak memory is the largest total proportional set size (PSS) of the build and any child
+    process, sampled every 0.2 s (getrusage would count a spawned child's inherited pages).
     """
     command = [PYTHON, str(ROOT / "build_db.py"), "--dumps", str(dumps), "--out", str(out), *extra]
     started = time.perf_counter()
@@ -77,8 +77,8 @@ def run_build(dumps: Path, out: Path, *extra: str) -> tuple[float, float, str]:
         seconds = time.perf_counter() - started
         log.seek(0)
         stderr = log.read()
-    if process.returncode != 0:
-        raise SystemExit(f"build failed:\n{stderr[-2000:]}")
+    if process.returncode != 0 or expect not in stderr:
+        raise SystemExit(f"build failed or did not say {expect!r}:\n{stderr[-2000:]}")
     stages = next((line.split(":", 1)[1].strip() for line in stderr.splitlines()
                    if line.startswith("stages:")), "")
     return seconds, peak_kib / 1024, stages
@@ -129,16 +129,20 @@ def floor(dumps: Path, built: Path, scratch: Path) -> float:
     return time.perf_counter() - started
 
 
-def incremental_figures(existing: Path, built: Path, new_dump: Path, scratch: Path) -> tuple[float, int]:
-    """Return the seconds to add one new dump to the built database, and the dump's records."""
+def incremental_figures(existing: Path, built: Path, new_dump: Path,
+                        scratch: Path) -> tuple[float, int, str]:
+    """Return the seconds to add one new dump to the built database (it must be an update,
+    not a fallback to a full build), the dump's records and the update's stage times."""
     out = scratch / "incremental.db"
     shutil.copyfile(built, out)
     os.link(new_dump, existing / new_dump.name)
     try:
-        seconds, _, _ = run_build(existing, out, "--incremental")
+        seconds, _, stages = run_build(existing, out, "--incremental",
+                                       expect="incremental: adding 1 new dumps")
     finally:
         (existing / new_dump.name).unlink()
-    return seconds, len(read_dump(new_dump).records)
+        out.unlink()
+    return seconds, len(read_dump(new_dump).records), stages
 
 
 def sample_sightings(dumps: Path, size: int) -> list[Sighting]:
@@ -217,6 +221,21 @@ def serve(command: list[str]) -> subprocess.Popen:
     return process
 
 
+RELATED_SAMPLE = 50
+
+
+def paper_sample(db: Path, size: int) -> list[str]:
+    """Return the ids of `size` papers spread evenly over the file."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        (count,) = conn.execute("select count(*) from papers").fetchone()
+        step = max(1, count // size)
+        return [pid for (pid,) in conn.execute(
+            "select id from papers where rowid % ? = 1 order by rowid limit ?", (step, size))]
+    finally:
+        conn.close()
+
+
 def search_figures(db: Path, repeats: int) -> dict:
     datasette = str(Path(PYTHON).with_name("datasette"))
     ours_port, stock_port = free_port(), free_port()
@@ -229,6 +248,11 @@ def search_figures(db: Path, repeats: int) -> dict:
         quote = urllib.parse.quote_plus
         ranked = latencies(ours_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)
         plain = latencies(stock_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)
+        # Related papers are computed when a paper page asks: time them against the stock
+        # JSON of the same paper's row (one primary-key lookup), for papers across the file.
+        sample = paper_sample(db, RELATED_SAMPLE)
+        related = latencies(ours_base, lambda p: f"/papers/related.json?paper_id={quote(p)}", sample, 1)
+        row = latencies(stock_base, lambda p: f"/papers/papers/{quote(p)}.json", sample, 1)
     finally:
         for process_ in (ours, stock):
             process_.terminate()
@@ -241,7 +265,11 @@ def search_figures(db: Path, repeats: int) -> dict:
                      percentile(plain[query], 0.5), percentile(plain[query], 0.95)))
     every_ranked = [v for q in QUERIES for v in ranked[q]]
     every_plain = [v for q in QUERIES for v in plain[q]]
+    every_related = [v for p in sample for v in related[p]]
+    every_row = [v for p in sample for v in row[p]]
     return {"rows": rows, "facets_timed_out": timed_out,
+            "related": (len(sample), percentile(every_related, 0.5), percentile(every_related, 0.95),
+                        percentile(every_row, 0.5), percentile(every_row, 0.95)),
             "p95_ratio": percentile(every_ranked, 0.95) / percentile(every_plain, 0.95),
             "p50_ratio": statistics.median(every_ranked) / statistics.median(every_plain)}
 
@@ -292,7 +320,7 @@ def describe_timeouts(per_query: dict[str, list[str]]) -> str:
 
 
 def report(records: int, dumps: int, build: tuple, floor_seconds: float, papers: int,
-           dedup: dict, search: dict | None, incremental: tuple[float, int]) -> str:
+           dedup: dict, search: dict | None, incremental: tuple[float, int, str]) -> str:
     build_seconds, peak, stages = build
     lines = [
         f"## {records:,} records",
@@ -309,9 +337,10 @@ def report(records: int, dumps: int, build: tuple, floor_seconds: float, papers:
         f"| build (build_db.py, all stages) | {build_seconds:.1f} s | {floor_seconds:.1f} s "
         f"(read+split, raw executemany, FTS5) | {build_seconds / floor_seconds:.2f}x |",
         f"| build stages | {stages} | | |",
-        f"| build peak memory (PSS of the build and its worker, sampled) | {peak:,.0f} MiB | | |",
+        f"| build peak memory (PSS, sampled) | {peak:,.0f} MiB | | |",
         f"| incremental: add one new {incremental[1]}-record dump | {incremental[0]:.1f} s | "
-        f"{build_seconds:.1f} s (full rebuild) | {incremental[0] / build_seconds:.2f}x |",
+        f"{build_seconds:.1f} s (full rebuild) | {incremental[0] / build_seconds:.3f}x |",
+        f"| incremental stages | {incremental[2]} | | |",
         f"| dedup on {dedup['sample']:,} records | {dedup['project_seconds']:.2f} s | "
         f"{dedup['all_pairs_seconds']:.2f} s (all-pairs rapidfuzz) | "
         f"{dedup['project_seconds'] / dedup['all_pairs_seconds']:.2f}x |",
@@ -324,6 +353,10 @@ def report(records: int, dumps: int, build: tuple, floor_seconds: float, papers:
         lines += [
             f"| ranked search page p50 / p95 vs stock unranked | | | {search['p50_ratio']:.2f}x / "
             f"{search['p95_ratio']:.2f}x |",
+            "| related papers of {0} papers (/papers/related.json) p50 / p95 | {1:.0f} ms / {2:.0f} ms "
+            "| {3:.0f} ms / {4:.0f} ms (stock row JSON) | {5:.2f}x / {6:.2f}x |".format(
+                *(search["related"][0], *(v * 1000 for v in search["related"][1:])),
+                search["related"][1] / search["related"][3], search["related"][2] / search["related"][4]),
             *(f"| facets that gave up, facet limit {limit} ms{note} | "
               f"{describe_timeouts(search['facets_timed_out'][limit])} | | |"
               for limit, note in ((SETTINGS["facet_time_limit_ms"], " (the site's)"),

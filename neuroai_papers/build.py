@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,10 +26,10 @@ from pathlib import Path
 from . import __version__
 from .dedupe import Deduplicator, Sighting
 from .enrich import assign_paper_topics, build_corpus, load_manifest, paper_rows, sighting_rows
-from .incremental import PreviousBuild, load_previous
+from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
+                          insert_rows, last_rowids, manifest_entries, new_dumps)
 from .organizations import OrganizationIndex, load_reference
 from .parse import DumpError, ParsedDump, read_dump
-from .parallel import RelatedPapers
 from .texts import DiskList
 from .topics import load_topics
 from .write import BuildCheckError, DatabaseWriter, load_metadata
@@ -146,24 +148,28 @@ def build_time() -> str:
     return moment.replace(microsecond=0).isoformat()
 
 
-def make_build_info(parsed: list[ParsedDump]) -> dict[str, str]:
+def make_build_info(dumps: list[tuple[str, str]], reference: Path,
+                    manifest: dict) -> dict[str, str]:
+    """Return the build facts; `dumps` are (name, sha256) in name order."""
     return {
         "built_at": build_time(),
         "neuroai_papers_version": __version__,
         "git_commit": git_commit(),
-        "dumps": ", ".join(f"{d.name} (sha256 {d.sha256[:12]})" for d in parsed),
+        "dumps": ", ".join(f"{name} (sha256 {sha[:12]})" for name, sha in dumps),
         "sqlite_utils_version": version("sqlite-utils"),
-        "reusable_inputs_sha256": reusable_inputs_fingerprint(),
+        "reusable_inputs_sha256": reusable_inputs_fingerprint(reference),
+        "manifest": json.dumps(manifest_entries(manifest)),
     }
 
 
-def reusable_inputs_fingerprint() -> str:
-    """Return a hash of what the reusable results depend on: the build code and the topic rules.
+def reusable_inputs_fingerprint(reference: Path) -> str:
+    """Return a hash of what a database's rows depend on besides the dumps: the build code,
+    the topic rules and the organization reference.
 
-    An incremental build reuses a previous database only if this is unchanged.
+    An incremental build updates a previous database only if this is unchanged.
     """
     digest = hashlib.sha256()
-    for path in [*sorted(ROOT.joinpath("neuroai_papers").glob("*.py")), TOPICS]:
+    for path in [*sorted(ROOT.joinpath("neuroai_papers").glob("*.py")), TOPICS, reference]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -173,61 +179,67 @@ def report_unplaced(places: OrganizationIndex, reference: Path, progress: Progre
         progress.line(f"warning: organization not on the map: {line!r} (add it to {reference})")
 
 
-def load_previous_build(out: Path, paths: list[Path], abstracts: DiskList,
-                        fingerprints: DiskList, progress: Progress) -> PreviousBuild | None:
-    previous, why = load_previous(out, paths, reusable_inputs_fingerprint(), abstracts,
-                                  fingerprints)
-    progress.line(f"incremental: {why}" + ("" if previous else "; building everything"))
-    return previous
+@dataclass
+class Inputs:
+    """What every build reads besides the dumps."""
+
+    paths: list[Path]
+    manifest: dict
+    topics: list
+    places: OrganizationIndex
+    reference: Path
+    metadata: dict
 
 
 def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
           progress: Progress, incremental: bool = False) -> Summary:
-    """Build `out` from the dumps in `dumps_dir`; return what was done.
-
-    Rows stream into the temporary database as each stage makes them; see write.DatabaseWriter.
-    """
+    """Build `out` from the dumps in `dumps_dir` (or, `incremental`, add the new dumps to it
+    when it allows: see incremental.py); return what was done."""
     started = time.monotonic()
-    stages = Stages()
     paths = list_dumps(dumps_dir)
-    topics = load_topics(TOPICS)
-    places = OrganizationIndex(load_reference(reference))
+    inputs = Inputs(paths, load_manifest(dumps_dir, {p.name for p in paths}), load_topics(TOPICS),
+                    OrganizationIndex(load_reference(reference)), reference,
+                    load_metadata(metadata_path))
+    if incremental:
+        try:
+            new = new_dumps(out, paths, reusable_inputs_fingerprint(reference), inputs.manifest)
+            progress.line(f"incremental: adding {len(new)} new dumps to {out.name} "
+                          f"({len(paths) - len(new)} already in it)")
+            return update_database(out, new, inputs, progress, started)
+        except CannotUpdate as why:
+            progress.line(f"incremental: {why}; building everything")
+    return full_build(out, inputs, progress, started)
+
+
+def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) -> Summary:
+    """Build `out` from all the dumps. Rows stream into the temporary database as each stage
+    makes them; see write.DatabaseWriter."""
+    stages = Stages()
     with ExitStack() as stack:
         writer = stack.enter_context(DatabaseWriter(out))
         abstracts = stack.enter_context(DiskList(writer.scratch_path("abstracts")))
         fingerprints = stack.enter_context(DiskList(writer.scratch_path("fingerprints")))
-        with stages.timed("parse"):
-            previous = load_previous_build(out, paths, abstracts, fingerprints,
-                                           progress) if incremental else None
-            manifest = load_manifest(dumps_dir, {p.name for p in paths})
-        reused = previous.parsed if previous else []
-        dedup = previous.dedup if previous else Deduplicator(fingerprints)
-        parsed = reused + read_and_match(paths[len(reused):], dedup, abstracts, progress, stages)
-        related = stack.enter_context(
-            RelatedPapers(dedup.papers, abstracts, writer.scratch_path("related")))
-        progress.line(f"topics and related papers (related {related.where}): "
-                      f"{len(dedup.papers):,} papers")
+        dedup = Deduplicator(fingerprints)
+        parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages)
+        progress.line(f"topics: {len(dedup.papers):,} papers")
         with stages.timed("topics"):
-            writer.insert("paper_topics", assign_paper_topics(
-                dedup.papers, abstracts, topics, previous.topics if previous else None))
-            if previous:
-                previous.topics.close()
+            writer.insert("paper_topics", assign_paper_topics(dedup.papers, abstracts, inputs.topics))
         progress.line("dates, organizations, papers")
         with stages.timed("rows"):
-            corpus = build_corpus(parsed, dedup, manifest, places, topics)
-            report_unplaced(places, reference, progress)
+            corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places, inputs.topics)
+            report_unplaced(inputs.places, inputs.reference, progress)
             for table in ("dumps", "organizations", "topics"):
                 writer.insert(table, getattr(corpus, table))
             for table in ("merges", "lookalikes", "problems"):
                 writer.insert(table, getattr(corpus, table), numbered=True)
-            writer.insert("sightings", sighting_rows(corpus, places))
-            writer.insert("papers", paper_rows(corpus, dedup, abstracts, places))
-        with stages.timed("related"):
-            writer.insert("related", related.rows())
+            writer.insert("sightings", sighting_rows(corpus, inputs.places))
+            writer.insert("papers", paper_rows(corpus, dedup, abstracts, inputs.places))
+            writer.insert("title_blocks", dedup.blocking_rows())
         progress.line(f"writing indexes and the full-text index, then checking {writer.tmp.name}")
         with stages.timed("write"):
             records = sum(len(dump.records) for dump in parsed)
-            writer.finish(load_metadata(metadata_path), make_build_info(parsed), expected={
+            writer.finish(inputs.metadata, make_build_info(
+                [(d.name, d.sha256) for d in parsed], inputs.reference, inputs.manifest), expected={
                 "dumps": len(parsed), "papers": len(dedup.papers), "sightings": records,
                 "merges": len(dedup.merges), "lookalikes": len(dedup.lookalikes)})
     progress.line(f"stages: {stages}")
@@ -237,6 +249,66 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
         problems=len(corpus.problems), organizations=len(corpus.organizations),
         seconds=time.monotonic() - started,
     )
+
+
+def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progress,
+                    started: float) -> Summary:
+    """Add the dumps `new` to a copy of `out` and put the copy in place (see incremental.py)."""
+    stages = Stages()
+    with ExitStack() as stack:
+        progress.line(f"copying {out.name} to update the copy")
+        with stages.timed("copy"):
+            writer = stack.enter_context(DatabaseWriter(out, copy_of=out))
+        conn = writer.db.conn
+        since = last_rowids(conn)
+        dedup = StoredDeduplicator(conn)
+        abstracts: dict[int, str] = {}
+        parsed = []
+        for number, path in enumerate(new, 1):
+            with stages.timed("parse"):
+                dump = read_dump(path)
+            for problem in dump.problems:
+                progress.line(f"warning: {path}:{problem.line}: {problem.reason}: {problem.text[:80]!r}")
+            with stages.timed("dedupe"):
+                for record in dump.records:
+                    sighting = Sighting(dump.name, record)
+                    dedup.add(sighting)
+                    if sighting.method == "new":
+                        abstracts[dedup.papers[-1].number] = record.abstract
+                    record.abstract = ""
+            parsed.append(dump)
+            progress.update(f"parsed {number}/{len(new)} {path.name}: {len(dump.records)} records, "
+                            f"{len(dump.problems)} problems, layout {dump.layout}",
+                            final=number == len(new))
+        with stages.timed("rows"):
+            update = Update(conn, dedup, parsed, abstracts)
+            expected, changed = apply_update(update, inputs.manifest, inputs.places, inputs.topics,
+                                             lambda table, rows, first_id=None, rowids=None:
+                                             insert_rows(conn, table, rows, first_id, rowids))
+            report_unplaced(inputs.places, inputs.reference, progress)
+            dumps = [(row["name"], row["sha256"]) for row in conn.execute(
+                "select name, sha256 from dumps order by position")]
+        progress.line(f"writing {writer.tmp.name}: checking what changed, then putting it in place")
+        with stages.timed("write"):
+            writer.finish_update(inputs.metadata, make_build_info(dumps, inputs.reference,
+                                                                  inputs.manifest),
+                                 lambda conn: check_update(conn, since, expected, changed))
+        totals = table_counts(out)
+    progress.line(f"stages: {stages}")
+    return Summary(dumps=totals["dumps"], records=totals["sightings"], papers=totals["papers"],
+                   merges=totals["merges"], lookalikes=totals["lookalikes"],
+                   problems=totals["problems"], organizations=totals["organizations"],
+                   seconds=time.monotonic() - started)
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {table: conn.execute(f"select count(*) from [{table}]").fetchone()[0]
+                for table in ("dumps", "sightings", "papers", "merges", "lookalikes", "problems",
+                              "organizations")}
+    finally:
+        conn.close()
 
 
 class Stages:

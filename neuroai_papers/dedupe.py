@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import MutableSequence
+from typing import Iterator, MutableSequence
 from itertools import combinations
 
 from rapidfuzz import fuzz, process
@@ -176,6 +176,7 @@ class Deduplicator:
         # of two keys' hashes could only add candidates, and each candidate is still scored.
         self.blocks: dict[int, Paper | list[Paper]] = {}
         self.ids: set[str] = set()
+        self.first_number = 0  # the number of the first paper in self.papers
         self.lookalike_pairs: set[tuple[str, str]] = set()
 
     def add(self, sighting: Sighting) -> Paper:
@@ -198,7 +199,7 @@ class Deduplicator:
 
     def match_exact(self, sighting: Sighting, key: str, fingerprint: str,
                     rejected: list) -> Paper | None:
-        for paper in self.by_key.get(key, []):
+        for paper in self.papers_with_key(key):
             score = fingerprint_score(self.fingerprints[paper.number], fingerprint)
             if score >= ABSTRACT_MIN_SCORE:
                 identical = paper.title == sighting.record.title
@@ -240,12 +241,16 @@ class Deduplicator:
                     seen.setdefault(paper.id, paper)
         return list(seen.values())
 
+    def papers_with_key(self, key: str) -> list[Paper]:
+        """Return the papers whose title key is `key`, oldest first."""
+        return self.by_key.get(key, [])
+
     def new_paper(self, key: str, title: str, fingerprint: str) -> Paper:
         return self.restore_paper(self.unique_id(slugify(key)), key, title, fingerprint)
 
     def restore_paper(self, paper_id: str, key: str, title: str, fingerprint: str) -> Paper:
         """Add a paper under an id already chosen (by new_paper, or by a previous build)."""
-        paper = Paper(paper_id, key, title, len(self.papers))
+        paper = Paper(paper_id, key, title, self.first_number + len(self.papers))
         self.ids.add(paper_id)
         self.fingerprints.append(fingerprint)
         self.papers.append(paper)
@@ -268,9 +273,12 @@ class Deduplicator:
         held = self.blocks.get(hash(key))
         return [] if held is None else held if isinstance(held, list) else [held]
 
+    def id_taken(self, paper_id: str) -> bool:
+        return paper_id in self.ids
+
     def unique_id(self, slug: str) -> str:
         candidate, number = slug, 1
-        while candidate in self.ids:
+        while self.id_taken(candidate):
             number += 1
             candidate = f"{slug}-{number}"
         self.ids.add(candidate)
@@ -284,13 +292,26 @@ class Deduplicator:
 
     def record_lookalike(self, paper, other, sighting, title_score, abstract):
         pair = (paper.id, other.id)
-        if pair in self.lookalike_pairs:
+        if self.pair_recorded(pair):
             return
         self.lookalike_pairs.add(pair)
         self.lookalikes.append(
             Lookalike(paper.id, other.id, sighting.dump, sighting.record.line,
                       round(title_score, 1), round(abstract, 1))
         )
+
+
+    def pair_recorded(self, pair: tuple[str, str]) -> bool:
+        return pair in self.lookalike_pairs
+
+    def blocking_rows(self) -> Iterator[dict]:
+        """Yield the rows of table title_blocks: which paper holds which blocking key.
+
+        The database keeps them so that an incremental build finds a new title's fuzzy
+        candidates without recomputing the keys of every paper."""
+        for paper in self.papers:
+            for key in sorted(blocking_keys(paper.key)):
+                yield {"block": key, "paper_rowid": paper.number + 1}
 
 
 def deduplicate(sightings: list[Sighting]) -> Deduplicator:

@@ -253,12 +253,11 @@ class PaperTexts:
             yield {"id": paper.id, "title": paper.title, "abstract": abstract}
 
 
-def assign_paper_topics(papers: list[Paper], abstracts: DiskList, topics: list[Topic],
-                        known: Mapping[str, tuple[str, list[dict]]] | None = None) -> Iterator[dict]:
+def assign_paper_topics(papers: list[Paper], abstracts: DiskList, topics: list[Topic]) -> Iterator[dict]:
     """Set each paper's topics while yielding the rows of evidence (table paper_topics)."""
     texts = PaperTexts(papers, abstracts)
     distinct: dict[str, str] = {}  # papers share few topic sets: one string per set
-    for paper, (assigned, evidence) in zip(papers, topics_of_papers(texts, topics, known)):
+    for paper, (assigned, evidence) in zip(papers, topics_of_papers(texts, topics)):
         paper.topics = distinct.setdefault(assigned, assigned)
         yield from evidence
 
@@ -270,24 +269,28 @@ def problem_row(dump: str, problem: Problem) -> dict:
 def sighting_rows(corpus: Corpus, places: OrganizationIndex) -> Iterator[dict]:
     """Yield one row per record, in dump order then page order."""
     for number, sighting in enumerate(corpus.sightings, 1):
-        record = sighting.record
-        yield {
-            "id": number,
-            "paper_id": sighting.paper_id,
-            "dump": sighting.dump,
-            "position": record.position,
-            "line": record.line,
-            "end_line": record.end_line,
-            "title": record.title,
-            "authors": record.authors,
-            "organization": record.organization,
-            "organization_id": places.place(record.organization).id if record.organization else None,
-            "date_text": record.date_text,
-            "comments": record.comments,
-            "published": sighting.published,
-            "date_method": sighting.date_method,
-            "match_method": sighting.method,
-        }
+        yield sighting_row(number, sighting, places)
+
+
+def sighting_row(number: int, sighting: Sighting, places: OrganizationIndex) -> dict:
+    record = sighting.record
+    return {
+        "id": number,
+        "paper_id": sighting.paper_id,
+        "dump": sighting.dump,
+        "position": record.position,
+        "line": record.line,
+        "end_line": record.end_line,
+        "title": record.title,
+        "authors": record.authors,
+        "organization": record.organization,
+        "organization_id": places.place(record.organization).id if record.organization else None,
+        "date_text": record.date_text,
+        "comments": record.comments,
+        "published": sighting.published,
+        "date_method": sighting.date_method,
+        "match_method": sighting.method,
+    }
 
 
 def make_organization_rows(sightings: list[Sighting], places: OrganizationIndex) -> list[dict]:
@@ -324,30 +327,36 @@ def paper_rows(corpus: Corpus, dedup: Deduplicator, abstracts: DiskList,
                places: OrganizationIndex) -> Iterator[dict]:
     """Yield one row per paper, summarizing its sightings (in dump order)."""
     for paper, abstract in zip(dedup.papers, abstracts, strict=True):
-        seen = sorted(paper.sightings, key=lambda s: (corpus.order[s.dump], s.record.position))
-        dated = choose_date(seen)
-        org_id = latest([places.place(s.record.organization).id if s.record.organization
-                         else None for s in seen])
-        dumps = [s.dump for s in seen]
-        yield {
-            "id": paper.id,
-            "title": paper.title,
-            "abstract": abstract,
-            "published": dated.published if dated else None,
-            "published_year": int(dated.published[:4]) if dated and dated.published else None,
-            "date_method": dated.date_method if dated else None,
-            "date_text": dated.record.date_text if dated else None,
-            "authors": latest([s.record.authors for s in seen]),
-            "organization": corpus.organization_names.get(org_id),
-            "organization_id": org_id,
-            "comments": latest([s.record.comments for s in seen]),
-            "first_seen_dump": dumps[0],
-            "last_seen_dump": dumps[-1],
-            "dumps_seen": len(set(dumps)),
-            "dumps": json.dumps(list(dict.fromkeys(dumps))),
-            "topics": assigned_topics(paper),
-            "title_key": paper.key,
-        }
+        yield paper_row(paper, abstract, corpus.order, corpus.organization_names, places)
+
+
+def paper_row(paper: Paper, abstract: str, order: Mapping[str, int],
+              organization_names: Mapping[str, str], places: OrganizationIndex) -> dict:
+    """Return a paper's row: its first sighting's text, the latest of what its sightings show."""
+    seen = sorted(paper.sightings, key=lambda s: (order[s.dump], s.record.position))
+    dated = choose_date(seen)
+    org_id = latest([places.place(s.record.organization).id if s.record.organization
+                     else None for s in seen])
+    dumps = [s.dump for s in seen]
+    return {
+        "id": paper.id,
+        "title": paper.title,
+        "abstract": abstract,
+        "published": dated.published if dated else None,
+        "published_year": int(dated.published[:4]) if dated and dated.published else None,
+        "date_method": dated.date_method if dated else None,
+        "date_text": dated.record.date_text if dated else None,
+        "authors": latest([s.record.authors for s in seen]),
+        "organization": organization_names.get(org_id),
+        "organization_id": org_id,
+        "comments": latest([s.record.comments for s in seen]),
+        "first_seen_dump": dumps[0],
+        "last_seen_dump": dumps[-1],
+        "dumps_seen": len(set(dumps)),
+        "dumps": json.dumps(list(dict.fromkeys(dumps))),
+        "topics": assigned_topics(paper),
+        "title_key": paper.key,
+    }
 
 
 def choose_date(sightings: list[Sighting]) -> Sighting | None:
@@ -366,26 +375,35 @@ def make_dump_rows(parsed_dumps, order, captures, dedup: Deduplicator, problems)
     # Distinct papers per dump: the count the `dumps` facet of papers shows with no filter.
     papers_shown = Counter(dump for paper in dedup.papers for dump in {s.dump for s in paper.sightings})
     problem_count = Counter(problem["dump"] for problem in problems)
-    rows = []
-    for position, parsed in enumerate(parsed_dumps, 1):
-        capture = captures[parsed.name]
-        rows.append({
-            "name": parsed.name,
-            "position": position,
-            "sha256": parsed.sha256,
-            "bytes": parsed.bytes,
-            "lines": parsed.line_count,
-            "layout": parsed.layout,
-            "capture_text": capture.text,
-            "capture_line": capture.line,
-            "capture_date": capture.date,
-            "capture_year": capture.year,
-            "capture_method": capture.method,
-            "capture_year_min": capture.year_min,
-            "capture_year_max": capture.year_max,
-            "records": len(parsed.records),
-            "papers": papers_shown[parsed.name],
-            "new_papers": new_papers[parsed.name],
-            "problems": problem_count[parsed.name],
-        })
-    return rows
+    return [dump_row(position, parsed, captures[parsed.name], papers_shown[parsed.name],
+                     new_papers[parsed.name], problem_count[parsed.name])
+            for position, parsed in enumerate(parsed_dumps, 1)]
+
+
+def dump_row(position: int, parsed: ParsedDump, capture: Capture, papers: int, new_papers: int,
+             problems: int) -> dict:
+    return {
+        "name": parsed.name,
+        "position": position,
+        "sha256": parsed.sha256,
+        "bytes": parsed.bytes,
+        "lines": parsed.line_count,
+        "layout": parsed.layout,
+        **capture_columns(capture),
+        "records": len(parsed.records),
+        "papers": papers,
+        "new_papers": new_papers,
+        "problems": problems,
+    }
+
+
+def capture_columns(capture: Capture) -> dict:
+    return {
+        "capture_text": capture.text,
+        "capture_line": capture.line,
+        "capture_date": capture.date,
+        "capture_year": capture.year,
+        "capture_method": capture.method,
+        "capture_year_min": capture.year_min,
+        "capture_year_max": capture.year_max,
+    }

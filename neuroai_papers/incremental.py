@@ -1,165 +1,463 @@
-"""Reuse a previous papers.db so that adding a dump does not parse and match everything again.
+"""Add new dumps to the previous papers.db instead of building everything again.
 
-`build_db.py --incremental` takes the previous database at `--out` as a record of the
-work already done: when its dumps are exactly the first dumps of the folder (same names,
-same sha256, nothing in between), their records, the deduplication state and the topics
-of their papers are read back from it instead of being recomputed. Only the new dumps are
-parsed and matched. Everything that depends on the whole corpus (capture years, paper
-summaries, organizations, related papers) is computed again, and the file is written
-the usual atomic way, so the result equals a full build: a test holds them equal.
+`build_db.py --incremental` copies the previous database and adds the new dumps to the
+copy, then puts it in place the usual atomic way. The result equals a full build of all the
+dumps, row for row with the same ids (tests hold them equal), because a full build is
+itself incremental in dump order, and every step of it can be redone for the new rows only:
 
-Anything else (a changed or removed dump, a new dump that sorts before an old one, other
-build code or topic rules than the previous build's) falls back to a full build, saying why.
+- matching: a new record meets the previous papers through the database (title keys, the
+  `title_blocks` table, their abstracts), exactly as it would have met them in memory;
+- topics: a paper's topics depend on its own title and abstract only;
+- related papers are not stored (they are computed when asked for), and the `terms` counts
+  of the full-text index grow by the terms of the new papers;
+- dates: a new dump's capture year is inferred as in a full build; an older dump whose
+  capture year was inferred is inferred again if a new dump shows one of its papers with a
+  year, and its sightings and papers are updated if the year changes;
+- summaries: the papers that gained a sighting are summarized again from all of them, and
+  the organizations they name are counted again.
+
+So the work is proportional to the new dumps, plus one copy of the file. What cannot be
+redone this way falls back to a full build, saying why: no previous database, other build
+code, topic rules or organization reference than the previous build's, an old dump that
+changed, went missing or had its capture stated differently in dumps/manifest.yml, a new
+dump that sorts before an old one, or a new dump that turns an old date into an impossible
+one (problems are numbered in file order, so that would renumber them).
+
+The copy is checked where it changed (row counts, the links of every new or changed row);
+the whole-file checks of a full build (integrity_check, foreign_key_check, the full-text
+index check) would cost what a full build costs, and the copied file passed them when it
+was built.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Iterator
 
-from .dedupe import Deduplicator, Lookalike, Merge, Paper, Sighting, abstract_fingerprint
-from .enrich import INVALID_DATE_REASON
-from .parse import ParsedDump, Problem, Record, parse_date
-from .texts import DiskList
-
-
-@dataclass
-class PreviousBuild:
-    """What a previous database already holds for the dumps it was built from."""
-
-    parsed: list[ParsedDump]
-    dedup: Deduplicator
-    topics: KnownTopics
+from .dedupe import BLOCK_CANDIDATES, Deduplicator, Paper, Sighting, abstract_fingerprint
+from .enrich import (INVALID, INVALID_DATE_REASON, Capture, capture_columns, dump_row,
+                     infer_capture, make_organization_rows, paper_row, problem_row,
+                     read_dates_by_paper, resolve_date, sighting_row)
+from .organizations import OrganizationIndex
+from .parse import ParsedDump, Record, parse_date
+from .topics import Topic, topics_of_papers
+from .write import FTS, TABLES, BuildCheckError
 
 
-def reusable_dumps(conn: sqlite3.Connection, paths: list[Path]) -> list[str] | str:
-    """Return the names of the dumps that can be reused, or why none can."""
-    previous = conn.execute("select name, sha256 from dumps order by position").fetchall()
-    if len(previous) > len(paths):
-        return "the previous database has dumps that are gone"
-    for (name, sha), path in zip(previous, paths):
-        if path.name != name:
-            return f"{path.name} sorts before {name}, which the previous database already holds"
-        if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-            return f"{name} changed since the previous build"
-    return [name for name, _ in previous]
+class CannotUpdate(Exception):
+    """The previous database cannot be updated in place; the message says why."""
 
 
-def load_previous(db: Path, paths: list[Path], fingerprint: str, abstracts: DiskList,
-                  fingerprints: DiskList) -> tuple[PreviousBuild | None, str]:
-    """Return the reusable state of the previous build at `db`, or None and the reason.
+def manifest_entries(manifest: dict[str, date | int]) -> dict[str, str]:
+    """Return the manifest as the build stores it in build_info (JSON-friendly)."""
+    return {name: value.isoformat() if isinstance(value, date) else str(value)
+            for name, value in sorted(manifest.items())}
 
-    `fingerprint` identifies the build code and topic rules; results made by other ones
-    are not reused. The previous papers' abstracts and their fingerprints go to `abstracts`
-    and `fingerprints`, in paper order.
-    """
+
+def new_dumps(db: Path, paths: list[Path], fingerprint: str,
+              manifest: dict[str, date | int]) -> list[Path]:
+    """Return the dumps to add to the previous database at `db`; raise CannotUpdate if it
+    cannot take them (the message says why)."""
     if not db.exists():
-        return None, f"no previous database at {db}"
+        raise CannotUpdate(f"no previous database at {db}")
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        conn.row_factory = sqlite3.Row
         try:
-            made_by = conn.execute(
-                "select value from build_info where key = 'reusable_inputs_sha256'").fetchone()
-            if made_by is None or made_by[0] != fingerprint:
-                return None, "the build code or the topic rules changed since the previous build"
-            names = reusable_dumps(conn, paths)
-            if isinstance(names, str):
-                return None, names
-            return read_previous(conn, db, abstracts, fingerprints), f"reusing {len(names)} dumps from {db.name}"
+            info = dict(conn.execute("select key, value from build_info"))
+            previous = conn.execute("select name, sha256 from dumps order by position").fetchall()
+            conn.execute("select count(*) from title_blocks limit 1")
         finally:
             conn.close()
-    except (sqlite3.Error, KeyError, IndexError) as error:
-        return None, f"the previous database cannot be reused ({error})"
+    except sqlite3.Error as error:
+        raise CannotUpdate(f"the previous database cannot be read ({error})") from None
+    if info.get("reusable_inputs_sha256") != fingerprint:
+        raise CannotUpdate("the build code, the topic rules or the organization reference "
+                           "changed since the previous build")
+    if len(previous) > len(paths):
+        raise CannotUpdate("the previous database has dumps that are gone")
+    stated_before = json.loads(info.get("manifest", "{}"))
+    stated_now = manifest_entries(manifest)
+    for (name, sha), path in zip(previous, paths):
+        if path.name != name:
+            raise CannotUpdate(f"{path.name} sorts before {name}, which the previous database "
+                               "already holds")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            raise CannotUpdate(f"{name} changed since the previous build")
+        if stated_before.get(name) != stated_now.get(name):
+            raise CannotUpdate(f"the capture of {name} in dumps/manifest.yml changed")
+    return paths[len(previous):]
 
 
-def read_previous(conn: sqlite3.Connection, db: Path, abstracts: DiskList,
-                  fingerprints: DiskList) -> PreviousBuild:
-    parsed = [parsed_dump(row) for row in conn.execute("select * from dumps order by position")]
-    by_name = {dump.name: dump for dump in parsed}
-    for row in conn.execute("select * from problems order by id"):
-        if row["reason"] != INVALID_DATE_REASON:
-            by_name[row["dump"]].problems.append(Problem(row["line"], row["text"], row["reason"]))
-    dedup = rebuild_deduplicator(conn, by_name, abstracts, fingerprints)
-    return PreviousBuild(parsed, dedup, KnownTopics(db))
+class StoredFingerprints:
+    """Abstract fingerprints by paper number: the stored papers' read from the database."""
+
+    def __init__(self, conn: sqlite3.Connection, first_new: int):
+        self.conn, self.first_new, self.new = conn, first_new, []
+
+    def __getitem__(self, number: int) -> str:
+        if number >= self.first_new:
+            return self.new[number - self.first_new]
+        (abstract,) = self.conn.execute("select abstract from papers where rowid = ?",
+                                        (number + 1,)).fetchone()
+        return abstract_fingerprint(abstract)
+
+    def append(self, fingerprint: str) -> None:
+        self.new.append(fingerprint)
 
 
-def parsed_dump(row: sqlite3.Row) -> ParsedDump:
-    capture = parse_date(row["capture_text"])[0] if row["capture_text"] else None
-    return ParsedDump(
-        name=row["name"], layout=row["layout"], line_count=row["lines"],
-        capture_text=row["capture_text"], capture_line=row["capture_line"], capture=capture,
-        sha256=row["sha256"], bytes=row["bytes"],
-    )
+class StoredDeduplicator(Deduplicator):
+    """Matching that meets the papers already in the database as a full build would.
+
+    `papers` holds the new papers only (numbered after the stored ones); a stored paper
+    that a new record joins is loaded once, and kept in `touched`.
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        stored = conn.execute("select count(*) from papers").fetchone()[0]
+        super().__init__(StoredFingerprints(conn, stored))
+        self.conn = conn
+        self.first_number = stored
+        self.loaded: dict[int, Paper] = {}
+        self.touched: dict[int, Paper] = {}
+
+    def stored_paper(self, rowid: int) -> Paper:
+        if rowid not in self.loaded:
+            paper_id, key, title = self.conn.execute(
+                "select id, title_key, title from papers where rowid = ?", (rowid,)).fetchone()
+            self.loaded[rowid] = Paper(paper_id, key, title, rowid - 1)
+        return self.loaded[rowid]
+
+    def papers_with_key(self, key: str) -> list[Paper]:
+        stored = [self.stored_paper(rowid) for (rowid,) in self.conn.execute(
+            "select rowid from papers where title_key = ? order by rowid", (key,))]
+        return stored + super().papers_with_key(key)
+
+    def block(self, key: str) -> list[Paper]:
+        # Only the newest candidates of a block are compared: the stored ones come first.
+        stored = [self.stored_paper(rowid) for (rowid,) in self.conn.execute(
+            "select paper_rowid from title_blocks where block = ? order by paper_rowid desc "
+            "limit ?", (key, BLOCK_CANDIDATES))]
+        return stored[::-1] + super().block(key)
+
+    def id_taken(self, paper_id: str) -> bool:
+        return super().id_taken(paper_id) or self.conn.execute(
+            "select 1 from papers where id = ?", (paper_id,)).fetchone() is not None
+
+    def pair_recorded(self, pair: tuple[str, str]) -> bool:
+        return super().pair_recorded(pair) or self.conn.execute(
+            "select 1 from lookalikes where paper_id = ? and other_paper_id = ?", pair
+        ).fetchone() is not None
+
+    def add(self, sighting: Sighting) -> Paper:
+        paper = super().add(sighting)
+        if paper.number < self.first_number:
+            self.touched[paper.number] = paper
+        return paper
 
 
 def record_of(row: sqlite3.Row) -> Record:
     """Return the record a sighting row was made from (its abstract lives in the paper)."""
-    date = parse_date(row["date_text"])[0] if row["date_text"] else None
+    parsed = parse_date(row["date_text"]) if row["date_text"] else None
     return Record(position=row["position"], line=row["line"], title=row["title"], abstract="",
                   end_line=row["end_line"], authors=row["authors"],
-                  organization=row["organization"], date_text=row["date_text"], date=date,
-                  comments=row["comments"])
+                  organization=row["organization"], date_text=row["date_text"],
+                  date=parsed[0] if parsed else None, comments=row["comments"])
 
 
-def rebuild_deduplicator(conn: sqlite3.Connection, dumps: dict[str, ParsedDump],
-                         abstracts: DiskList, fingerprints: DiskList) -> Deduplicator:
-    """Return the deduplicator in the state the previous build left it, without re-matching."""
-    dedup = Deduplicator(fingerprints)
-    papers: dict[str, Paper] = {}
-    rows = conn.execute("""
-        select sightings.*, papers.title as paper_title, papers.abstract, papers.title_key
-        from sightings join papers on papers.id = sightings.paper_id
-        join dumps on dumps.name = sightings.dump
-        order by dumps.position, sightings.position
-    """)
-    for row in rows:
-        record = record_of(row)
-        dumps[row["dump"]].records.append(record)
-        paper = papers.get(row["paper_id"])
-        if paper is None:  # the first sighting created the paper, as in a full build
-            paper = dedup.restore_paper(row["paper_id"], row["title_key"], row["paper_title"],
-                                        abstract_fingerprint(row["abstract"]))
-            abstracts.append(row["abstract"])
-            papers[paper.id] = paper
-        paper.sightings.append(Sighting(row["dump"], record, paper.id, row["match_method"]))
-    dedup.merges = [Merge(**{k: row[k] for k in Merge.__dataclass_fields__})
-                    for row in conn.execute("select * from merges order by id")]
-    dedup.lookalikes = [Lookalike(**{k: row[k] for k in Lookalike.__dataclass_fields__})
-                        for row in conn.execute("select * from lookalikes order by id")]
-    dedup.lookalike_pairs = {(l.paper_id, l.other_paper_id) for l in dedup.lookalikes}
-    return dedup
+def stored_sighting(row: sqlite3.Row) -> Sighting:
+    return Sighting(row["dump"], record_of(row), row["paper_id"], row["match_method"],
+                    row["published"], row["date_method"])
 
 
-class KnownTopics:
-    """The previous build's papers' topics, and their evidence rows read back in paper order.
+def parsed_dump(row: sqlite3.Row) -> ParsedDump:
+    """Return a stored dump's header (its records are in sightings)."""
+    parsed = parse_date(row["capture_text"]) if row["capture_text"] else None
+    return ParsedDump(name=row["name"], layout=row["layout"], line_count=row["lines"],
+                      capture_text=row["capture_text"], capture_line=row["capture_line"],
+                      capture=parsed[0] if parsed else None, sha256=row["sha256"],
+                      bytes=row["bytes"])
 
-    A paper's title and abstract never change, so neither do its topics. The evidence rows
-    (several per paper: millions at scale) are not held in memory: they are read from the
-    previous database as the build asks for each paper, in the order papers are kept,
-    which is the order the rows were written in.
-    """
 
-    def __init__(self, db: Path):
-        self.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+@dataclass
+class Update:
+    """What the new dumps add to or change in the stored database."""
+
+    conn: sqlite3.Connection
+    dedup: StoredDeduplicator
+    parsed: list[ParsedDump]  # the new dumps, in name order
+    abstracts: dict[int, str]  # new papers' abstracts, by paper number
+
+    def __post_init__(self):
         self.conn.row_factory = sqlite3.Row
-        self.topics = dict(self.conn.execute("select id, topics from papers"))
-        self.rows = iter(self.conn.execute("select * from paper_topics order by rowid"))
-        self.next_row = next(self.rows, None)
+        self.stored_dumps = {row["name"]: row for row in self.conn.execute(
+            "select * from dumps order by position")}
+        self.order = {name: row["position"] for name, row in self.stored_dumps.items()}
+        for parsed in self.parsed:
+            self.order[parsed.name] = len(self.order) + 1
+        self.new_sightings = [s for paper in self.dedup.papers for s in paper.sightings]
+        self.new_sightings += [s for paper in self.dedup.touched.values() for s in paper.sightings]
+        self.new_sightings.sort(key=lambda s: (self.order[s.dump], s.record.position))
+        self.complete: dict[str, Paper] = {}  # papers with all their sightings, by id
+        self.redates: dict[tuple[str, int], tuple] = {}  # (dump, position) -> new date, method
 
-    def __contains__(self, paper_id: str) -> bool:
-        return paper_id in self.topics
+    def max_id(self, table: str) -> int:
+        return self.conn.execute(f"select coalesce(max(id), 0) from [{table}]").fetchone()[0]
 
-    def __getitem__(self, paper_id: str) -> tuple[str, list[dict]]:
-        evidence = []
-        while self.next_row is not None and self.next_row["paper_id"] == paper_id:
-            evidence.append(dict(self.next_row))
-            self.next_row = next(self.rows, None)
-        if not evidence and self.topics[paper_id] != "[]":
-            raise RuntimeError(f"evidence of {paper_id} asked for out of the previous order")
-        return self.topics[paper_id], evidence
+    def with_all_sightings(self, paper: Paper) -> Paper:
+        """Return the paper with its stored sightings before its new ones (cached)."""
+        if paper.id not in self.complete:
+            stored = [stored_sighting(row) for row in self.conn.execute(
+                "select * from sightings where paper_id = ? order by id", (paper.id,))]
+            paper.sightings[:0] = stored
+            self.complete[paper.id] = paper
+        return self.complete[paper.id]
 
-    def close(self) -> None:
-        self.conn.close()
+    def stored_paper_by_id(self, paper_id: str) -> Paper:
+        (rowid,) = self.conn.execute("select rowid from papers where id = ?", (paper_id,)).fetchone()
+        return self.dedup.stored_paper(rowid)
+
+    def read_dates(self, paper_ids: set[str]) -> dict[str, list[date]]:
+        new = {paper.id: paper for paper in self.dedup.papers}
+        papers = [new[pid] if pid in new else self.with_all_sightings(self.stored_paper_by_id(pid))
+                  for pid in sorted(paper_ids)]
+        return read_dates_by_paper(papers)
+
+    def new_captures(self, manifest: dict) -> dict[str, Capture]:
+        captures = {}
+        for parsed in self.parsed:
+            sightings = [s for s in self.new_sightings if s.dump == parsed.name]
+            dates = self.read_dates({s.paper_id for s in sightings})
+            captures[parsed.name] = infer_capture(parsed, sightings, dates, manifest.get(parsed.name))
+        return captures
+
+    def changed_captures(self) -> dict[str, Capture]:
+        """Return the stored dumps whose inferred capture the new read dates change."""
+        dated = {s.paper_id for s in self.new_sightings
+                 if s.record.date and s.record.date.year and s.paper_id not in self.new_ids}
+        if not dated:
+            return {}
+        marks = ", ".join("?" * len(dated))
+        names = [name for (name,) in self.conn.execute(
+            f"select distinct dump from sightings where paper_id in ({marks})", sorted(dated))]
+        changed = {}
+        for name in names:
+            row = self.stored_dumps[name]
+            if row["capture_method"] in ("stated", "page"):
+                continue
+            sightings = [stored_sighting(r) for r in self.conn.execute(
+                "select * from sightings where dump = ? order by position", (name,))]
+            dates = self.read_dates({s.paper_id for s in sightings})
+            capture = infer_capture(parsed_dump(row), sightings, dates, None)
+            if capture_columns(capture) != {k: row[k] for k in capture_columns(capture)}:
+                changed[name] = capture
+        return changed
+
+    @property
+    def new_ids(self) -> set[str]:
+        return {paper.id for paper in self.dedup.papers}
+
+
+def date_new_sightings(update: Update, captures: dict[str, Capture]) -> list[dict]:
+    """Date the new sightings; return their impossible dates as problems."""
+    problems = []
+    for sighting in update.new_sightings:
+        record = sighting.record
+        sighting.published, sighting.date_method = resolve_date(record.date, captures[sighting.dump])
+        if sighting.date_method == INVALID:
+            problems.append({"dump": sighting.dump, "line": record.end_line,
+                             "text": record.date_text, "reason": INVALID_DATE_REASON})
+    return problems
+
+
+def redate_stored_dump(update: Update, name: str, capture: Capture) -> tuple[list[tuple], set[str]]:
+    """Return the changed (published, date_method, id) of a stored dump's sightings under its
+    new capture, and the papers they belong to; raise CannotUpdate if a date turns impossible."""
+    changes, papers = [], set()
+    for row in update.conn.execute("select * from sightings where dump = ? order by position", (name,)):
+        published, method = resolve_date(record_of(row).date, capture)
+        if (method == INVALID) != (row["date_method"] == INVALID):
+            raise CannotUpdate(f"a new dump makes a date of {name} line {row['end_line']} "
+                               "impossible, which renumbers the problems")
+        papers.add(row["paper_id"])
+        if (published, method) != (row["published"], row["date_method"]):
+            changes.append((published, method, row["id"]))
+            update.redates[(name, row["position"])] = (published, method)
+    return changes, papers
+
+
+def apply_update(update: Update, manifest: dict, places: OrganizationIndex, topics: list[Topic],
+                 insert) -> dict[str, int]:
+    """Write the new dumps' rows into the copy and update the rows they change.
+
+    `insert(table, rows, first_id=None, rowids=None)` appends rows (see insert_rows).
+    Returns the expected row counts and the ids of the papers whose rows changed.
+    """
+    conn = update.conn
+    dedup = update.dedup
+    # Topics and their evidence: the new papers only.
+    texts = [{"id": p.id, "title": p.title, "abstract": update.abstracts[p.number]} for p in dedup.papers]
+    evidence, new_topics = [], {}
+    for paper, (assigned, rows) in zip(dedup.papers, topics_of_papers(texts, topics)):
+        paper.topics = assigned
+        evidence += rows
+        for topic in json.loads(assigned):
+            new_topics[topic] = new_topics.get(topic, 0) + 1
+    insert("paper_topics", evidence)
+    conn.executemany("update topics set papers = papers + ? where id = ?",
+                     [(count, topic) for topic, count in new_topics.items()])
+
+    # Dates: the new dumps' captures, then the stored dumps whose capture they change.
+    captures = update.new_captures(manifest)
+    changed = update.changed_captures()
+    date_problems = date_new_sightings(update, captures)
+    redated: set[str] = set()
+    for name, capture in changed.items():
+        changes, papers = redate_stored_dump(update, name, capture)
+        conn.executemany("update sightings set published = ?, date_method = ? where id = ?", changes)
+        conn.execute(f"update dumps set {', '.join(f'{k} = ?' for k in capture_columns(capture))} "
+                     "where name = ?", [*capture_columns(capture).values(), name])
+        redated |= papers
+
+    # Sightings, organizations, problems, merges and look-alikes: appended in file order.
+    first_sighting = update.max_id("sightings") + 1
+    insert("sightings", (sighting_row(number, s, places)
+                         for number, s in enumerate(update.new_sightings, first_sighting)))
+    organizations = make_organization_rows(update.new_sightings, places)
+    stored_orgs = {org_id for (org_id,) in conn.execute("select id from organizations")}
+    insert("organizations", [row for row in organizations if row["id"] not in stored_orgs])
+    conn.executemany("""update organizations set papers = (select count(distinct paper_id)
+        from sightings where organization_id = organizations.id) where id = ?""",
+                     [(row["id"],) for row in organizations if row["id"] in stored_orgs])
+    problems = [problem_row(d.name, p) for d in update.parsed for p in d.problems] + date_problems
+    problems.sort(key=lambda row: (update.order[row["dump"]], row["line"]))
+    insert("problems", problems, update.max_id("problems") + 1)
+    insert("merges", [vars(m) for m in dedup.merges], update.max_id("merges") + 1)
+    insert("lookalikes", [vars(l) for l in dedup.lookalikes], update.max_id("lookalikes") + 1)
+
+    # The dumps.
+    created = {}
+    for sighting in update.new_sightings:
+        if sighting.method == "new":
+            created[sighting.dump] = created.get(sighting.dump, 0) + 1
+    problem_count = {}
+    for row in problems:
+        problem_count[row["dump"]] = problem_count.get(row["dump"], 0) + 1
+    insert("dumps", [dump_row(update.order[d.name], d, captures[d.name],
+                              len({s.paper_id for s in update.new_sightings if s.dump == d.name}),
+                              created.get(d.name, 0), problem_count.get(d.name, 0))
+                     for d in update.parsed])
+
+    # Papers: the new ones appended (rowid = number + 1), the others summarized again.
+    names = dict(conn.execute("select id, name from organizations"))
+    # A new paper's sightings are all new.
+    insert("papers", [paper_row(p, update.abstracts[p.number], update.order, names, places)
+                      for p in dedup.papers], rowids=[p.number + 1 for p in dedup.papers])
+    conn.executemany(f"insert into {FTS_TABLE}(rowid, title, abstract) values (?, ?, ?)",
+                     [(p.number + 1, p.title, update.abstracts[p.number]) for p in dedup.papers])
+    again = {p.id: p for p in dedup.touched.values()}
+    for paper_id in redated - update.new_ids:
+        again.setdefault(paper_id, update.stored_paper_by_id(paper_id))
+    for paper in again.values():
+        resummarize(update, paper, names, places)
+    insert("title_blocks", dedup.blocking_rows())
+    add_terms(conn, [(p.number + 1, p.title, update.abstracts[p.number]) for p in dedup.papers])
+    return expected_counts(conn, update), set(again)
+
+
+FTS_TABLE = "papers_fts"
+
+
+def resummarize(update: Update, paper: Paper, names: dict, places: OrganizationIndex) -> None:
+    """Write a stored paper's row again from all its sightings (stored, redated and new)."""
+    conn = update.conn
+    full = update.with_all_sightings(paper)
+    stored = conn.execute("select abstract, topics from papers where id = ?", (paper.id,)).fetchone()
+    for sighting in full.sightings:  # stored sightings of redated dumps: their new dates
+        key = (sighting.dump, sighting.record.position)
+        if key in update.redates:
+            sighting.published, sighting.date_method = update.redates[key]
+    full.topics = stored["topics"]
+    row = paper_row(full, stored["abstract"], update.order, names, places)
+    columns = [c for c in TABLES["papers"][0] if c not in ("id", "title", "abstract", "title_key")]
+    conn.execute(f"update papers set {', '.join(f'[{c}] = ?' for c in columns)} where id = ?",
+                 [*(row[c] for c in columns), paper.id])
+
+
+def add_terms(conn: sqlite3.Connection, papers: list[tuple[int, str, str]]) -> None:
+    """Add the new papers' index terms to `terms` (papers holding each), as the index cuts them."""
+    columns, tokenize = FTS["papers"]
+    conn.execute(f"create virtual table temp.new_papers using fts5({', '.join(columns)}, "
+                 f"tokenize='{tokenize}')")
+    conn.execute("create virtual table temp.new_terms using fts5vocab(temp, new_papers, row)")
+    conn.executemany("insert into temp.new_papers(rowid, title, abstract) values (?, ?, ?)", papers)
+    conn.execute("""insert into terms (term, papers) select term, doc from temp.new_terms where true
+        on conflict (term) do update set papers = papers + excluded.papers""")
+    conn.execute("drop table temp.new_terms")
+    conn.execute("drop table temp.new_papers")
+
+
+def expected_counts(conn: sqlite3.Connection, update: Update) -> dict[str, int]:
+    """Return the row counts the copy must hold, from the stored counts and what was added."""
+    stored = update.stored_dumps
+    return {
+        "dumps": len(stored) + len(update.parsed),
+        "sightings": sum(row["records"] for row in stored.values())
+        + sum(len(d.records) for d in update.parsed),
+        "papers": update.dedup.first_number + len(update.dedup.papers),
+    }
+
+
+def changed_row_links(conn: sqlite3.Connection, since: dict[str, int]) -> Iterator[str]:
+    """Yield a description of every new row whose foreign key points nowhere."""
+    for table, (_, _, foreign_keys) in TABLES.items():
+        if table not in since:
+            continue
+        for column, (other, other_column) in foreign_keys.items():
+            (broken,) = conn.execute(
+                f"select count(*) from [{table}] where rowid > ? and [{column}] is not null "
+                f"and [{column}] not in (select [{other_column}] from [{other}])",
+                (since[table],)).fetchone()
+            if broken:
+                yield f"{table}.{column}: {broken} new rows point nowhere"
+
+
+def insert_rows(conn: sqlite3.Connection, table: str, rows, first_id: int | None = None,
+                rowids: list[int] | None = None) -> None:
+    """Append rows (dicts with the table's columns); `first_id` numbers them, `rowids` places them."""
+    columns = list(TABLES[table][0])
+    rows = list(rows)
+    if first_id is not None:
+        rows = [{**row, "id": number} for number, row in enumerate(rows, first_id)]
+    values = [tuple(row[c] for c in columns) for row in rows]
+    if rowids is not None:
+        columns, values = ["rowid", *columns], [(r, *v) for r, v in zip(rowids, values, strict=True)]
+    names = ", ".join(f"[{c}]" for c in columns)
+    conn.executemany(f"insert into [{table}] ({names}) values ({', '.join('?' * len(columns))})", values)
+
+
+def last_rowids(conn: sqlite3.Connection) -> dict[str, int]:
+    return {table: conn.execute(f"select coalesce(max(rowid), 0) from [{table}]").fetchone()[0]
+            for table in TABLES}
+
+
+def check_update(conn: sqlite3.Connection, since: dict[str, int], expected: dict[str, int],
+                 changed_papers: set[str]) -> None:
+    """Raise BuildCheckError unless the rows the update wrote are sound (see the module's doc)."""
+    broken = list(changed_row_links(conn, since))
+    marks = ", ".join("?" * len(changed_papers))
+    (orphans,) = conn.execute(
+        f"select count(*) from papers where id in ({marks}) and organization_id is not null "
+        "and organization_id not in (select id from organizations)", sorted(changed_papers)).fetchone()
+    if orphans:
+        broken.append(f"papers.organization_id: {orphans} updated rows point nowhere")
+    if broken:
+        raise BuildCheckError("; ".join(broken))
+    for table, count in expected.items():
+        (found,) = conn.execute(f"select count(*) from [{table}]").fetchone()
+        if found != count:
+            raise BuildCheckError(f"{table}: {found} rows after the update, {count} expected")

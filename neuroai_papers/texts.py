@@ -1,7 +1,7 @@
 """Text on disk while the build runs, so that memory does not grow with the corpus.
 
 Matching needs the start of each paper's abstract (dedupe.abstract_fingerprint) now and
-then, by paper number; the topic rules, related papers and the papers table need the
+then, by paper number; the topic rules and the papers table need the
 whole abstracts, one paper after another. Both are lists that only grow, kept in scratch
 SQLite files next to the database being built and deleted when the build ends, however
 it ends. At a million papers they hold about 1.5 GB of text that memory does not.
@@ -85,20 +85,3 @@ class DiskList:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-
-class StoredValues:
-    """The values a DiskList flushed to `path`, in order, read again at each pass (for
-    another process, which must not share the list's connection)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __iter__(self) -> Iterator[str]:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        try:
-            for (value,) in conn.execute("SELECT value FROM items ORDER BY n"):
-                yield value
-        finally:
-            conn.close()

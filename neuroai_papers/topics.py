@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator
 
 import ahocorasick
 import yaml
@@ -316,51 +316,41 @@ def topic_evidence(topic: Topic, hits: dict[str, Hits]) -> list[dict]:
     return found if in_title or abstract_hits >= topic.abstract_hits else []
 
 
-def assign_topics(papers: list[dict], topics: list[Topic],
-                  known: Mapping[str, tuple[str, list[dict]]] | None = None) -> list[dict]:
+def assign_topics(papers: list[dict], topics: list[Topic]) -> list[dict]:
     """Set each paper's `topics` (a JSON array) and return one row per rule that matched."""
     rows = []
-    for paper, (assigned, evidence) in zip(papers, topics_of_papers(papers, topics, known)):
+    for paper, (assigned, evidence) in zip(papers, topics_of_papers(papers, topics)):
         paper["topics"] = assigned
         rows.extend(evidence)
     return rows
 
 
-def topics_of_papers(papers: Iterable[dict], topics: list[Topic],
-                     known: Mapping[str, tuple[str, list[dict]]] | None = None,
-                     ) -> Iterator[tuple[str, list[dict]]]:
+def topics_of_papers(papers: Iterable[dict], topics: list[Topic]) -> Iterator[tuple[str, list[dict]]]:
     """Yield, for each paper in order, its topics (a JSON array) and the rows of evidence.
 
     Papers are read and scanned SCAN_CHUNK at a time, so any number of them streams
-    through. `known` holds topics already assigned to papers by a previous build (an
-    incremental build): a paper's title and abstract never change, so neither do its topics.
+    through. A paper's topics depend on its own title and abstract only.
     """
-    known = known or {}
     sources = sorted(set().union(*(topic.all_sources for topic in topics)))
     anchors = Anchors(sources)
     window: list[dict] = []
     for paper in papers:
         window.append(paper)
         if len(window) == SCAN_CHUNK:
-            yield from topics_of_chunk(window, topics, sources, anchors, known)
+            yield from topics_of_chunk(window, topics, sources, anchors)
             window = []
-    yield from topics_of_chunk(window, topics, sources, anchors, known)
+    yield from topics_of_chunk(window, topics, sources, anchors)
 
 
 def topics_of_chunk(chunk: list[dict], topics: list[Topic], sources: list[str],
-                    anchors: "Anchors", known: Mapping[str, tuple[str, list[dict]]]) -> Iterator[tuple[str, list[dict]]]:
-    todo = [paper for paper in chunk if paper["id"] not in known]
-    scan = ChunkScan(todo, anchors)
+                    anchors: "Anchors") -> Iterator[tuple[str, list[dict]]]:
+    scan = ChunkScan(chunk, anchors)
     by_paper: dict[int, dict[str, Hits]] = {}
     for source in sources:
         for index, hits in scan.hits(source).items():
             by_paper.setdefault(index, {})[source] = hits
-    found = iter(range(len(todo)))
-    for paper in chunk:
-        if paper["id"] in known:
-            yield known[paper["id"]]
-            continue
-        hits = by_paper.get(next(found), {})
+    for index, paper in enumerate(chunk):
+        hits = by_paper.get(index, {})
         assigned, rows = [], []
         # Only a topic with a rule that matched can apply (an exclusion alone assigns none).
         for topic in candidate_topics(topics, hits):

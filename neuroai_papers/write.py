@@ -13,6 +13,7 @@ previous papers.db as it was.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from contextlib import suppress
 from pathlib import Path
@@ -80,11 +81,8 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
         ("paper_id", "topic", "field", "rule"),
         {"paper_id": ("papers", "id"), "topic": ("topics", "id")},
     ),
-    "related": (
-        {"paper_id": str, "related_id": str, "rank": int, "score": float, "shared_terms": str},
-        ("paper_id", "rank"),
-        {"paper_id": ("papers", "id"), "related_id": ("papers", "id")},
-    ),
+    "terms": ({"term": str, "papers": int}, "term", {}),
+    "title_blocks": ({"block": str, "paper_rowid": int}, None, {}),
     "problems": (
         {"id": int, "dump": str, "line": int, "text": str, "reason": str},
         "id", {"dump": ("dumps", "name")},
@@ -106,8 +104,8 @@ INDEXES = {
     "merges": [["paper_id"], ["dump"]],
     "lookalikes": [["paper_id"], ["other_paper_id"]],
     "problems": [["dump", "line"]],
-    "related": [["related_id"]],
     "paper_topics": [["topic", "paper_id"]],
+    "title_blocks": [["block", "paper_rowid"]],
     "organizations": [["papers"], ["country"]],
 }
 
@@ -142,14 +140,34 @@ def ensure_db_shape(db: sqlite_utils.Database) -> None:
             )
 
 
-def create_indexes_and_search(db: sqlite_utils.Database) -> None:
+def create_indexes_and_search(db: sqlite_utils.Database, tables: Iterable[str]) -> None:
     """Index what the site filters on and build the full-text index (after the bulk load)."""
-    for table, indexes in INDEXES.items():
-        for columns in indexes:
+    for table in tables:
+        for columns in INDEXES.get(table, []):
             db[table].create_index(columns, if_not_exists=True)
-    for table, (columns, tokenize) in FTS.items():
-        db[table].enable_fts(columns, fts_version="FTS5", tokenize=tokenize, replace=True)
-        db[f"{table}_fts"].optimize()
+        if table in FTS:
+            columns, tokenize = FTS[table]
+            db[table].enable_fts(columns, fts_version="FTS5", tokenize=tokenize, replace=True)
+            db[f"{table}_fts"].optimize()
+            check_search_index(db.conn, table)
+            count_terms(db.conn, table)
+
+
+def count_terms(conn: sqlite3.Connection, table: str) -> None:
+    """Fill `terms` from the full-text index: each term and the number of rows holding it
+    (what related.similar_papers weighs words by)."""
+    conn.execute(f"create virtual table temp.{table}_fts_terms using fts5vocab(main, '{table}_fts', 'row')")
+    conn.execute(f"insert into terms (term, papers) select term, doc from temp.{table}_fts_terms")
+    conn.execute(f"drop table temp.{table}_fts_terms")
+    conn.commit()
+
+
+def check_search_index(conn: sqlite3.Connection, table: str) -> None:
+    """Raise BuildCheckError unless the table's FTS index agrees with the table."""
+    try:
+        conn.execute(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('integrity-check', 1)")
+    except sqlite3.DatabaseError as error:
+        raise BuildCheckError(f"{table}_fts: {error}") from None
 
 
 def load_docs(db: sqlite_utils.Database, metadata: dict, build_info: dict[str, str]) -> None:
@@ -177,10 +195,6 @@ def check_database(path: Path, expected: dict[str, int]) -> None:
         violations = conn.execute("PRAGMA foreign_key_check").fetchall()
         if violations:
             raise BuildCheckError(f"foreign keys broken: {violations[:3]}")
-        for table in FTS:
-            conn.execute(
-                f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('integrity-check', 1)"
-            )
         for table, count in expected.items():
             found = conn.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0]
             if found != count:
@@ -248,7 +262,8 @@ class DatabaseWriter:
     `with` block without `finish` (an error, a refused dump) deletes the temporary file.
     """
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, copy_of: Path | None = None):
+        """Start a new temporary database, or (`copy_of`) a copy of an existing one to update."""
         self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out)
@@ -256,15 +271,21 @@ class DatabaseWriter:
         self.counts: dict[str, int] = {}
         self.db = None
         try:
+            if copy_of is not None:
+                shutil.copyfile(copy_of, self.tmp)  # in the kernel (sendfile), at disk speed
             self.db = sqlite_utils.Database(self.tmp)
             # Nothing needs a journal: a failed build throws the whole temporary file away.
             self.db.execute("PRAGMA journal_mode = OFF")
             self.db.execute("PRAGMA synchronous = OFF")
-            ensure_db_shape(self.db)
+            if copy_of is None:
+                ensure_db_shape(self.db)
             self.db.conn.execute("BEGIN")
         except sqlite3.Error as error:
             self.abort()
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
+        except OSError:
+            self.abort()
+            raise
 
     def scratch_path(self, name: str) -> Path:
         """Return a path for a scratch file that stale-temporary cleanup also recognizes."""
@@ -293,13 +314,31 @@ class DatabaseWriter:
         try:
             load_docs(self.db, metadata, build_info)
             self.db.conn.commit()
-            create_indexes_and_search(self.db)
+            create_indexes_and_search(self.db, TABLES)
             self.db.execute("PRAGMA journal_mode = DELETE")
             self.db.execute("ANALYZE")
             self.db.close()
             self.db = None
             check_database(self.tmp, {**self.counts, **expected,
                                       "papers_fts": expected.get("papers", self.counts["papers"])})
+            with open(self.tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self.tmp, self.out)
+        except sqlite3.Error as error:
+            raise WriteError(f"cannot write {self.tmp}: {error}") from None
+
+    def finish_update(self, metadata: dict, build_info: dict[str, str], check) -> None:
+        """Complete an updated copy: documentation and build facts anew, `check(conn)`, then
+        put it in place (see incremental.py for what is checked and why)."""
+        try:
+            for table in ("table_docs", "column_docs", "build_info"):
+                self.db.conn.execute(f"delete from [{table}]")
+            load_docs(self.db, metadata, build_info)
+            self.db.conn.commit()
+            check(self.db.conn)
+            self.db.execute("PRAGMA journal_mode = DELETE")
+            self.db.close()
+            self.db = None
             with open(self.tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(self.tmp, self.out)

@@ -4,6 +4,7 @@ Each function returns plain rows; the templates (templates/) render them with
 Jinja's autoescaping on, so titles and abstracts always reach the page as text.
 """
 
+import json
 from urllib.parse import quote_plus
 
 from datasette import hookimpl
@@ -53,12 +54,9 @@ async def paper_page(datasette, paper_id):
         from sightings join dumps on dumps.name = sightings.dump
         where paper_id = :id order by dumps.position, sightings.position
     """, {"id": paper_id})
-    related = await select(datasette, """
-        select related.rank, related.score, related.shared_terms, papers.id, papers.title,
-          papers.published
-        from related join papers on papers.id = related.related_id
-        where related.paper_id = :id order by related.rank
-    """, {"id": paper_id})
+    # related_papers() is the SQL function of plugins/related_papers.py.
+    (found,) = await select(datasette, "select related_papers(:id) as papers", {"id": paper_id})
+    related = json.loads(found["papers"] or "[]")
     merges = await select(datasette, "select * from merges where paper_id = :id order by id",
                           {"id": paper_id})
     topics = await select(datasette, """

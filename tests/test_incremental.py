@@ -6,12 +6,18 @@ import shutil
 import sqlite3
 
 from benchmarks.generate import generate_corpus
-from conftest import REAL_DUMPS, run_build
+from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, blank_separated, rows, run_build
+from neuroai_papers.enrich import INVALID_DATE_REASON
 
 
 
 def contents(db) -> dict[str, list[tuple]]:
-    """Return every row of every table (FTS through its own table), ordered."""
+    """Return every row of every table (FTS through its own table), ordered by primary key.
+
+    Tables with a primary key are compared by it: their rowid is not an id (an incremental
+    build appends a new organization where a full build sorts it in). The papers' rowids are
+    compared too, since the full-text index refers to papers by rowid.
+    """
     conn = sqlite3.connect(db)
     try:
         tables = [r[0] for r in conn.execute(
@@ -19,9 +25,14 @@ def contents(db) -> dict[str, list[tuple]]:
             "and name not like 'sqlite_%'")]
         out = {}
         for table in tables:
-            out[table] = conn.execute(f"select rowid, * from [{table}] order by rowid").fetchall()
+            key = [row[1] for row in sorted(
+                (r for r in conn.execute(f"pragma table_info([{table}])") if r[5]), key=lambda r: r[5])]
+            order = ", ".join(f"[{column}]" for column in key) if key else "rowid"
+            columns = "*" if key else "rowid, *"
+            out[table] = conn.execute(f"select {columns} from [{table}] order by {order}").fetchall()
         # The build time is the one value two builds of the same dumps never share.
-        out["build_info"] = [row for row in out["build_info"] if row[1] != "built_at"]
+        out["build_info"] = [row for row in out["build_info"] if row[0] != "built_at"]
+        out["paper_rowids"] = conn.execute("select rowid, id from papers order by rowid").fetchall()
         out["papers_fts"] = conn.execute(
             "select rowid, title, abstract from papers_fts order by rowid").fetchall()
         return out
@@ -49,7 +60,7 @@ def incremental_then_full(folder, later, tmp_path):
 
 def test_adding_a_real_dump_incrementally_equals_a_full_build(tmp_path):
     result, incremental, full = incremental_then_full(REAL_DUMPS, ["004_a2400baee32e0311.txt"], tmp_path)
-    assert "incremental: reusing 4 dumps" in result.stderr
+    assert "incremental: adding 1 new dumps to incremental.db (4 already in it)" in result.stderr
     assert "parsed 1/1 004_a2400baee32e0311.txt" in result.stderr
     assert contents(incremental) == contents(full)
 
@@ -60,7 +71,7 @@ def test_incremental_equals_full_with_variants_typos_and_lookalikes(tmp_path):
     generate_corpus(corpus, 1200, seed=3)
     names = sorted(p.name for p in corpus.glob("*.txt"))
     result, incremental, full = incremental_then_full(corpus, names[-3:], tmp_path)
-    assert f"reusing {len(names) - 3} dumps" in result.stderr
+    assert f"adding 3 new dumps to incremental.db ({len(names) - 3} already in it)" in result.stderr
     got, expected = contents(incremental), contents(full)
     assert got["merges"] and got["lookalikes"]
     assert got == expected
@@ -103,4 +114,85 @@ def test_other_build_code_or_topic_rules_fall_back_to_a_full_build(tmp_path):
     conn.close()
     result = run_build(folder, out, "--incremental")
     assert result.returncode == 0
-    assert "the build code or the topic rules changed since the previous build; building everything" in result.stderr
+    assert ("the build code, the topic rules or the organization reference changed since the "
+            "previous build; building everything") in result.stderr
+
+
+def add_then_compare(dumps_dir, tmp_path, first: dict[str, str], later: dict[str, str]):
+    """Build from `first` ({file name: text}), add `later` incrementally; return the result,
+    the incremental database and a full build of everything."""
+    for name, text in first.items():
+        (dumps_dir / name).write_text(text, encoding="utf-8")
+    out = tmp_path / "incremental.db"
+    assert run_build(dumps_dir, out).returncode == 0
+    for name, text in later.items():
+        (dumps_dir / name).write_text(text, encoding="utf-8")
+    result = run_build(dumps_dir, out, "--incremental")
+    assert result.returncode == 0, result.stderr
+    full = tmp_path / "full.db"
+    assert run_build(dumps_dir, full).returncode == 0
+    return result, out, full
+
+
+def test_a_new_dump_that_pins_an_old_capture_year_updates_its_dates(dumps_dir, tmp_path):
+    """b.txt shows with its year a paper that a.txt showed without: a.txt's capture year is
+    pinned, so its yearless dates and its papers change, as in a full build."""
+    first = {"a.txt": blank_separated(("Shared paper", ABSTRACT_A, ["• 2 authors", "·", "Mar 21"]),
+                                      ("Lone paper", ABSTRACT_C, ["·", "Feb 2"]))}
+    later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["• 2 authors", "·", "Mar 21, 2024"]),
+                                      ("Other", ABSTRACT_B, ["·", "Jan 3, 2025"]))}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "adding 1 new dumps" in result.stderr
+    assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
+        ("a.txt", 2024, "inferred"), ("b.txt", 2026, "inferred_earliest")]
+    assert rows(out, "select published from papers where title = 'Lone paper'") == [("2024-02-02",)]
+    assert contents(out) == contents(full)
+
+
+def test_a_new_dump_that_makes_an_old_date_impossible_falls_back(dumps_dir, tmp_path):
+    """Feb 29 in a.txt is possible until b.txt pins a.txt's year to 2025."""
+    first = {"a.txt": blank_separated(("Leap paper", ABSTRACT_C, ["·", "Feb 29"]),
+                                      ("Shared paper", ABSTRACT_A, ["·", "Mar 21"]))}
+    later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"]))}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "impossible, which renumbers the problems; building everything" in result.stderr
+    assert rows(out, "select reason from problems") == [(INVALID_DATE_REASON,)]
+    assert contents(out) == contents(full)
+
+
+def test_new_organizations_slug_clashes_and_look_alikes_of_stored_papers(dumps_dir, tmp_path):
+    first = {"a.txt": blank_separated(("Same title", ABSTRACT_A, ["zetalab Zeta Lab", "·", "May 9, 2025"]),
+                                      ("Typo-free title about cortex", ABSTRACT_B))}
+    later = {"b.txt": blank_separated(
+        ("Same title", ABSTRACT_C, ["newlab New Lab", "·", "May 9, 2025"]),  # a look-alike
+        ("Same Title", ABSTRACT_A, ["zetalab Zeta Lab", "·", "May 10, 2025"]),  # the same paper
+        ("Typo-free titel about cortex", ABSTRACT_B, ["newlab New Lab", "·", "May 11, 2025"]))}  # a typo
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "adding 1 new dumps" in result.stderr
+    assert rows(out, "select id from papers order by rowid") == [
+        ("same-title",), ("typo-free-title-about-cortex",), ("same-title-2",)]
+    assert rows(out, "select method from merges order by id") == [("normalized_title",), ("fuzzy_title",)]
+    assert rows(out, "select paper_id, other_paper_id from lookalikes") == [("same-title-2", "same-title")]
+    assert {name: count for name, count in rows(out, "select name, papers from organizations")} == {
+        "Zeta Lab": 1, "New Lab": 2}
+    assert contents(out) == contents(full)
+
+
+def test_a_changed_manifest_entry_of_an_old_dump_falls_back(dumps_dir, tmp_path):
+    first = {"a.txt": blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 25 2"])),
+             "manifest.yml": "captures:\n  a.txt: 2024\n"}
+    later = {"b.txt": blank_separated(("Other", ABSTRACT_B)),
+             "manifest.yml": "captures:\n  a.txt: 2023\n  b.txt: 2025\n"}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "the capture of a.txt in dumps/manifest.yml changed; building everything" in result.stderr
+    assert contents(out) == contents(full)
+
+
+def test_a_manifest_entry_for_the_new_dump_alone_is_an_update(dumps_dir, tmp_path):
+    first = {"a.txt": blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 25 2"]))}
+    later = {"b.txt": blank_separated(("Other", ABSTRACT_B, ["·", "Mar 1"])),
+             "manifest.yml": "captures:\n  b.txt: 2025-04-17\n"}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "adding 1 new dumps" in result.stderr
+    assert rows(out, "select published from papers where title = 'Other'") == [("2025-03-01",)]
+    assert contents(out) == contents(full)
