@@ -25,10 +25,11 @@ from pathlib import Path
 
 from . import __version__
 from .dedupe import Deduplicator, Sighting
-from .enrich import assign_paper_topics, build_corpus, load_manifest, paper_rows, sighting_rows
+from .enrich import build_corpus, load_manifest, paper_rows, sighting_rows
 from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
-                          insert_rows, last_rowids, manifest_entries, new_dumps)
+                          last_rowids, manifest_entries, new_dumps)
 from .organizations import OrganizationIndex, load_reference
+from .parallel import TopicRules
 from .parse import DumpError, ParsedDump, read_dump
 from .texts import DiskList
 from .topics import load_topics
@@ -221,9 +222,11 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         fingerprints = stack.enter_context(DiskList(writer.scratch_path("fingerprints")))
         dedup = Deduplicator(fingerprints)
         parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages)
-        progress.line(f"topics: {len(dedup.papers):,} papers")
         with stages.timed("topics"):
-            writer.insert("paper_topics", assign_paper_topics(dedup.papers, abstracts, inputs.topics))
+            rules = stack.enter_context(TopicRules(dedup.papers, abstracts, inputs.topics, TOPICS,
+                                                   writer.scratch_path("topics")))
+            progress.line(f"topics: {len(dedup.papers):,} papers (topic rules {rules.where})")
+            writer.insert("paper_topics", rules.rows())
         progress.line("dates, organizations, papers")
         with stages.timed("rows"):
             corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places, inputs.topics)
@@ -282,9 +285,7 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
                             final=number == len(new))
         with stages.timed("rows"):
             update = Update(conn, dedup, parsed, abstracts)
-            expected, changed = apply_update(update, inputs.manifest, inputs.places, inputs.topics,
-                                             lambda table, rows, first_id=None, rowids=None:
-                                             insert_rows(conn, table, rows, first_id, rowids))
+            expected, changed = apply_update(update, inputs.manifest, inputs.places, inputs.topics)
             report_unplaced(inputs.places, inputs.reference, progress)
             dumps = [(row["name"], row["sha256"]) for row in conn.execute(
                 "select name, sha256 from dumps order by position")]

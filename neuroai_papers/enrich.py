@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import yaml
 
@@ -32,7 +32,7 @@ from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
 from .texts import DiskList
-from .topics import Topic, topic_rows, topics_of_papers
+from .topics import Topic, topic_rows
 
 MANIFEST = "manifest.yml"
 
@@ -239,27 +239,6 @@ def assigned_topics(paper: Paper) -> str:
     if paper.topics is None:
         raise RuntimeError(f"paper {paper.id}: topics must be assigned before its row is made")
     return paper.topics
-
-
-class PaperTexts:
-    """Every paper's id, title and abstract in order, read again from disk at each pass."""
-
-    def __init__(self, papers: list[Paper], abstracts: Iterable[str]):
-        self.papers = papers
-        self.abstracts = abstracts
-
-    def __iter__(self) -> Iterator[dict]:
-        for paper, abstract in zip(self.papers, self.abstracts, strict=True):
-            yield {"id": paper.id, "title": paper.title, "abstract": abstract}
-
-
-def assign_paper_topics(papers: list[Paper], abstracts: DiskList, topics: list[Topic]) -> Iterator[dict]:
-    """Set each paper's topics while yielding the rows of evidence (table paper_topics)."""
-    texts = PaperTexts(papers, abstracts)
-    distinct: dict[str, str] = {}  # papers share few topic sets: one string per set
-    for paper, (assigned, evidence) in zip(papers, topics_of_papers(texts, topics)):
-        paper.topics = distinct.setdefault(assigned, assigned)
-        yield from evidence
 
 
 def problem_row(dump: str, problem: Problem) -> dict:

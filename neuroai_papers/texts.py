@@ -74,6 +74,14 @@ class DiskList:
             for (value,) in self.conn.execute("SELECT value FROM items ORDER BY n"):
                 yield value
 
+    def values(self, start: int, stop: int) -> Iterator[str]:
+        """Yield the values at start, start + 1 ... stop - 1, in order."""
+        self.flush()
+        with reported_as_os_error(self.path):
+            for (value,) in self.conn.execute(
+                    "SELECT value FROM items WHERE n >= ? AND n < ? ORDER BY n", (start, stop)):
+                yield value
+
     def close(self) -> None:
         with suppress(sqlite3.Error, AttributeError):
             self.conn.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import resource
 import signal
 import subprocess
@@ -119,6 +120,35 @@ def test_sigkill_at_random_points_never_harms_the_previous_database(synthetic_du
     assert temporaries(out) == []
     assert sorted(os.listdir(tmp_path)) == ["papers.db"]
     assert integrity(out) == "ok"
+
+
+def parent_of(pid: int) -> int | None:
+    """Return the parent pid of a running process, or None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(re.search(r"^PPid:\s*(\d+)$", status, re.M)[1])
+
+
+def test_killing_the_build_also_ends_its_topic_rules_worker(tmp_path):
+    # Enough papers that the worker needs seconds of its own: an orphan would still be there.
+    dumps = tmp_path / "dumps"
+    generate_corpus(dumps, 30_000, seed=12)
+    out = tmp_path / "papers.db"
+    process = start_build(dumps, out)
+    for line in process.stderr:
+        if line.startswith("topics:"):
+            break
+    worker = int(re.search(r"in process (\d+)", line)[1])
+    assert parent_of(worker) == process.pid
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)  # not communicate(): an orphan would hold stderr open
+    process.stderr.close()
+    deadline = time.monotonic() + 4  # a worker still starting up exits once it runs
+    while parent_of(worker) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert parent_of(worker) is None
 
 
 def test_the_next_build_removes_stale_temporaries_and_their_sqlite_side_files(tmp_path):

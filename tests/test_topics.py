@@ -158,3 +158,27 @@ def test_rules_must_be_lowercase_because_text_is_lowercased():
     with pytest.raises(ValueError, match="lowercase"):
         Rules.of(["fMRI"])
     assert Rules.of([r"\W+\S"]).sources == (r"\W+\S",)
+
+
+def test_the_worker_process_gives_the_rows_computed_in_one_process(tmp_path):
+    """From WORKER_MIN_PAPERS papers on, a worker matches the second half of the papers:
+    the rows and the papers' topics are those of matching every paper here, in order."""
+    from benchmarks.generate import generate_corpus
+    from conftest import run_build
+    from neuroai_papers.parallel import WORKER_MIN_PAPERS
+
+    dumps = tmp_path / "dumps"
+    generate_corpus(dumps, 14_000, seed=5)
+    out = tmp_path / "papers.db"
+    result = run_build(dumps, out)
+    assert result.returncode == 0, result.stderr
+    assert "topic rules the second half in process" in result.stderr
+    papers = [{"id": i, "title": t, "abstract": a}
+              for i, t, a in rows(out, "select id, title, abstract from papers order by rowid")]
+    assert len(papers) >= WORKER_MIN_PAPERS
+    expected = assign_topics(papers, TOPICS)
+    columns = "paper_id, topic, field, rule, matched, hits"
+    assert rows(out, f"select {columns} from paper_topics order by rowid") == [
+        tuple(row[c] for c in columns.split(", ")) for row in expected]
+    assert [t for (t,) in rows(out, "select topics from papers order by rowid")] == \
+        [paper["topics"] for paper in papers]
