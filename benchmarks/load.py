@@ -209,7 +209,7 @@ def write_results(text: str, path: Path = RESULTS) -> None:
     parts = current.split("\n## ")
     head, sections = parts[0], ["## " + part for part in parts[1:]]
     kept = [s for s in sections if not s.startswith(HEADING)]
-    last = [i for i, s in enumerate(kept) if s.startswith("## Not measured yet")]
+    last = [i for i, s in enumerate(kept) if s.startswith(("## Not measured yet", "## Where the targets stand"))]
     kept.insert(last[0] if last else len(kept), text)
     path.write_text("\n".join([head.rstrip() + "\n", *(s.rstrip() + "\n" for s in kept)]))
 

@@ -30,13 +30,13 @@ def test_every_kind_has_paths_from_the_database(real_db):
 def test_results_section_replaces_its_last_run_and_keeps_the_benchmark_sections(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\nIntro.\n\n## 20,000 records\n\nBuild.\n\n"
-                       "## Not measured yet\n\n- 1M records\n")
+                       "## Where the targets stand (issue: scale)\n\n- 1M records\n")
     load.write_results("## Load test\n\nfirst run\n", results)
     load.write_results("## Load test\n\nsecond run\n", results)
     text = results.read_text()
     assert text.count("## Load test") == 1 and "second run" in text and "first run" not in text
     assert text.index("## 20,000 records") < text.index("## Load test") < text.index(
-        "## Not measured yet")
+        "## Where the targets stand")
     assert "Intro." in text and "- 1M records" in text
 
 
