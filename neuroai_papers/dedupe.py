@@ -19,6 +19,7 @@ of the paper it joins.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -42,12 +43,16 @@ STOPWORDS = frozenset(
 )
 
 
+# Every combining mark (accents after NFKD), for str.translate to delete in C. All of them
+# lie below U+20000 (a test checks the whole range against unicodedata).
+COMBINING_MARKS = {cp: None for cp in range(0x20000) if unicodedata.combining(chr(cp))}
+
+
 def title_key(title: str) -> str:
     """Return the title with case, accents, punctuation and spacing erased."""
     text = title
     if not text.isascii():  # ASCII has no accents or compatibility forms to undo
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+        text = unicodedata.normalize("NFKD", text).translate(COMBINING_MARKS)
     return NON_WORD.sub(" ", text.casefold()).strip()
 
 
@@ -81,7 +86,8 @@ def abstract_score(first: str, second: str) -> float:
     return fingerprint_score(abstract_fingerprint(first), abstract_fingerprint(second))
 
 
-def blocking_keys(key: str) -> set[str]:
+@functools.lru_cache(maxsize=8)  # asked twice for a new title: to find candidates, to file it
+def blocking_keys(key: str) -> frozenset[str]:
     """Return the keys under which a title looks for fuzzy candidates.
 
     Each key is the first (or last) few content words with one of them left out, so a
@@ -94,7 +100,7 @@ def blocking_keys(key: str) -> set[str]:
             keys.add(f"{end}:{window[0]}")
         for kept in combinations(window, max(len(window) - 1, 1)):
             keys.add(f"{end}:{' '.join(kept)}")
-    return keys
+    return frozenset(keys)
 
 
 def slugify(key: str) -> str:
@@ -234,12 +240,11 @@ class Deduplicator:
 
     def fuzzy_candidates(self, key: str) -> list[Paper]:
         """Return distinct papers sharing a blocking key, at most BLOCK_CANDIDATES per key."""
-        seen: dict[str, Paper] = {}
-        for block in blocking_keys(key):
-            for paper in self.block(block)[-BLOCK_CANDIDATES:]:
-                if paper.key != key:
-                    seen.setdefault(paper.id, paper)
-        return list(seen.values())
+        # A dict keeps each paper once, where it first came (a comprehension runs in C). The
+        # keys go in sorted order, not a set's, which changes with each process: candidates
+        # with equal title scores are taken in this order, so it must not change.
+        return list({paper.id: paper for block in sorted(blocking_keys(key))
+                     for paper in self.block(block)[-BLOCK_CANDIDATES:] if paper.key != key}.values())
 
     def papers_with_key(self, key: str) -> list[Paper]:
         """Return the papers whose title key is `key`, oldest first."""

@@ -140,3 +140,13 @@ def test_sql_plugin_normalizes_titles_exactly_as_the_build_does():
     spec.loader.exec_module(plugin)
     samples = [TITLE, "Réseaux — «neurones» à impulsions!", "SL^{2}A-INR_x", "  Ｆｕｌｌ width  ", ""]
     assert [plugin.title_key(s) for s in samples] == [title_key(s) for s in samples]
+
+
+def test_title_keys_drop_every_combining_mark_unicode_knows():
+    import sys
+    import unicodedata
+
+    from neuroai_papers.dedupe import COMBINING_MARKS, title_key
+    every = {cp for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))}
+    assert every == set(COMBINING_MARKS)
+    assert title_key("Ångström-scale Décodage: naïve Ｆｕｌｌ ｗｉｄｔｈ") == "angstrom scale decodage naive full width"
