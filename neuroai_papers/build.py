@@ -100,7 +100,7 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
     return paths
 
 
-def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList,
+def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList | list[str],
                    progress: Progress, stages: "Stages") -> list[ParsedDump]:
     """Parse the dumps one at a time and match each record as it comes (streaming).
 
@@ -120,12 +120,12 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList,
                 dedup.add(sighting)
                 if sighting.method == "new":
                     abstracts.append(record.abstract)
-                record.abstract = ""  # its paper's copy is on disk
+                record.abstract = ""  # the paper keeps its copy, in `abstracts`
         parsed.append(dump)
         records += len(dump.records)
         progress.update(f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} records, "
                         f"{len(dump.problems)} problems, layout {dump.layout} (so far "
-                        f"{records:,} records, {len(dedup.papers):,} papers)",
+                        f"{records:,} records, {len(dedup.papers):,} new papers)",
                         final=number == len(paths))
     return parsed
 
@@ -265,24 +265,8 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
         conn = writer.db.conn
         since = last_rowids(conn)
         dedup = StoredDeduplicator(conn)
-        abstracts: dict[int, str] = {}
-        parsed = []
-        for number, path in enumerate(new, 1):
-            with stages.timed("parse"):
-                dump = read_dump(path)
-            for problem in dump.problems:
-                progress.line(f"warning: {path}:{problem.line}: {problem.reason}: {problem.text[:80]!r}")
-            with stages.timed("dedupe"):
-                for record in dump.records:
-                    sighting = Sighting(dump.name, record)
-                    dedup.add(sighting)
-                    if sighting.method == "new":
-                        abstracts[dedup.papers[-1].number] = record.abstract
-                    record.abstract = ""
-            parsed.append(dump)
-            progress.update(f"parsed {number}/{len(new)} {path.name}: {len(dump.records)} records, "
-                            f"{len(dump.problems)} problems, layout {dump.layout}",
-                            final=number == len(new))
+        abstracts: list[str] = []
+        parsed = read_and_match(new, dedup, abstracts, progress, stages)
         with stages.timed("rows"):
             update = Update(conn, dedup, parsed, abstracts)
             expected, changed = apply_update(update, inputs.manifest, inputs.places, inputs.topics)

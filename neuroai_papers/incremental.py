@@ -193,7 +193,7 @@ class Update:
     conn: sqlite3.Connection
     dedup: StoredDeduplicator
     parsed: list[ParsedDump]  # the new dumps, in name order
-    abstracts: dict[int, str]  # new papers' abstracts, by paper number
+    abstracts: list[str]  # the new papers' abstracts, in the order of dedup.papers
 
     def __post_init__(self):
         self.conn.row_factory = sqlite3.Row
@@ -304,7 +304,8 @@ def apply_update(update: Update, manifest: dict, places: OrganizationIndex,
         insert_rows(conn, table, rows, first_id, rowids)
 
     # Topics and their evidence: the new papers only.
-    texts = [{"id": p.id, "title": p.title, "abstract": update.abstracts[p.number]} for p in dedup.papers]
+    new_papers = list(zip(dedup.papers, update.abstracts, strict=True))
+    texts = [{"id": p.id, "title": p.title, "abstract": abstract} for p, abstract in new_papers]
     evidence, new_topics = [], {}
     for paper, (assigned, rows) in zip(dedup.papers, topics_of_papers(texts, topics)):
         paper.topics = assigned
@@ -359,17 +360,17 @@ def apply_update(update: Update, manifest: dict, places: OrganizationIndex,
     # Papers: the new ones appended (rowid = number + 1), the others summarized again.
     names = dict(conn.execute("select id, name from organizations"))
     # A new paper's sightings are all new.
-    insert("papers", [paper_row(p, update.abstracts[p.number], update.order, names, places)
-                      for p in dedup.papers], rowids=[p.number + 1 for p in dedup.papers])
+    insert("papers", [paper_row(p, abstract, update.order, names, places) for p, abstract in new_papers],
+           rowids=[p.number + 1 for p in dedup.papers])
     conn.executemany(f"insert into {FTS_TABLE}(rowid, title, abstract) values (?, ?, ?)",
-                     [(p.number + 1, p.title, update.abstracts[p.number]) for p in dedup.papers])
+                     [(p.number + 1, p.title, abstract) for p, abstract in new_papers])
     again = {p.id: p for p in dedup.touched.values()}
     for paper_id in redated - update.new_ids:
         again.setdefault(paper_id, update.stored_paper_by_id(paper_id))
     for paper in again.values():
         resummarize(update, paper, names, places)
     insert("title_blocks", dedup.blocking_rows())
-    add_terms(conn, [(p.number + 1, p.title, update.abstracts[p.number]) for p in dedup.papers])
+    add_terms(conn, [(p.number + 1, p.title, abstract) for p, abstract in new_papers])
     return expected_counts(conn, update), set(again)
 
 
