@@ -276,15 +276,16 @@ def date_new_sightings(update: Update, captures: dict[str, Capture]) -> list[dic
 
 def redate_stored_dump(update: Update, name: str, capture: Capture) -> tuple[list[tuple], set[str]]:
     """Return the changed (published, date_method, id) of a stored dump's sightings under its
-    new capture, and the papers they belong to; raise CannotUpdate if a date turns impossible."""
+    new capture, and the papers of those sightings; raise CannotUpdate if a date turns
+    impossible (or possible)."""
     changes, papers = [], set()
     for row in update.conn.execute("select * from sightings where dump = ? order by position", (name,)):
         published, method = resolve_date(record_of(row).date, capture)
         if (method == INVALID) != (row["date_method"] == INVALID):
             raise CannotUpdate(f"a new dump makes a date of {name} line {row['end_line']} "
                                "impossible, which renumbers the problems")
-        papers.add(row["paper_id"])
         if (published, method) != (row["published"], row["date_method"]):
+            papers.add(row["paper_id"])
             changes.append((published, method, row["id"]))
             update.redates[(name, row["position"])] = (published, method)
     return changes, papers
