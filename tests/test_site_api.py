@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import re
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from datasette.app import Datasette
@@ -98,6 +100,56 @@ async def test_list_facets_count_the_papers_holding_each_value(ds, real_db, page
         assert all(count <= smallest_shown for pair in set(expected) - counts for count in pair[1:])
         if counts:
             assert f"{column}__arraycontains=" in ours[column]["results"][0]["toggle_url"]
+
+
+def loaded_facets_plugin():
+    """Return the facets plugin module as Datasette loaded it (its module state is the server's)."""
+    from datasette.plugins import pm
+    return pm.get_plugin("facets.py")
+
+
+async def test_list_facets_of_a_search_alone_are_counted_in_memory(ds, real_db):
+    """A search alone on an immutable database takes the in-memory path: the pairs of both
+    list columns are loaded once, and the counts are the SQL path's (the test above holds
+    the SQL path to Datasette's meaning)."""
+    facets = loaded_facets_plugin()
+    ours = (await get_json(ds, "/papers/papers.json?_size=0&_search=brain"))["facet_results"]
+    tasks = facets.LIST_INDEXES[ds]
+    assert {key[2] for key in tasks} == {"topics", "dumps"}
+    for column in ("topics", "dumps"):
+        index = tasks[("papers", "papers", column)].result(timeout=60)
+        assert len(index.rowids) == rows(real_db, f"select count(*) from papers, "
+                                                  f"json_each(papers.{column})")[0][0]
+        expected = rows(real_db, f"""select j.value, count(*) from papers, json_each(papers.{column}) j
+            where papers.rowid in (select rowid from papers_fts where papers_fts match 'brain')
+            group by 1 order by 2 desc, 1 limit 30""")
+        assert [(i["value"], i["count"]) for i in ours[column]["results"]] == expected
+        assert expected, column  # "brain" is common enough in the seed papers to count
+
+
+def test_list_index_counts_like_sql_on_random_arrays():
+    """ListIndex against SQLite's json_each on random arrays: repeated items in an array count
+    once, ties are ordered by item, empty and null arrays hold nothing."""
+    facets = loaded_facets_plugin()
+    generator = random.Random(7)
+    conn = sqlite3.connect(":memory:")
+    conn.execute("create table t (items text)")
+    names = [f"item-{n}" for n in range(40)] + ["Émile", "zeta", "Zeta"]
+    for _ in range(2000):
+        if generator.random() < 0.05:
+            conn.execute("insert into t values (null)")
+            continue
+        items = generator.choices(names, k=generator.randint(0, 6))
+        conn.execute("insert into t values (?)", [json.dumps(items)])
+    index = facets.ListIndex.load(conn, "t", "items")
+    for _ in range(20):
+        matched = sorted(generator.sample(range(1, 2001), generator.randint(0, 2000)))
+        conn.execute("drop table if exists m")
+        conn.execute("create table m (rowid_ integer primary key)")
+        conn.executemany("insert into m values (?)", [(r,) for r in matched])
+        expected = conn.execute("""select j.value, count(distinct t.rowid) from t, json_each(t.items) j
+            where t.rowid in (select rowid_ from m) group by 1 order by 2 desc, 1 limit 31""").fetchall()
+        assert index.counts(np.array(matched, dtype=np.int64), 31) == expected
 
 
 @pytest.mark.parametrize("page", FACET_PAGES)
