@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, blank_separated, rows, run_build
 from neuroai_papers.dedupe import (
@@ -150,3 +152,11 @@ def test_title_keys_drop_every_combining_mark_unicode_knows():
     every = {cp for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))}
     assert every == set(COMBINING_MARKS)
     assert title_key("Ångström-scale Décodage: naïve Ｆｕｌｌ ｗｉｄｔｈ") == "angstrom scale decodage naive full width"
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True, database=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=120))
+def test_the_ascii_fast_path_gives_the_general_title_key(text):
+    """title_key's ASCII shortcut (translate and split) must equal the regex it stands for."""
+    from neuroai_papers.dedupe import general_title_key
+    assert title_key(text) == general_title_key(text)

@@ -202,3 +202,14 @@ def test_any_bytes_are_read_or_refused_with_file_and_line(dump_path, data):
 def test_mutated_real_dumps_are_read_or_refused_with_file_and_line(dump_path, data):
     check_read(dump_path, data)
 
+
+
+@BOUNDED
+@given(st.lists(st.sampled_from([" ", "  ", "\t", "\u00a0", "\u200b", "\x07", "a", "é", "\n"]),
+                max_size=60).map("".join))
+def test_normalizing_collapses_every_run_of_spaces_as_the_regex_would(text):
+    """normalize_text collapses runs with str.replace; the result must be the regex's."""
+    from neuroai_papers.parse import (CONTROL, INVISIBLE, ODD_SPACES, RUN_OF_SPACES,
+                                      normalize_text)
+    expected = RUN_OF_SPACES.sub(" ", CONTROL.sub("", ODD_SPACES.sub(" ", INVISIBLE.sub("", text))))
+    assert normalize_text(text) == expected
