@@ -29,8 +29,8 @@ from .enrich import build_corpus, load_manifest, paper_rows, sighting_rows
 from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
                           last_rowids, manifest_entries, new_dumps)
 from .organizations import OrganizationIndex, load_reference
-from .parallel import TopicRules
-from .parse import DumpError, ParsedDump, read_dump
+from .parallel import DumpReader, TopicRules
+from .parse import DumpError, ParsedDump
 from .texts import DiskList
 from .topics import load_topics
 from .write import BuildCheckError, DatabaseWriter, load_metadata
@@ -104,29 +104,35 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
                    progress: Progress, stages: "Stages") -> list[ParsedDump]:
     """Parse the dumps one at a time and match each record as it comes (streaming).
 
-    Only one dump's lines are in memory at once. A new paper's abstract goes to `abstracts`
-    and no record keeps its own: matching reads the papers' fingerprints instead.
+    Only a few dumps' lines are in memory at once (see parallel.DumpReader, which parses
+    ahead in a second process on a large corpus). A new paper's abstract goes to
+    `abstracts` and no record keeps its own: matching reads the papers' fingerprints instead.
     """
     parsed = []
     records = 0
-    for number, path in enumerate(paths, 1):
-        with stages.timed("parse"):
-            dump = read_dump(path)
-        for problem in dump.problems:
-            progress.line(f"warning: {path}:{problem.line}: {problem.reason}: {problem.text[:80]!r}")
-        with stages.timed("dedupe"):
-            for record in dump.records:
-                sighting = Sighting(dump.name, record)
-                dedup.add(sighting)
-                if sighting.method == "new":
-                    abstracts.append(record.abstract)
-                record.abstract = ""  # the paper keeps its copy, in `abstracts`
-        parsed.append(dump)
-        records += len(dump.records)
-        progress.update(f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} records, "
-                        f"{len(dump.problems)} problems, layout {dump.layout} (so far "
-                        f"{records:,} records, {len(dedup.papers):,} new papers)",
-                        final=number == len(paths))
+    with DumpReader(paths) as reader:
+        if reader.process is not None:
+            progress.line(f"reading the dumps {reader.where}, matching here")
+        dumps = iter(reader)
+        for number, path in enumerate(paths, 1):
+            with stages.timed("parse"):  # or, with a reader process, waiting for it
+                dump, keys = next(dumps)
+            for problem in dump.problems:
+                progress.line(f"warning: {path}:{problem.line}: {problem.reason}: "
+                              f"{problem.text[:80]!r}")
+            with stages.timed("dedupe"):
+                for record, record_keys in zip(dump.records, keys, strict=True):
+                    sighting = Sighting(dump.name, record)
+                    dedup.add(sighting, record_keys)
+                    if sighting.method == "new":
+                        abstracts.append(record.abstract)
+                    record.abstract = ""  # the paper keeps its copy, in `abstracts`
+            parsed.append(dump)
+            records += len(dump.records)
+            progress.update(f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} "
+                            f"records, {len(dump.problems)} problems, layout {dump.layout} (so "
+                            f"far {records:,} records, {len(dedup.papers):,} new papers)",
+                            final=number == len(paths))
     return parsed
 
 

@@ -23,7 +23,7 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterator, MutableSequence
+from typing import Iterator, MutableSequence, NamedTuple
 from itertools import combinations
 
 from rapidfuzz import fuzz, process
@@ -113,6 +113,20 @@ def blocking_keys(key: str) -> frozenset[str]:
     return frozenset(keys)
 
 
+class RecordKeys(NamedTuple):
+    """What matching reads of a record, computed from the record alone (so a process that
+    parses the dumps can compute it too: see parallel.DumpReader)."""
+
+    title: str  # title_key
+    fingerprint: str  # abstract_fingerprint
+    blocks: frozenset[str]  # blocking_keys of the title key
+
+
+def record_keys(record: Record) -> RecordKeys:
+    key = title_key(record.title)
+    return RecordKeys(key, abstract_fingerprint(record.abstract), blocking_keys(key))
+
+
 def slugify(key: str) -> str:
     """Return a URL-friendly id of at most SLUG_MAX characters, cut at a word boundary."""
     slug = key.replace(" ", "-")
@@ -195,17 +209,16 @@ class Deduplicator:
         self.first_number = 0  # the number of the first paper in self.papers
         self.lookalike_pairs: set[tuple[str, str]] = set()
 
-    def add(self, sighting: Sighting) -> Paper:
-        """Return the paper the sighting belongs to (a new one if none matches)."""
+    def add(self, sighting: Sighting, keys: RecordKeys | None = None) -> Paper:
+        """Return the paper the sighting belongs to (a new one if none matches); `keys` are
+        the record's, if already computed."""
         record = sighting.record
-        key = title_key(record.title)
-        fingerprint = abstract_fingerprint(record.abstract)
+        keys = keys or record_keys(record)
         rejected: list[tuple[Paper, float, float]] = []
-        paper = self.match_exact(sighting, key, fingerprint, rejected) or self.match_fuzzy(
-            sighting, key, fingerprint, rejected
-        )
+        paper = self.match_exact(sighting, keys.title, keys.fingerprint, rejected) or \
+            self.match_fuzzy(sighting, keys, rejected)
         if paper is None:
-            paper = self.new_paper(key, record.title, fingerprint)
+            paper = self.new_paper(keys.title, record.title, keys.fingerprint, keys.blocks)
             sighting.method = "new"
         sighting.paper_id = paper.id
         paper.sightings.append(sighting)
@@ -226,13 +239,12 @@ class Deduplicator:
             rejected.append((paper, 100.0, score))
         return None
 
-    def match_fuzzy(self, sighting: Sighting, key: str, fingerprint: str,
-                    rejected: list) -> Paper | None:
-        candidates = self.fuzzy_candidates(key)
+    def match_fuzzy(self, sighting: Sighting, keys: RecordKeys, rejected: list) -> Paper | None:
+        candidates = self.fuzzy_candidates(keys.title, keys.blocks)
         if not candidates:
             return None
         matches = process.extract(
-            key,
+            keys.title,
             [paper.key for paper in candidates],
             scorer=fuzz.ratio,
             score_cutoff=TITLE_MIN_SCORE,
@@ -240,7 +252,7 @@ class Deduplicator:
         )
         for _, title_score, index in matches:
             paper = candidates[index]
-            score = fingerprint_score(self.fingerprints[paper.number], fingerprint)
+            score = fingerprint_score(self.fingerprints[paper.number], keys.fingerprint)
             if score >= ABSTRACT_MIN_SCORE:
                 sighting.method = "fuzzy_title"
                 self.record_merge(paper, sighting, title_score, score)
@@ -248,33 +260,36 @@ class Deduplicator:
             rejected.append((paper, title_score, score))
         return None
 
-    def fuzzy_candidates(self, key: str) -> list[Paper]:
-        """Return distinct papers sharing a blocking key, at most BLOCK_CANDIDATES per key."""
+    def fuzzy_candidates(self, key: str, blocks: frozenset[str] | None = None) -> list[Paper]:
+        """Return distinct papers sharing a blocking key, at most BLOCK_CANDIDATES per key;
+        `blocks` are the key's blocking keys, if already computed."""
         # A dict keeps each paper once, where it first came (a comprehension runs in C). The
         # keys go in sorted order, not a set's, which changes with each process: candidates
         # with equal title scores are taken in this order, so it must not change.
-        return list({paper.id: paper for block in sorted(blocking_keys(key))
+        return list({paper.id: paper for block in sorted(blocks or blocking_keys(key))
                      for paper in self.block(block)[-BLOCK_CANDIDATES:] if paper.key != key}.values())
 
     def papers_with_key(self, key: str) -> list[Paper]:
         """Return the papers whose title key is `key`, oldest first."""
         return self.by_key.get(key, [])
 
-    def new_paper(self, key: str, title: str, fingerprint: str) -> Paper:
-        return self.restore_paper(self.unique_id(slugify(key)), key, title, fingerprint)
+    def new_paper(self, key: str, title: str, fingerprint: str,
+                  blocks: frozenset[str] | None = None) -> Paper:
+        return self.restore_paper(self.unique_id(slugify(key)), key, title, fingerprint, blocks)
 
-    def restore_paper(self, paper_id: str, key: str, title: str, fingerprint: str) -> Paper:
+    def restore_paper(self, paper_id: str, key: str, title: str, fingerprint: str,
+                      blocks: frozenset[str] | None = None) -> Paper:
         """Add a paper under an id already chosen (by new_paper, or by a previous build)."""
         paper = Paper(paper_id, key, title, self.first_number + len(self.papers))
         self.ids.add(paper_id)
         self.fingerprints.append(fingerprint)
         self.papers.append(paper)
         self.by_key.setdefault(key, []).append(paper)
-        self.add_to_blocks(paper)
+        self.add_to_blocks(paper, blocks or blocking_keys(key))
         return paper
 
-    def add_to_blocks(self, paper: Paper) -> None:
-        for block in blocking_keys(paper.key):
+    def add_to_blocks(self, paper: Paper, blocks: frozenset[str]) -> None:
+        for block in blocks:
             held = self.blocks.get(hash(block))
             if held is None:
                 self.blocks[hash(block)] = paper

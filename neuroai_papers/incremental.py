@@ -39,7 +39,8 @@ from datetime import date
 from pathlib import Path
 from typing import Iterator
 
-from .dedupe import BLOCK_CANDIDATES, Deduplicator, Paper, Sighting, abstract_fingerprint
+from .dedupe import (BLOCK_CANDIDATES, Deduplicator, Paper, RecordKeys, Sighting,
+                     abstract_fingerprint)
 from .enrich import (INVALID, INVALID_DATE_REASON, Capture, capture_columns, dump_row,
                      infer_capture, make_organization_rows, paper_row, problem_row,
                      read_dates_by_paper, resolve_date, sighting_row)
@@ -156,8 +157,8 @@ class StoredDeduplicator(Deduplicator):
             "select 1 from lookalikes where paper_id = ? and other_paper_id = ?", pair
         ).fetchone() is not None
 
-    def add(self, sighting: Sighting) -> Paper:
-        paper = super().add(sighting)
+    def add(self, sighting: Sighting, keys: RecordKeys | None = None) -> Paper:
+        paper = super().add(sighting, keys)
         if paper.number < self.first_number:
             self.touched[paper.number] = paper
         return paper

@@ -1,16 +1,24 @@
-"""The topic rules on two cores: a worker process takes the second half of the papers.
+"""Work on two cores: a worker process parses the dumps ahead of matching, and another
+takes the second half of the papers' topic rules.
 
-Matching the topic rules is the longest stage of the build that can be cut in two, since a
-paper's topics depend on its own title and abstract only. From WORKER_MIN_PAPERS papers on,
-a worker matches the second half of the papers while the build matches the first; the
-build then reads the worker's results, so the rows come out in paper order as if one
-process had made them all (a test holds them equal).
+Reading (DumpReader). Parsing a dump and computing its records' keys (title key, abstract
+fingerprint, blocking keys: dedupe.record_keys) depend on the dump alone, while matching
+depends on every record before. From READER_MIN_BYTES of dumps on, a worker parses the
+dumps in name order and sends each, with its keys, through a bounded queue, while the build
+matches the dumps already sent: a million records spend about 60 s on parsing and keys,
+which then overlap with matching. A dump the worker refuses is refused with the same
+DumpError, at the same place in the order, as if the build had read it itself.
 
-The worker is a fresh Python process (spawned, not forked: a fork would share the build's
-memory only until it touched it). It reads the papers' ids and titles and their abstracts
-from scratch files, writes its results to a scratch database of its own, and dies with the
-build if the build is killed. A failure in it fails the build with one line, like any other.
-Small corpora skip the worker: starting a Python process costs more than it saves.
+Topics (TopicRules). Matching the topic rules is the longest stage of the build that can be
+cut in two, since a paper's topics depend on its own title and abstract only. From
+WORKER_MIN_PAPERS papers on, a worker matches the second half of the papers while the build
+matches the first; the build then reads the worker's results, so the rows come out in paper
+order as if one process had made them all (a test holds them equal).
+
+Each worker is a fresh Python process (spawned, not forked: a fork would share the build's
+memory only until it touched it), and dies with the build if the build is killed. A failure
+in it fails the build with one line, like any other. Small corpora skip the workers:
+starting a Python process costs more than it saves.
 """
 
 from __future__ import annotations
@@ -18,20 +26,110 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import queue
 import signal
 import sqlite3
 from contextlib import suppress
 from pathlib import Path
 from typing import Iterator
 
-from .dedupe import Paper
+from .dedupe import Paper, RecordKeys, record_keys
+from .parse import DumpError, ParsedDump, read_dump
 from .texts import DiskList
 from .topics import Topic, load_topics, topics_of_papers
 from .write import TABLES, BuildCheckError
 
 EVIDENCE = list(TABLES["paper_topics"][0])
 WORKER_MIN_PAPERS = 10_000
+READER_MIN_BYTES = 16_000_000  # about 10,000 records
+READ_AHEAD = 16  # parsed dumps waiting in the queue at most (bounds the memory they take)
 PR_SET_PDEATHSIG = 1
+
+
+class DumpReader:
+    """The dumps in name order, parsed, each with its records' keys."""
+
+    def __init__(self, paths: list[Path], min_bytes: int = READER_MIN_BYTES):
+        self.paths = paths
+        self.process = None
+        if sum(map(file_size, paths)) >= min_bytes:
+            context = multiprocessing.get_context("spawn")
+            self.queue = context.Queue(maxsize=READ_AHEAD)
+            self.process = context.Process(target=read_ahead, args=(os.getpid(), paths, self.queue),
+                                           daemon=True)
+            self.process.start()
+
+    @property
+    def where(self) -> str:
+        return "in this process" if self.process is None else f"in process {self.process.pid}"
+
+    def __iter__(self) -> Iterator[tuple[ParsedDump, list[RecordKeys]]]:
+        if self.process is None:
+            for path in self.paths:
+                dump = read_dump(path)
+                yield dump, [record_keys(record) for record in dump.records]
+            return
+        for _ in self.paths:
+            message = self.next_message()
+            if message[0] == "refused":
+                raise DumpError(message[1])
+            if message[0] == "failed":
+                raise BuildCheckError(f"reading the dumps: {message[1]}")
+            yield message[1], message[2]
+
+    def next_message(self) -> tuple:
+        """Return the worker's next message; fail if it died without sending one."""
+        while True:
+            try:
+                return self.queue.get(timeout=1.0)
+            except queue.Empty:
+                if self.process.is_alive():
+                    continue
+            try:  # it may have sent its last message just before it ended
+                return self.queue.get(timeout=1.0)
+            except queue.Empty:
+                raise BuildCheckError(f"reading the dumps: the worker process ended with exit "
+                                      f"code {self.process.exitcode}") from None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join()
+            self.queue.close()
+
+    def __enter__(self) -> "DumpReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def file_size(path: Path) -> int:
+    """Return the file's size, 0 if it cannot be read (read_dump then says why)."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
+
+
+def read_ahead(build: int, paths: list[Path], out) -> None:
+    """The reader worker: ("dump", parsed, keys) for each dump in order, or ("refused",
+    why) for the first dump refused; ("failed", why) and exit 3 if anything else fails."""
+    die_with_parent(build)
+    try:
+        for path in paths:
+            try:
+                dump = read_dump(path)
+            except DumpError as error:
+                out.put(("refused", str(error)))
+                return
+            out.put(("dump", dump, [record_keys(record) for record in dump.records]))
+    except BaseException as error:  # the build reports it in its one error line
+        out.put(("failed", f"{type(error).__name__}: {error}"))
+        out.close()
+        out.join_thread()  # the message must leave before the process does
+        os._exit(3)
 
 
 class TopicRules:

@@ -131,14 +131,16 @@ def parent_of(pid: int) -> int | None:
     return int(re.search(r"^PPid:\s*(\d+)$", status, re.M)[1])
 
 
-def test_killing_the_build_also_ends_its_topic_rules_worker(tmp_path):
+@pytest.mark.parametrize("announced", ["reading the dumps", "topics:"],
+                         ids=["dump reader", "topic rules"])
+def test_killing_the_build_also_ends_its_worker(tmp_path, announced):
     # Enough papers that the worker needs seconds of its own: an orphan would still be there.
     dumps = tmp_path / "dumps"
     generate_corpus(dumps, 30_000, seed=12)
     out = tmp_path / "papers.db"
     process = start_build(dumps, out)
     for line in process.stderr:
-        if line.startswith("topics:"):
+        if line.startswith(announced):
             break
     worker = int(re.search(r"in process (\d+)", line)[1])
     assert parent_of(worker) == process.pid
