@@ -4,33 +4,33 @@
 row by joining every item with the whole row (`select distinct j.value, inner.* ...`), which
 copies every column of every matching row, abstracts included: on 15,000 papers the topics
 facet gave up after the site's 400 ms facet limit. The build writes every array with
-distinct values, so counting items needs only that one column. With no filter and no
-search the counts are already in the database (topics.papers, dumps.papers, which the
-build computes from the same arrays), so the page reads them instead of every paper's
-array: at a million papers that took 1.5 s. The links filter with Datasette's own
-`topics__arraycontains=`. A search that matches half of a million papers is the hard case:
-reading 540,000 arrays took 1.2 s, mostly looking up each paper's row. So when a search
-alone filters an immutable database, the facet counts in memory instead (ListIndex): every
-(paper rowid, item) pair of the column is loaded once per server process (1.7 s for both
-list columns at a million papers, started when the server starts), the search's rowids come
-from the full-text index as one string, and numpy counts the pairs whose paper matched.
-That takes about 70 ms at a million papers for the two facets together. Any other filter
-goes the SQL way (the filtered set is then usually small); so does a mutable database, where
-loaded pairs could go stale.
+distinct values, so counting items needs only that one column; with no filter and no search
+the counts are already in the database (topics.papers, dumps.papers, which the build
+computes from the same arrays). The links filter with Datasette's own
+`topics__arraycontains=`.
 
 `indexed` (the plain columns: published_year, organization, ...). Datasette's column facet
 counts `select col ... from (<the page's query>)`, which SQLite answers by looking up each
-matching row of papers (a whole row, abstract included) and then sorting the values: at a
-million papers a common word's search (540,000 rows) took 550 ms per facet. When the page
-has no filter but its search, this facet reads the column's index instead: the index holds
-every value with its rowid, in value order, so each entry is checked against the search's
-rowids and counted without touching the table and without a sort. Any other filter goes
-Datasette's way (the filtered set is then usually small). The facet's links are the column
-facet's own (`?published_year=2025`).
+matching row of papers (a whole row, abstract included) and then sorting the values. The
+links are the column facet's own (`?published_year=2025`).
+
+A search that matches half of a million papers is the hard case: counting through SQL took
+1.2 s for a list facet (mostly looking up each paper's row) and 170 ms for a plain column
+even when read from the column's index. So when nothing but a search filters the page of an
+immutable database (or, for plain columns, nothing filters it), the facets count in memory
+(ValueIndex): every (rowid, value) pair of each facet column is loaded once per server
+process, in a thread started when the server starts (about 2.5 s for all seven at a
+million papers); the search's rowids are read from the full-text index once per page, as
+one string; numpy counts the pairs whose row matched. All seven facets of such a page then
+take about 100 ms together at a million papers. Any other filter goes the SQL way (the
+filtered set is then usually small, and the plain columns read their index when they can);
+so does a mutable database, where loaded pairs could go stale. Tests hold every path equal
+to Datasette's own facets.
 """
 
 import asyncio
 import copy
+import functools
 import json
 import re
 import sqlite3
@@ -38,7 +38,7 @@ import threading
 import weakref
 from array import array
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,6 +56,13 @@ STORED_COUNTS = {
 
 # The longest rowid list a search may give (in bytes): 8 bytes per paper for 100 million.
 GROUP_CONCAT_MAX = 800_000_000
+
+# Clauses of Datasette's own filters, as its templates write them: `?topics__arraycontains=`,
+# and the column filters that compare with one parameter (`?published_year=2025`, `__gt=` ...).
+IDENTIFIER = r'(?:"[^"]+"|\[[^\]]+\])'
+ARRAY_CONTAINS = re.compile(rf":(?P<param>p\d+) in \(select value from json_each\("
+                            rf"(?P<table>{IDENTIFIER})\.(?P<column>{IDENTIFIER})\)\)")
+COMPARISON = re.compile(rf"{IDENTIFIER} (?:=|!=|>=|<=|>|<|like|not like|glob) :p\d+")
 
 # The query Datasette hands to facets: `select <columns> from <table> [where ...]`.
 PAGE_QUERY = re.compile(r"select .+? from (?P<table>\S+)(?: where (?P<where>.*?))?\s*$", re.S)
@@ -84,74 +91,193 @@ async def run_facet_query(facet, sql: str, params: dict):
                                   custom_time_limit=facet.ds.setting("facet_time_limit_ms"))
 
 
-@dataclass
-class ListIndex:
-    """Every (paper rowid, item) pair of one list column, as two parallel numpy arrays."""
+def sqlite_order(value) -> tuple:
+    """Sort key of SQLite's order for values of mixed types: numbers, then text, then blobs."""
+    if isinstance(value, (int, float)):
+        return (0, value)
+    return (1, value) if isinstance(value, str) else (2, value)
 
-    labels: list[str]  # item number -> the item
+
+@dataclass
+class ValueIndex:
+    """Every (rowid, value) pair of one column, as parallel numpy arrays: for a list column,
+    each distinct item of the row's JSON array; for a plain column, its value unless null."""
+
+    values: list  # value number -> the value
     rowids: np.ndarray
-    items: np.ndarray  # item numbers
+    numbers: np.ndarray  # value numbers
+    every_row: list | None = field(default=None, repr=False)  # counts of the whole table
+    numbers_of: dict | None = field(default=None, repr=False)  # value -> its number
 
     @classmethod
-    def load(cls, conn, table: str, column: str) -> "ListIndex":
-        numbers: dict[str, int] = {}
-        items_of: dict[str, list[int]] = {}  # many papers share an array: parse each once
-        rowids, items = array("q"), array("q")
-        for rowid, text in conn.execute(f"select rowid, {escape_sqlite(column)} from "
-                                        f"{escape_sqlite(table)} where {escape_sqlite(column)} "
-                                        f"is not null"):
-            numbered = items_of.get(text)
-            if numbered is None:
-                numbered = items_of[text] = [numbers.setdefault(item, len(numbers))
-                                             for item in dict.fromkeys(json.loads(text))]
-            rowids.extend([rowid] * len(numbered))
-            items.extend(numbered)
-        return cls(list(numbers), np.frombuffer(rowids, np.int64), np.frombuffer(items, np.int64))
+    def load(cls, conn, table: str, column: str, is_list: bool) -> "ValueIndex":
+        numbers: dict = {}
+        numbered_arrays: dict[str, list[int]] = {}  # many rows share an array: parse each once
+        rowids, numbered = array("q"), array("q")
+        for rowid, value in conn.execute(f"select rowid, {escape_sqlite(column)} from "
+                                         f"{escape_sqlite(table)} where {escape_sqlite(column)} "
+                                         f"is not null"):
+            if not is_list:
+                rowids.append(rowid)
+                numbered.append(numbers.setdefault(value, len(numbers)))
+                continue
+            items = numbered_arrays.get(value)
+            if items is None:
+                items = numbered_arrays[value] = [numbers.setdefault(item, len(numbers))
+                                                  for item in dict.fromkeys(json.loads(value))]
+            rowids.extend([rowid] * len(items))
+            numbered.extend(items)
+        return cls(list(numbers), np.frombuffer(rowids, np.int64), np.frombuffer(numbered, np.int64))
 
-    def counts(self, matched: np.ndarray, limit: int) -> list[tuple[str, int]]:
-        """Return the `limit` items held by most of the `matched` rowids, with how many hold
-        each: count desc, then item, as the SQL query orders them."""
+    def counts(self, matched: np.ndarray | None, limit: int) -> list[tuple]:
+        """Return the `limit` values held by most of the `matched` rows (None: by most rows),
+        with how many rows hold each: count desc, then value, as the facets' SQL orders them."""
+        if matched is None:
+            if self.every_row is None:
+                self.every_row = self.ordered(np.bincount(self.numbers, minlength=len(self.values)))
+            return self.every_row[:limit]
         size = max(int(self.rowids.max(initial=0)), int(matched.max(initial=0))) + 1
         selected = np.zeros(size, dtype=bool)
         selected[matched] = True
-        counts = np.bincount(self.items[selected[self.rowids]], minlength=len(self.labels))
-        found = [(-int(counts[n]), label) for n, label in enumerate(self.labels) if counts[n]]
-        return [(label, -negative) for negative, label in sorted(found)[:limit]]
+        held = self.numbers[selected[self.rowids]]
+        return self.ordered(np.bincount(held, minlength=len(self.values)))[:limit]
+
+    def rowids_holding(self, value) -> np.ndarray:
+        """Return the rowids whose column holds `value` (text compared as SQLite compares it)."""
+        if self.numbers_of is None:
+            self.numbers_of = {value: n for n, value in enumerate(self.values)}
+        number = self.numbers_of.get(value)
+        if number is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(self.rowids[self.numbers == number])
+
+    def ordered(self, counts: np.ndarray) -> list[tuple]:
+        found = [(value, int(counts[n])) for n, value in enumerate(self.values) if counts[n]]
+        return sorted(found, key=lambda pair: (-pair[1], sqlite_order(pair[0])))
 
 
-# One load per server and database, in a thread of its own, shared by every request: the
-# startup hook runs before the server's event loop exists, so a future of the concurrent
+# One load per server, database and column, in a thread of its own, shared by every request:
+# the startup hook runs before the server's event loop exists, so futures of the concurrent
 # kind, which any loop can await. Weakly keyed by the Datasette instance, so a test's
 # instance and its arrays go together.
-LIST_INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-LOADING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-facets")
+VALUE_INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+LOADING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facet-values")
 LOADING_LOCK = threading.Lock()
+# The rowids a page's search matched, read once for all its facets (keyed by the request).
+MATCHED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def list_index(datasette, database: str, table: str, column: str) -> Future:
-    """Return the future of the column's ListIndex (loading starts on first need)."""
-    def load() -> ListIndex:
+def value_index(datasette, database: str, table: str, column: str, is_list: bool) -> Future:
+    """Return the future of the column's ValueIndex (loading starts on first need)."""
+    def load() -> ValueIndex:
         conn = datasette.get_database(database).connect()
         try:
-            return ListIndex.load(conn, table, column)
+            return ValueIndex.load(conn, table, column, is_list)
         finally:
             conn.close()
 
     with LOADING_LOCK:
-        futures = LIST_INDEXES.setdefault(datasette, {})
+        futures = VALUE_INDEXES.setdefault(datasette, {})
         key = (database, table, column)
         if key not in futures:
             futures[key] = LOADING.submit(load)
         return futures[key]
 
 
-def list_facet_columns(datasette):
-    """Yield (database, table, column) for every `list` facet metadata.yml declares."""
-    for database, config in (datasette.metadata("databases") or {}).items():
-        for table, table_config in (config.get("tables") or {}).items():
-            for facet in table_config.get("facets") or []:
-                if isinstance(facet, dict) and "list" in facet:
-                    yield database, table, facet["list"]
+async def matched_rowids(facet, where: str, sources: list[tuple]) -> np.ndarray:
+    """Return the rowids of the page's rows (read once per page, for every facet)."""
+    pending = MATCHED.setdefault(facet.request, {})
+    key = (facet.database, facet.table, where)
+    if key not in pending:
+        pending[key] = asyncio.ensure_future(read_matched_rowids(facet, sources))
+    return await pending[key]
+
+
+def rowid_sources(facet, where: str) -> list[tuple] | None:
+    """Return how to find the rowids the page's where clause selects, clause by clause:
+    ("sql", query) for a query giving them as one string, ("items", column, parameter) for
+    the rows whose list column holds an item (found from the column's pairs in memory).
+
+    Datasette joins the page's clauses with " and ". A search is asked of the full-text
+    index, which gives its rowids at once; Datasette's column filters each use their
+    column's index. A clause in no form known here (a visitor's `_where=`, say) gives None:
+    the facets then count Datasette's way, under every limit on visitors' SQL, since the
+    queries here lift the limit on the length of a value.
+    """
+    fts_table = facet.metadata.get("fts_table")
+    searches = search_clauses(fts_table, facet.metadata.get("fts_pk", "rowid")) if fts_table else {}
+    lists = {column for database, table, column, is_list in declared_facets(facet.ds)
+             if is_list and (database, table) == (facet.database, facet.table)}
+    table = escape_sqlite(facet.table)
+    sources = []
+    for clause in where.split(" and "):
+        contains = ARRAY_CONTAINS.fullmatch(clause)
+        if clause in searches:
+            fts = escape_sqlite(fts_table)
+            sources.append(("sql", f"select group_concat(rowid, ' ') from {fts} "
+                                   f"where {fts} match {searches[clause]}"))
+        elif contains and contains["table"][1:-1] == facet.table and contains["column"][1:-1] in lists:
+            sources.append(("items", contains["column"][1:-1], contains["param"]))
+        elif COMPARISON.fullmatch(clause):
+            sources.append(("sql", f"select group_concat(rowid, ' ') from {table} where {clause}"))
+        else:
+            return None
+    return sources
+
+
+async def read_matched_rowids(facet, sources: list[tuple]) -> np.ndarray:
+    """Return the rowids the sources select: the rows every one of them agrees on."""
+    queries = [source[1] for source in sources if source[0] == "sql"]
+    found = [np.array(text.split(), dtype=np.int64)
+             for text in await read_rowid_strings(facet, queries)]
+    for _, column, param in (source for source in sources if source[0] == "items"):
+        index = await asyncio.wrap_future(
+            value_index(facet.ds, facet.database, facet.table, column, is_list=True))
+        found.append(index.rowids_holding(facet.params[param]))
+    return functools.reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), found)
+
+
+async def read_rowid_strings(facet, queries: list[str]) -> list[str]:
+    """Run the queries under one facet time limit; each gives rowids as one string (a row
+    per rowid would take twice as long in Python)."""
+    limit_ms = min(facet.ds.setting("facet_time_limit_ms"), facet.ds.sql_time_limit_ms)
+    params = facet.params
+
+    def read(conn) -> list[str]:
+        # A string is about 8 bytes per row, over the 32 kB a value may hold in visitors'
+        # queries (plugins/sql_limits.py): lifted for these queries of ours.
+        previous = conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, GROUP_CONCAT_MAX)
+        try:
+            with sqlite_timelimit(conn, limit_ms):
+                cursor = conn.cursor()
+                cursor.row_factory = None
+                return [cursor.execute(sql, params).fetchone()[0] or "" for sql in queries]
+        except sqlite3.OperationalError as error:
+            if error.args == ("interrupted",):
+                raise QueryInterrupted(error, "; ".join(queries), params) from None
+            raise
+        finally:
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, previous)
+
+    return await facet.ds.get_database(facet.database).execute_fn(read)
+
+
+async def counted_in_memory(facet, column: str, limit: int, every_row: bool) -> list | None:
+    """Return the column's `limit` most held values with their counts, counted in memory; or
+    None if the page cannot be (a mutable database, a query or a filter of another shape,
+    or no filter unless `every_row`)."""
+    if facet.ds.get_database(facet.database).is_mutable:
+        return None
+    where = page_filters(facet.sql)
+    if where is None or (where == "" and not every_row):
+        return None
+    sources = rowid_sources(facet, where) if where else []
+    if sources is None:
+        return None
+    matched = await matched_rowids(facet, where, sources) if where else None
+    index = await asyncio.wrap_future(value_index(facet.ds, facet.database, facet.table, column,
+                                                  is_list=facet.type == ListFacet.type))
+    return index.counts(matched, limit)
 
 
 class ListFacet(ArrayFacet):
@@ -159,48 +285,6 @@ class ListFacet(ArrayFacet):
 
     async def suggest(self):
         return []  # declared in metadata.yml, never suggested
-
-    def search_only(self) -> str | None:
-        """Return the match expression if a search alone filters an immutable database."""
-        fts_table = self.metadata.get("fts_table")
-        if not fts_table or self.ds.get_database(self.database).is_mutable:
-            return None
-        return search_clauses(fts_table, self.metadata.get("fts_pk", "rowid")).get(
-            page_filters(self.sql))
-
-    async def matched_rowids(self, match: str) -> np.ndarray:
-        """Return the rowids the page's search matches, read from the index as one string
-        under the facet time limit (a row per rowid would take twice as long in Python)."""
-        fts = escape_sqlite(self.metadata["fts_table"])
-        sql = f"select group_concat(rowid, ' ') from {fts} where {fts} match {match}"
-        limit_ms = min(self.ds.setting("facet_time_limit_ms"), self.ds.sql_time_limit_ms)
-
-        def read(conn) -> str:
-            # The string is about 8 bytes per paper, over the 32 kB a value may hold in
-            # visitors' queries (plugins/sql_limits.py): lifted for this one query of ours.
-            previous = conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, GROUP_CONCAT_MAX)
-            try:
-                with sqlite_timelimit(conn, limit_ms):
-                    cursor = conn.cursor()
-                    cursor.row_factory = None
-                    return cursor.execute(sql, self.params).fetchone()[0] or ""
-            except sqlite3.OperationalError as error:
-                if error.args == ("interrupted",):
-                    raise QueryInterrupted(error, sql, self.params) from None
-                raise
-            finally:
-                conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, previous)
-
-        text = await self.ds.get_database(self.database).execute_fn(read)
-        return np.array(text.split(), dtype=np.int64)
-
-    async def value_counts(self, column: str, limit: int, matched) -> list[tuple[str, int]]:
-        if matched is not None:
-            index = await asyncio.wrap_future(
-                list_index(self.ds, self.database, self.table, column))
-            return index.counts(await matched, limit)
-        rows = await run_facet_query(self, self.count_query(column, limit), self.params)
-        return [(row["value"], row["count"]) for row in rows.rows]
 
     def count_query(self, column: str, limit: int) -> str:
         stored = STORED_COUNTS.get((self.table, column))
@@ -210,18 +294,23 @@ class ListFacet(ArrayFacet):
                 f"from ({self.sql}) as inner_rows, json_each(inner_rows.{escape_sqlite(column)}) j "
                 f"group by j.value order by count(*) desc, j.value limit {limit}")
 
+    async def value_counts(self, column: str, limit: int) -> list[tuple]:
+        # With nothing filtered the stored counts answer at once, loaded or not.
+        counts = await counted_in_memory(self, column, limit, every_row=False)
+        if counts is None:
+            rows = await run_facet_query(self, self.count_query(column, limit), self.params)
+            counts = [(row["value"], row["count"]) for row in rows.rows]
+        return counts
+
     async def facet_results(self):
         results, timed_out = [], []
         size = self.get_facet_size()
         pairs = self.get_querystring_pairs()
-        match = self.search_only()
-        # The search's rowids are read once for all the list facets of the page.
-        matched = None if match is None else asyncio.ensure_future(self.matched_rowids(match))
         for source_and_config in self.get_configs():
             config = source_and_config["config"]
             column = config.get("column") or config["simple"]
             try:
-                counts = await self.value_counts(column, size + 1, matched)
+                counts = await self.value_counts(column, size + 1)
             except QueryInterrupted:
                 timed_out.append(column)
                 continue
@@ -246,7 +335,7 @@ class ListFacet(ArrayFacet):
 
 
 class IndexedFacet(ColumnFacet):
-    """Datasette's column facet, counted from the column's index when only a search filters."""
+    """Datasette's column facet, counted in memory or from the column's index when it can."""
 
     type = "indexed"
 
@@ -256,22 +345,51 @@ class IndexedFacet(ColumnFacet):
     async def facet_results(self):
         indexes = await self.ds.get_database(self.database).execute_fn(self.single_column_indexes)
         where = self.index_friendly_filters()
+        size = self.get_facet_size()
         results, timed_out = [], []
         for config in self.get_configs():
             column = config["config"].get("column") or config["config"]["simple"]
-            one = copy.copy(self)  # ColumnFacet's own code, for this column and its query
-            one.get_configs = lambda config=config: [config]
-            if where is not None and column in indexes:
-                one.sql = (f"select {escape_sqlite(column)} from {escape_sqlite(self.table)} "
-                           f"indexed by {escape_sqlite(indexes[column])}"
-                           + (f" where {where}" if where else ""))
-            found, gave_up = await ColumnFacet.facet_results(one)
+            try:
+                counts = await counted_in_memory(self, column, size + 1, every_row=True)
+            except QueryInterrupted:
+                timed_out.append(column)
+                continue
+            if counts is not None:
+                found, gave_up = [await self.column_result(column, config, counts, size)], []
+            else:
+                one = copy.copy(self)  # ColumnFacet's own code, for this column and its query
+                one.get_configs = lambda config=config: [config]
+                if where is not None and column in indexes:
+                    one.sql = (f"select {escape_sqlite(column)} from {escape_sqlite(self.table)} "
+                               f"indexed by {escape_sqlite(indexes[column])}"
+                               + (f" where {where}" if where else ""))
+                found, gave_up = await ColumnFacet.facet_results(one)
             for facet in found:
                 facet["toggle_url"] = self.ds.urls.path(
                     path_with_removed_args(self.request, {f"_facet_{self.type}": column}))
             results += found
             timed_out += gave_up
         return results, timed_out
+
+    async def column_result(self, column: str, config: dict, counts: list, size: int) -> dict:
+        """Return the facet as ColumnFacet.facet_results words it, from counts made here."""
+        pairs = self.get_querystring_pairs()
+        shown = counts[:size]
+        labels = await self.ds.expand_foreign_keys(self.database, self.table, column,
+                                                   [value for value, _ in shown])
+        column_qs = f"{column}__exact" if column.startswith("_") else column
+        values = []
+        for value, count in shown:
+            selected = (column_qs, str(value)) in pairs
+            toggle = (path_with_removed_args(self.request, {column_qs: str(value)}) if selected
+                      else path_with_added_args(self.request, {column_qs: value}))
+            values.append({
+                "value": value, "label": labels.get((column, value), value), "count": count,
+                "toggle_url": self.ds.absolute_url(self.request, self.ds.urls.path(toggle)),
+                "selected": selected,
+            })
+        return {"name": column, "type": self.type, "hideable": config["source"] != "metadata",
+                "results": values, "truncated": len(counts) > size}
 
     def single_column_indexes(self, conn) -> dict[str, str]:
         """Return {column: index} for the single-column indexes of the table."""
@@ -292,6 +410,18 @@ class IndexedFacet(ColumnFacet):
         return None
 
 
+def declared_facets(datasette):
+    """Yield (database, table, column, is_list) for every facet of ours that metadata declares."""
+    kinds = {ListFacet.type: True, IndexedFacet.type: False}
+    for database, config in (datasette.metadata("databases") or {}).items():
+        for table, table_config in (config.get("tables") or {}).items():
+            for facet in table_config.get("facets") or []:
+                if isinstance(facet, dict):
+                    for kind, column in facet.items():
+                        if kind in kinds:
+                            yield database, table, column, kinds[kind]
+
+
 @hookimpl
 def register_facet_classes():
     return [ListFacet, IndexedFacet]
@@ -299,7 +429,7 @@ def register_facet_classes():
 
 @hookimpl
 def startup(datasette):
-    """Start loading the list facets' pairs as the server starts, so no visitor waits for it."""
-    for database, table, column in list_facet_columns(datasette):
+    """Start loading the facets' values as the server starts, so no visitor waits for it."""
+    for database, table, column, is_list in declared_facets(datasette):
         if database in datasette.databases and not datasette.get_database(database).is_mutable:
-            list_index(datasette, database, table, column)
+            value_index(datasette, database, table, column, is_list)

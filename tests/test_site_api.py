@@ -8,6 +8,7 @@ import random
 import re
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -63,8 +64,15 @@ async def test_default_facets_come_back_with_counts_that_add_up(ds, real_db):
     assert set(facets) == set(names)
 
 
+# Every way a page's facets are counted: nothing filtered, a search alone, a search with
+# column and array filters (each clause read on its own), a clause of no known form (`_where`,
+# the whole where clause read at once), and nothing matched.
 FACET_PAGES = ["", "_search=fmri", "_search=spiking+network", "_search=spiking&published_year=2025",
-               "_search=decoding&dumps_seen=1", "published_year=2024", "_search=zzzznothing"]
+               "_search=decoding&dumps_seen=1", "published_year=2024", "_search=zzzznothing",
+               "topics__arraycontains=transformers", "_search=brain&topics__arraycontains=fMRI",
+               "dumps__arraycontains=001_be74241cc718eecc.txt&dumps_seen__gt=1",
+               "topics__arraycontains=no-such-topic", "_where=authors+>+5&_search=neural",
+               "_search=model&_searchmode=raw&published_year__gte=2025"]
 
 
 def search_and_filters(page: str) -> tuple[str, list]:
@@ -73,8 +81,19 @@ def search_and_filters(page: str) -> tuple[str, list]:
     for pair in filter(None, page.split("&")):
         key, value = pair.split("=")
         value = value.replace("+", " ")
+        if key == "_searchmode":
+            continue
         if key == "_search":
             clauses.append("papers.rowid in (select rowid from papers_fts where papers_fts match ?)")
+        elif key == "_where":
+            clauses.append(value)
+            continue
+        elif key.endswith("__arraycontains"):
+            clauses.append(f"? in (select value from json_each(papers.{key.split('__')[0]}))")
+        elif key.endswith("__gt") or key.endswith("__gte"):
+            column, lookup = key.split("__")
+            clauses.append(f"papers.{column} {'>' if lookup == 'gt' else '>='} ?")
+            value = int(value)
         else:
             clauses.append(f"papers.{key} = ?")
             value = int(value)
@@ -98,8 +117,8 @@ async def test_list_facets_count_the_papers_holding_each_value(ds, real_db, page
         assert len(counts) == min(len(expected), 30)  # the facet shows the 30 largest
         smallest_shown = min((count for _, count in counts), default=0)
         assert all(count <= smallest_shown for pair in set(expected) - counts for count in pair[1:])
-        if counts:
-            assert f"{column}__arraycontains=" in ours[column]["results"][0]["toggle_url"]
+        for item in ours[column]["results"]:  # links add the filter, or remove it if selected
+            assert (f"{column}__arraycontains=" in item["toggle_url"]) != item["selected"], item
 
 
 def loaded_facets_plugin():
@@ -108,48 +127,84 @@ def loaded_facets_plugin():
     return pm.get_plugin("facets.py")
 
 
-async def test_list_facets_of_a_search_alone_are_counted_in_memory(ds, real_db):
-    """A search alone on an immutable database takes the in-memory path: the pairs of both
-    list columns are loaded once, and the counts are the SQL path's (the test above holds
-    the SQL path to Datasette's meaning)."""
+async def test_facets_of_a_search_alone_are_counted_in_memory(ds, real_db):
+    """A search alone on an immutable database takes the in-memory path: the pairs of every
+    declared facet column are loaded once, and the counts are SQL's (the tests around this one
+    hold the SQL paths to Datasette's own facets)."""
     facets = loaded_facets_plugin()
     ours = (await get_json(ds, "/papers/papers.json?_size=0&_search=brain"))["facet_results"]
-    tasks = facets.LIST_INDEXES[ds]
-    assert {key[2] for key in tasks} == {"topics", "dumps"}
-    for column in ("topics", "dumps"):
-        index = tasks[("papers", "papers", column)].result(timeout=60)
-        assert len(index.rowids) == rows(real_db, f"select count(*) from papers, "
-                                                  f"json_each(papers.{column})")[0][0]
-        expected = rows(real_db, f"""select j.value, count(*) from papers, json_each(papers.{column}) j
+    loaded = facets.VALUE_INDEXES[ds]
+    declared = [next(iter(f.items())) for f in PAPERS["facets"] if isinstance(f, dict)]
+    assert {key[2] for key in loaded} == {column for _, column in declared}
+    for kind, column in declared:
+        index = loaded[("papers", "papers", column)].result(timeout=60)
+        values = (f"papers, json_each(papers.{column}) j" if kind == "list" else "papers")
+        value = "j.value" if kind == "list" else f"papers.{column}"
+        assert len(index.rowids) == rows(real_db, f"select count(*) from {values} "
+                                                  f"where {value} is not null")[0][0]
+        expected = rows(real_db, f"""select {value}, count(*) from {values}
             where papers.rowid in (select rowid from papers_fts where papers_fts match 'brain')
-            group by 1 order by 2 desc, 1 limit 30""")
-        assert [(i["value"], i["count"]) for i in ours[column]["results"]] == expected
+            and {value} is not null group by 1 order by 2 desc, 1 limit 30""")
+        assert [(i["value"], i["count"]) for i in ours[column]["results"]] == expected, column
         assert expected, column  # "brain" is common enough in the seed papers to count
 
 
-def test_list_index_counts_like_sql_on_random_arrays():
-    """ListIndex against SQLite's json_each on random arrays: repeated items in an array count
-    once, ties are ordered by item, empty and null arrays hold nothing."""
+@pytest.mark.parametrize("page, expected", [
+    ("_search=brain&topics__arraycontains=fMRI&published_year=2025",
+     [("sql", "papers_fts"), ("items", "topics"), ("sql", "published_year")]),
+    ("dumps__arraycontains=001_be74241cc718eecc.txt&dumps_seen__gt=1",
+     [("items", "dumps"), ("sql", "dumps_seen")]),
+    ("_where=authors+>+5&_search=neural", None),
+])
+async def test_each_filter_of_a_page_is_read_its_own_way(ds, page, expected):
+    """The facets find a page's rows clause by clause: the search from the full-text index,
+    array filters from the pairs in memory, column filters from SQL; a clause of another form
+    (a visitor's own SQL) leaves the counting to Datasette."""
+    facets = loaded_facets_plugin()
+    sql = (await get_json(ds, f"/papers/papers.json?_size=0&{page}"))["query"]["sql"]
+    sql = sql.split(" order by ")[0]  # the facets are handed the query without its order
+    facet = SimpleNamespace(ds=ds, database="papers", table="papers", metadata=PAPERS)
+    sources = facets.rowid_sources(facet, facets.page_filters(sql))
+    if expected is None:
+        assert sources is None
+        return
+    assert sorted(kind for kind, *_ in sources) == sorted(kind for kind, _ in expected)
+    for kind, shown in expected:
+        assert any(found == kind and shown in detail for found, detail, *_ in sources), shown
+
+
+def test_value_index_counts_like_sql_on_random_columns():
+    """ValueIndex against SQLite on random data: an item repeated in an array counts once,
+    ties are ordered by value as SQLite orders mixed types, nulls and empty arrays hold
+    nothing, and no match counts every row."""
     facets = loaded_facets_plugin()
     generator = random.Random(7)
     conn = sqlite3.connect(":memory:")
-    conn.execute("create table t (items text)")
+    conn.execute("create table t (items text, plain)")
     names = [f"item-{n}" for n in range(40)] + ["Émile", "zeta", "Zeta"]
+    plain = [None, 0, 1, 2, 2025, -3, 1.5, "a", "B", "b", "Émile", "10"]
     for _ in range(2000):
-        if generator.random() < 0.05:
-            conn.execute("insert into t values (null)")
-            continue
         items = generator.choices(names, k=generator.randint(0, 6))
-        conn.execute("insert into t values (?)", [json.dumps(items)])
-    index = facets.ListIndex.load(conn, "t", "items")
-    for _ in range(20):
-        matched = sorted(generator.sample(range(1, 2001), generator.randint(0, 2000)))
-        conn.execute("drop table if exists m")
-        conn.execute("create table m (rowid_ integer primary key)")
+        conn.execute("insert into t values (?, ?)", [
+            None if generator.random() < 0.05 else json.dumps(items), generator.choice(plain)])
+    lists = facets.ValueIndex.load(conn, "t", "items", is_list=True)
+    plains = facets.ValueIndex.load(conn, "t", "plain", is_list=False)
+    conn.execute("create table m (rowid_ integer primary key)")
+    for attempt in range(21):
+        every = attempt == 0
+        matched = list(range(1, 2001)) if every else sorted(
+            generator.sample(range(1, 2001), generator.randint(0, 2000)))
+        conn.execute("delete from m")
         conn.executemany("insert into m values (?)", [(r,) for r in matched])
-        expected = conn.execute("""select j.value, count(distinct t.rowid) from t, json_each(t.items) j
-            where t.rowid in (select rowid_ from m) group by 1 order by 2 desc, 1 limit 31""").fetchall()
-        assert index.counts(np.array(matched, dtype=np.int64), 31) == expected
+        expected_items = conn.execute("""select j.value, count(distinct t.rowid) from t,
+            json_each(t.items) j where t.rowid in (select rowid_ from m)
+            group by 1 order by 2 desc, 1 limit 31""").fetchall()
+        expected_plain = conn.execute("""select plain, count(*) from t
+            where rowid in (select rowid_ from m) and plain is not null
+            group by 1 order by 2 desc, 1 limit 31""").fetchall()
+        chosen = None if every else np.array(matched, dtype=np.int64)
+        assert lists.counts(chosen, 31) == expected_items
+        assert plains.counts(chosen, 31) == expected_plain
 
 
 @pytest.mark.parametrize("page", FACET_PAGES)
