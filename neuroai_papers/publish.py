@@ -38,7 +38,7 @@ from .site import SETTINGS, prepare, site_paths
 DB = ROOT / "papers.db"
 SERVICE = "neuroai-papers"
 # What the published site needs on top of Datasette, pinned as pyproject.toml pins them.
-SITE_PACKAGES = ("datasette", "datasette-cluster-map", "datasette-atom", "rapidfuzz")
+SITE_PACKAGES = ("datasette", "datasette-cluster-map", "datasette-atom", "rapidfuzz", "numpy")
 DRY_RUN_SECRET = "dry-run-placeholder-not-a-secret"
 SKIPPED_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 
