@@ -20,6 +20,7 @@ of the paper it joins.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -35,9 +36,11 @@ ABSTRACT_MIN_SCORE = 80.0  # ratio of the abstracts' common-length prefixes
 ABSTRACT_PREFIX = 600  # characters of abstract compared: enough to tell papers apart
 BLOCK_WINDOW = 4  # tokens at each end of a title that make its blocking keys
 BLOCK_CANDIDATES = 64  # most recent papers compared per blocking key (bounds the cost)
+FUZZY_TRIES = 5  # closest titles whose abstracts are compared, best first
 SLUG_MAX = 80
 
 NON_WORD = re.compile(r"[\W_]+")
+KEY_OF = operator.attrgetter("key")
 STOPWORDS = frozenset(
     "a an and are as at by for from in into is its of on or the to via with".split()
 )
@@ -240,18 +243,7 @@ class Deduplicator:
         return None
 
     def match_fuzzy(self, sighting: Sighting, keys: RecordKeys, rejected: list) -> Paper | None:
-        candidates = self.fuzzy_candidates(keys.title, keys.blocks)
-        if not candidates:
-            return None
-        matches = process.extract(
-            keys.title,
-            [paper.key for paper in candidates],
-            scorer=fuzz.ratio,
-            score_cutoff=TITLE_MIN_SCORE,
-            limit=5,
-        )
-        for _, title_score, index in matches:
-            paper = candidates[index]
+        for paper, title_score in self.fuzzy_matches(keys.title, keys.blocks):
             score = fingerprint_score(self.fingerprints[paper.number], keys.fingerprint)
             if score >= ABSTRACT_MIN_SCORE:
                 sighting.method = "fuzzy_title"
@@ -260,14 +252,39 @@ class Deduplicator:
             rejected.append((paper, title_score, score))
         return None
 
+    def fuzzy_matches(self, key: str, blocks: frozenset[str]) -> list[tuple[Paper, float]]:
+        """Return the FUZZY_TRIES papers whose title keys come closest to `key` (other than
+        `key` itself), at least TITLE_MIN_SCORE, best first, among the candidates.
+
+        Among equal scores the candidate met first comes first. A paper held by several
+        blocking keys is a candidate several times: rapidfuzz scores the copies too, in C,
+        which costs less than removing them in Python before (at a million records that took
+        most of the matching time); they are removed from the few matches instead.
+        """
+        candidates = self.fuzzy_candidates(key, blocks)
+        if not candidates:
+            return []
+        found = process.extract(key, list(map(KEY_OF, candidates)), scorer=fuzz.ratio,
+                                score_cutoff=TITLE_MIN_SCORE, limit=None)
+        matches: dict[str, tuple[Paper, float]] = {}
+        for _, title_score, index in found:  # best first; equal scores in candidate order
+            paper = candidates[index]
+            if paper.key != key and paper.id not in matches:
+                matches[paper.id] = (paper, title_score)
+                if len(matches) == FUZZY_TRIES:
+                    break
+        return list(matches.values())
+
     def fuzzy_candidates(self, key: str, blocks: frozenset[str] | None = None) -> list[Paper]:
-        """Return distinct papers sharing a blocking key, at most BLOCK_CANDIDATES per key;
-        `blocks` are the key's blocking keys, if already computed."""
-        # A dict keeps each paper once, where it first came (a comprehension runs in C). The
-        # keys go in sorted order, not a set's, which changes with each process: candidates
-        # with equal title scores are taken in this order, so it must not change.
-        return list({paper.id: paper for block in sorted(blocks or blocking_keys(key))
-                     for paper in self.block(block)[-BLOCK_CANDIDATES:] if paper.key != key}.values())
+        """Return the papers holding the key's blocking keys, the BLOCK_CANDIDATES most recent
+        of each key (a paper may come more than once); `blocks` are the key's blocking keys,
+        if already computed."""
+        # The keys go in sorted order, not a set's, which changes with each process:
+        # candidates with equal title scores are taken in this order, so it must not change.
+        candidates: list[Paper] = []
+        for block in sorted(blocks or blocking_keys(key)):
+            candidates += self.block(block)[-BLOCK_CANDIDATES:]
+        return candidates
 
     def papers_with_key(self, key: str) -> list[Paper]:
         """Return the papers whose title key is `key`, oldest first."""

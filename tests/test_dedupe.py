@@ -160,3 +160,40 @@ def test_the_ascii_fast_path_gives_the_general_title_key(text):
     """title_key's ASCII shortcut (translate and split) must equal the regex it stands for."""
     from neuroai_papers.dedupe import general_title_key
     assert title_key(text) == general_title_key(text)
+
+
+def reference_fuzzy_matches(dedup, key):
+    """Fuzzy matching as first written: distinct candidates in first-seen order, then the
+    five best at or above the cutoff (rapidfuzz orders equal scores by position)."""
+    from rapidfuzz import fuzz, process
+    from neuroai_papers.dedupe import TITLE_MIN_SCORE
+    distinct = list({paper.id: paper for paper in dedup.fuzzy_candidates(key)
+                     if paper.key != key}.values())
+    found = process.extract(key, [paper.key for paper in distinct], scorer=fuzz.ratio,
+                            score_cutoff=TITLE_MIN_SCORE, limit=5)
+    return [(distinct[index].id, score) for _, score, index in found]
+
+
+def test_fuzzy_matches_are_those_of_distinct_candidates_ties_included():
+    """Scoring repeated candidates and removing the copies afterwards picks the same papers,
+    in the same order, as removing them first; many ties (equal keys of look-alikes, the same
+    score for different typos) and more than five matches included."""
+    import random
+    generator = random.Random(3)
+    words = "brain neural spiking decoding fmri eeg".split()
+    dedup = Deduplicator()
+    titles = []
+    for number in range(1500):
+        base = " ".join(generator.sample(words, 4))
+        title = base if generator.random() < 0.5 else base[:-1] + generator.choice("xyz")
+        titles.append(title)
+        # Abstracts that never agree: every title match is a look-alike, kept apart.
+        abstract = " ".join(generator.choices(words + ["alpha", "beta", "gamma"], k=80))
+        dedup.add(sighting(title, abstract))
+    compared = 0
+    for title in generator.sample(titles, 300):
+        key = title_key(title[:-1] + "q")
+        ours = [(paper.id, score) for paper, score in dedup.fuzzy_matches(key, blocking_keys(key))]
+        assert ours == reference_fuzzy_matches(dedup, key), key
+        compared += len(ours) == 5
+    assert compared > 50  # the cap of five mattered often
