@@ -345,7 +345,7 @@ class IndexedFacet(ColumnFacet):
         return []  # declared in metadata.yml, never suggested
 
     async def facet_results(self):
-        indexes = await self.ds.get_database(self.database).execute_fn(self.single_column_indexes)
+        indexes = None  # read only if a facet is counted through SQL
         where = self.index_friendly_filters()
         size = self.get_facet_size()
         results, timed_out = [], []
@@ -359,6 +359,9 @@ class IndexedFacet(ColumnFacet):
             if counts is not None:
                 found, gave_up = [await self.column_result(column, config, counts, size)], []
             else:
+                if indexes is None:
+                    indexes = await self.ds.get_database(self.database).execute_fn(
+                        self.single_column_indexes)
                 one = copy.copy(self)  # ColumnFacet's own code, for this column and its query
                 one.get_configs = lambda config=config: [config]
                 if where is not None and column in indexes:
