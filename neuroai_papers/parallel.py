@@ -65,9 +65,7 @@ class DumpReader:
 
     def __iter__(self) -> Iterator[tuple[ParsedDump, list[RecordKeys]]]:
         if self.process is None:
-            for path in self.paths:
-                dump = read_dump(path)
-                yield dump, [record_keys(record) for record in dump.records]
+            yield from map(read_with_keys, self.paths)
             return
         for _ in self.paths:
             message = self.next_message()
@@ -105,6 +103,12 @@ class DumpReader:
         self.stop()
 
 
+def read_with_keys(path: Path) -> tuple[ParsedDump, list[RecordKeys]]:
+    """Return the parsed dump and its records' keys (what the reader gives for each dump)."""
+    dump = read_dump(path)
+    return dump, [record_keys(record) for record in dump.records]
+
+
 def file_size(path: Path) -> int:
     """Return the file's size, 0 if it cannot be read (read_dump then says why)."""
     try:
@@ -120,11 +124,11 @@ def read_ahead(build: int, paths: list[Path], out) -> None:
     try:
         for path in paths:
             try:
-                dump = read_dump(path)
+                dump, keys = read_with_keys(path)
             except DumpError as error:
                 out.put(("refused", str(error)))
                 return
-            out.put(("dump", dump, [record_keys(record) for record in dump.records]))
+            out.put(("dump", dump, keys))
     except BaseException as error:  # the build reports it in its one error line
         out.put(("failed", f"{type(error).__name__}: {error}"))
         out.close()

@@ -108,6 +108,10 @@ class ValueIndex:
     numbers: np.ndarray  # value numbers
     every_row: list | None = field(default=None, repr=False)  # counts of the whole table
     numbers_of: dict | None = field(default=None, repr=False)  # value -> its number
+    size: int = 0  # above every rowid of the pairs
+
+    def __post_init__(self):
+        self.size = int(self.rowids.max(initial=0)) + 1
 
     @classmethod
     def load(cls, conn, table: str, column: str, is_list: bool) -> "ValueIndex":
@@ -138,8 +142,7 @@ class ValueIndex:
             if self.every_row is None:
                 self.every_row = self.ordered(np.bincount(self.numbers, minlength=len(self.values)))
             return self.every_row[:limit]
-        size = max(int(self.rowids.max(initial=0)), int(matched.max(initial=0))) + 1
-        selected = np.zeros(size, dtype=bool)
+        selected = np.zeros(max(self.size, int(matched.max(initial=0)) + 1), dtype=bool)
         selected[matched] = True
         held = self.numbers[selected[self.rowids]]
         return self.ordered(np.bincount(held, minlength=len(self.values)))[:limit]
