@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,10 +30,10 @@ from .enrich import build_corpus, load_manifest, paper_rows, sighting_rows
 from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
                           last_rowids, manifest_entries, new_dumps)
 from .organizations import OrganizationIndex, load_reference
-from .parallel import DumpReader, TopicRules
+from .parallel import DumpReader, TopicRules, large_corpus
 from .parse import DumpError, ParsedDump
 from .texts import DiskList
-from .topics import load_topics
+from .topics import load_topics, topic_rows
 from .write import BuildCheckError, DatabaseWriter, load_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,12 +102,14 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
 
 
 def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList | list[str],
-                   progress: Progress, stages: "Stages") -> list[ParsedDump]:
+                   progress: Progress, stages: "Stages",
+                   rules: TopicRules | None = None) -> list[ParsedDump]:
     """Parse the dumps one at a time and match each record as it comes (streaming).
 
     Only a few dumps' lines are in memory at once (see parallel.DumpReader, which parses
     ahead in a second process on a large corpus). A new paper's abstract goes to
     `abstracts` and no record keeps its own: matching reads the papers' fingerprints instead.
+    Each dump's new papers also go to `rules`, which may start on their topics at once.
     """
     parsed = []
     records = 0
@@ -121,12 +124,16 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
                 progress.line(f"warning: {path}:{problem.line}: {problem.reason}: "
                               f"{problem.text[:80]!r}")
             with stages.timed("dedupe"):
+                new_papers = []
                 for record, record_keys in zip(dump.records, keys, strict=True):
                     sighting = Sighting(dump.name, record)
                     dedup.add(sighting, record_keys)
                     if sighting.method == "new":
                         abstracts.append(record.abstract)
+                        new_papers.append((dedup.papers[-1], record.abstract))
                     record.abstract = ""  # the paper keeps its copy, in `abstracts`
+            if rules is not None:
+                rules.add(new_papers)
             parsed.append(dump)
             records += len(dump.records)
             progress.update(f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} "
@@ -227,37 +234,45 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         abstracts = stack.enter_context(DiskList(writer.scratch_path("abstracts")))
         fingerprints = stack.enter_context(DiskList(writer.scratch_path("fingerprints")))
         dedup = Deduplicator(fingerprints)
-        parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages)
-        with stages.timed("topics"):
-            rules = stack.enter_context(TopicRules(dedup.papers, abstracts, inputs.topics, TOPICS,
-                                                   writer.scratch_path("topics")))
-            progress.line(f"topics: {len(dedup.papers):,} papers (topic rules {rules.where})")
-            writer.insert("paper_topics", rules.rows())
-        progress.line("dates, organizations, papers")
-        with stages.timed("rows"):
-            corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places, inputs.topics)
+        rules = stack.enter_context(TopicRules(inputs.topics, TOPICS, writer.scratch_path("topics"),
+                                               worker=large_corpus(inputs.paths)))
+        progress.line(f"topics: matching the topic rules {rules.where}")
+        parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages, rules)
+        progress.line("dates, organizations, sightings")
+        with stages.timed("rows"):  # first the rows that need no topics
+            corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places)
             report_unplaced(inputs.places, inputs.reference, progress)
-            for table in ("dumps", "organizations", "topics"):
+            for table in ("dumps", "organizations"):
                 writer.insert(table, getattr(corpus, table))
             for table in ("merges", "lookalikes", "problems"):
                 writer.insert(table, getattr(corpus, table), numbered=True)
             writer.insert("sightings", sighting_rows(corpus, inputs.places))
-            writer.insert("papers", paper_rows(corpus, dedup, abstracts, inputs.places))
             writer.insert("title_blocks", dedup.blocking_rows())
+        progress.line(f"topics of {len(dedup.papers):,} papers, then the papers")
+        with stages.timed("topics"):  # with a worker: what is left of its work
+            writer.insert("paper_topics", rules.rows(dedup.papers, abstracts))
+            writer.insert("topics", topic_rows(inputs.topics, Counter(
+                topic for paper in dedup.papers for topic in json.loads(paper.topics))))
+        with stages.timed("rows"):
+            writer.insert("papers", paper_rows(corpus, dedup, abstracts, inputs.places))
+        records = sum(len(dump.records) for dump in parsed)
+        summary = Summary(
+            dumps=len(parsed), records=records, papers=len(dedup.papers),
+            merges=len(corpus.merges), lookalikes=len(corpus.lookalikes),
+            problems=len(corpus.problems), organizations=len(corpus.organizations), seconds=0.0)
+        expected = {"dumps": len(parsed), "papers": len(dedup.papers), "sightings": records,
+                    "merges": len(dedup.merges), "lookalikes": len(dedup.lookalikes)}
+        info = make_build_info([(d.name, d.sha256) for d in parsed], inputs.reference,
+                               inputs.manifest)
+        # Every row is in the file now: hand the records' memory back before SQLite builds
+        # the indexes, so the peak of the build is not the sum of the two.
+        del parsed, dedup, corpus
         progress.line(f"writing indexes and the full-text index, then checking {writer.tmp.name}")
         with stages.timed("write"):
-            records = sum(len(dump.records) for dump in parsed)
-            writer.finish(inputs.metadata, make_build_info(
-                [(d.name, d.sha256) for d in parsed], inputs.reference, inputs.manifest), expected={
-                "dumps": len(parsed), "papers": len(dedup.papers), "sightings": records,
-                "merges": len(dedup.merges), "lookalikes": len(dedup.lookalikes)})
+            writer.finish(inputs.metadata, info, expected=expected)
     progress.line(f"stages: {stages}")
-    return Summary(
-        dumps=len(parsed), records=records, papers=len(dedup.papers),
-        merges=len(corpus.merges), lookalikes=len(corpus.lookalikes),
-        problems=len(corpus.problems), organizations=len(corpus.organizations),
-        seconds=time.monotonic() - started,
-    )
+    summary.seconds = time.monotonic() - started
+    return summary
 
 
 def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progress,

@@ -32,7 +32,6 @@ from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
 from .texts import DiskList
-from .topics import Topic, topic_rows
 
 MANIFEST = "manifest.yml"
 
@@ -71,7 +70,6 @@ class Corpus:
     problems: list[dict]
     merges: list[dict]
     lookalikes: list[dict]
-    topics: list[dict]
     order: dict[str, int]  # dump name -> position in name order
     organization_names: dict[str, str]
     sightings: list[Sighting]  # every sighting, in dump order then page order
@@ -183,9 +181,9 @@ def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, s
 
 def build_corpus(
     parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: dict[str, date | int],
-    places: OrganizationIndex, topics: list[Topic],
+    places: OrganizationIndex,
 ) -> Corpus:
-    """Resolve every date and return the small tables; the papers must carry their topics.
+    """Resolve every date and return the small tables (the topics table comes with the topics).
 
     Sets each sighting's `published` and `date_method` (the sightings table and the paper
     summaries read them); the big tables are then streamed by `sighting_rows` and `paper_rows`.
@@ -213,8 +211,6 @@ def build_corpus(
         problems=problems,
         merges=[vars(merge) for merge in dedup.merges],
         lookalikes=[vars(lookalike) for lookalike in dedup.lookalikes],
-        topics=topic_rows(topics, Counter(
-            topic for paper in dedup.papers for topic in json.loads(assigned_topics(paper)))),
         order=order,
         organization_names={row["id"]: row["name"] for row in organizations},
         sightings=in_order,

@@ -9,11 +9,12 @@ matches the dumps already sent: a million records spend about 60 s on parsing an
 which then overlap with matching. A dump the worker refuses is refused with the same
 DumpError, at the same place in the order, as if the build had read it itself.
 
-Topics (TopicRules). Matching the topic rules is the longest stage of the build that can be
-cut in two, since a paper's topics depend on its own title and abstract only. From
-WORKER_MIN_PAPERS papers on, a worker matches the second half of the papers while the build
-matches the first; the build then reads the worker's results, so the rows come out in paper
-order as if one process had made them all (a test holds them equal).
+Topics (TopicRules). A paper's topics depend on its own title and abstract only, which are
+those of its first sighting: they are known the moment matching creates the paper. From
+READER_MIN_BYTES of dumps on, the build hands each dump's new papers to a worker that
+matches the topic rules while the build goes on matching (on the time the reader leaves
+free) and then writes the rows that need no topics; the build then reads the worker's
+results in paper order, as if one process had made them all (a test holds them equal).
 
 Each worker is a fresh Python process (spawned, not forked: a fork would share the build's
 memory only until it touched it), and dies with the build if the build is killed. A failure
@@ -40,9 +41,9 @@ from .topics import Topic, load_topics, topics_of_papers
 from .write import TABLES, BuildCheckError
 
 EVIDENCE = list(TABLES["paper_topics"][0])
-WORKER_MIN_PAPERS = 10_000
 READER_MIN_BYTES = 16_000_000  # about 10,000 records
 READ_AHEAD = 16  # parsed dumps waiting in the queue at most (bounds the memory they take)
+TOPICS_BACKLOG = 400  # dumps' new papers waiting for the topic rules at most (~20,000 papers)
 PR_SET_PDEATHSIG = 1
 
 
@@ -52,7 +53,7 @@ class DumpReader:
     def __init__(self, paths: list[Path], min_bytes: int = READER_MIN_BYTES):
         self.paths = paths
         self.process = None
-        if sum(map(file_size, paths)) >= min_bytes:
+        if sum(map(file_size, paths)) >= min_bytes:  # see large_corpus
             context = multiprocessing.get_context("spawn")
             self.queue = context.Queue(maxsize=READ_AHEAD)
             self.process = context.Process(target=read_ahead, args=(os.getpid(), paths, self.queue),
@@ -137,69 +138,90 @@ def read_ahead(build: int, paths: list[Path], out) -> None:
 
 
 class TopicRules:
-    """The paper_topics rows of every paper, in paper order; sets each paper's `topics`."""
+    """Every paper's topics and topic evidence, in paper order.
 
-    def __init__(self, papers: list[Paper], abstracts: DiskList, topics: list[Topic],
-                 topics_path: Path, scratch: Path):
-        self.papers, self.abstracts, self.topics = papers, abstracts, topics
+    On a large corpus (`worker`), the papers go to a worker process as matching creates
+    them (`add`), so the rules run on the core that matching leaves free, and go on while
+    the build writes the rows that need no topics; `rows` then reads the worker's results.
+    Otherwise `rows` matches the rules here.
+    """
+
+    def __init__(self, topics: list[Topic], topics_path: Path, scratch: Path, worker: bool):
+        self.topics = topics
         self.scratch = scratch
-        self.heads = scratch.with_name(scratch.name + "-papers")
         self.process = None
-        self.split = len(papers)
-        if len(papers) >= WORKER_MIN_PAPERS:
-            self.split = len(papers) // 2
-            self.start_worker(topics_path)
+        if worker:
+            context = multiprocessing.get_context("spawn")
+            self.inbox = context.Queue(maxsize=TOPICS_BACKLOG)
+            self.failure = context.SimpleQueue()  # the worker's one-line reason, if it fails
+            self.process = context.Process(
+                target=work, args=(os.getpid(), self.inbox, topics_path, scratch, self.failure),
+                daemon=True)
+            self.process.start()
 
     @property
     def where(self) -> str:
         if self.process is None:
-            return "in this process"
-        return f"the second half in process {self.process.pid}"
+            return "in this process, once the papers are known"
+        return f"in process {self.process.pid}, as matching finds the papers"
 
-    def start_worker(self, topics_path: Path) -> None:
-        self.abstracts.flush()  # the worker reads the file: everything must be in it
-        write_heads(self.papers[self.split:], self.heads)
-        context = multiprocessing.get_context("spawn")
-        self.failure = context.SimpleQueue()  # the worker's one-line reason, if it fails
-        self.process = context.Process(
-            target=work, args=(os.getpid(), self.heads, self.abstracts.path, topics_path,
-                               self.scratch, self.failure), daemon=True)
-        self.process.start()
+    def add(self, papers: list[tuple[Paper, str]]) -> None:
+        """Hand the worker new papers, in paper order, with their abstracts."""
+        if self.process is not None and papers:
+            self.send([(paper.number, paper.id, paper.title, abstract)
+                       for paper, abstract in papers])
 
-    def rows(self) -> Iterator[dict]:
+    def send(self, message: list | None) -> None:
+        while True:  # a full queue waits for the worker, unless the worker is gone
+            try:
+                return self.inbox.put(message, timeout=1.0)
+            except queue.Full:
+                if not self.process.is_alive():
+                    raise self.worker_failed() from None
+
+    def rows(self, papers: list[Paper], abstracts: DiskList) -> Iterator[dict]:
+        """Yield the paper_topics rows in paper order; set each paper's `topics`."""
         distinct: dict[str, str] = {}  # papers share few topic sets: one string per set
-        first = self.papers[:self.split]
-        texts = ({"id": p.id, "title": p.title, "abstract": a}
-                 for p, a in zip(first, self.abstracts.values(0, self.split), strict=True))
-        for paper, (assigned, evidence) in zip(first, topics_of_papers(texts, self.topics)):
-            paper.topics = distinct.setdefault(assigned, assigned)
-            yield from evidence
-        if self.process is not None:
-            yield from self.worker_rows(distinct)
-
-    def worker_rows(self, distinct: dict[str, str]) -> Iterator[dict]:
+        if self.process is None:
+            texts = ({"id": p.id, "title": p.title, "abstract": a}
+                     for p, a in zip(papers, abstracts.values(0, len(papers)), strict=True))
+            for paper, (assigned, evidence) in zip(papers, topics_of_papers(texts, self.topics)):
+                paper.topics = distinct.setdefault(assigned, assigned)
+                yield from evidence
+            return
+        self.send(None)  # no more papers
         self.process.join()
         if self.process.exitcode != 0:
-            why = self.failure.get() if not self.failure.empty() else (
-                f"the worker process ended with exit code {self.process.exitcode}")
-            raise BuildCheckError(f"topic rules: {why}")
+            raise self.worker_failed()
         conn = sqlite3.connect(f"file:{self.scratch}?mode=ro", uri=True)
         try:
-            for n, assigned in conn.execute("SELECT n, topics FROM assigned ORDER BY n"):
-                self.papers[n].topics = distinct.setdefault(assigned, assigned)
+            assigned = conn.execute("SELECT n, topics FROM assigned ORDER BY n").fetchall()
+            if [n for n, _ in assigned] != [paper.number for paper in papers]:
+                raise BuildCheckError(f"topic rules: the worker matched {len(assigned)} papers "
+                                      f"of {len(papers)}")
+            for paper, (_, topics) in zip(papers, assigned):
+                paper.topics = distinct.setdefault(topics, topics)
+            del assigned
             for values in conn.execute(f"SELECT {', '.join(EVIDENCE)} FROM evidence ORDER BY rowid"):
                 yield dict(zip(EVIDENCE, values))
         finally:
             conn.close()
+
+    def worker_failed(self) -> BuildCheckError:
+        self.process.join(timeout=5)
+        why = self.failure.get() if not self.failure.empty() else (
+            f"the worker process ended with exit code {self.process.exitcode}")
+        return BuildCheckError(f"topic rules: {why}")
 
     def stop(self) -> None:
         if self.process is not None:
             if self.process.is_alive():
                 self.process.kill()
             self.process.join()
-        for path in (self.scratch, self.heads):
-            with suppress(FileNotFoundError):
-                path.unlink()
+            self.inbox.cancel_join_thread()  # papers still queued for a killed worker
+            self.inbox.close()
+        with suppress(FileNotFoundError):
+            self.scratch.unlink()
 
     def __enter__(self) -> "TopicRules":
         return self
@@ -208,38 +230,9 @@ class TopicRules:
         self.stop()
 
 
-def write_heads(papers: list[Paper], path: Path) -> None:
-    """Write the papers' numbers, ids and titles, in order, for the worker."""
-    try:
-        conn = sqlite3.connect(path)
-        conn.execute("PRAGMA journal_mode = OFF")
-        conn.execute("CREATE TABLE heads (n INTEGER PRIMARY KEY, id TEXT, title TEXT)")
-        with conn:
-            conn.executemany("INSERT INTO heads VALUES (?, ?, ?)",
-                             ((paper.number, paper.id, paper.title) for paper in papers))
-        conn.close()
-    except sqlite3.Error as error:
-        raise BuildCheckError(f"cannot write {path}: {error}") from None
-
-
-def stored_texts(heads: Path, abstracts: Path) -> Iterator[tuple[int, dict]]:
-    """Yield (number, paper text) for the papers of `heads`, with their abstracts."""
-    names = sqlite3.connect(f"file:{heads}?mode=ro", uri=True)
-    texts = sqlite3.connect(f"file:{abstracts}?mode=ro", uri=True)
-    try:
-        rows = names.execute("SELECT n, id, title FROM heads ORDER BY n")
-        first = names.execute("SELECT min(n) FROM heads").fetchone()[0]
-        values = texts.execute("SELECT value FROM items WHERE n >= ? ORDER BY n", (first,))
-        for (n, paper_id, title), (abstract,) in zip(rows, values):
-            yield n, {"id": paper_id, "title": title, "abstract": abstract}
-    finally:
-        names.close()
-        texts.close()
-
-
-def work(build: int, heads: Path, abstracts: Path, topics_path: Path, scratch: Path,
-         failure) -> None:
-    """The worker: topics and evidence of the papers in `heads` into `scratch`; exit 0 or 3."""
+def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
+    """The worker: topics and evidence of the papers that come through `inbox`, until None,
+    into `scratch`; exit 0, or 3 with the reason in `failure`."""
     die_with_parent(build)
     try:
         conn = sqlite3.connect(scratch)
@@ -250,15 +243,15 @@ def work(build: int, heads: Path, abstracts: Path, topics_path: Path, scratch: P
         numbers: list[int] = []  # of the papers read so far (the rules read ahead a chunk)
 
         def texts() -> Iterator[dict]:
-            for n, text in stored_texts(heads, abstracts):
-                numbers.append(n)
-                yield text
+            while (batch := inbox.get()) is not None:
+                for n, paper_id, title, abstract in batch:
+                    numbers.append(n)
+                    yield {"id": paper_id, "title": title, "abstract": abstract}
 
         results = topics_of_papers(texts(), load_topics(topics_path))
         with conn:
             for index, (assigned, evidence) in enumerate(results):
-                n = numbers[index]
-                conn.execute("INSERT INTO assigned VALUES (?, ?)", (n, assigned))
+                conn.execute("INSERT INTO assigned VALUES (?, ?)", (numbers[index], assigned))
                 conn.executemany(f"INSERT INTO evidence VALUES ({', '.join('?' * len(EVIDENCE))})",
                                  (tuple(row[c] for c in EVIDENCE) for row in evidence))
         conn.close()
@@ -266,6 +259,11 @@ def work(build: int, heads: Path, abstracts: Path, topics_path: Path, scratch: P
         failure.put(f"cannot write {scratch}: {error}" if isinstance(error, sqlite3.Error)
                     else f"{type(error).__name__}: {error}")
         os._exit(3)
+
+
+def large_corpus(paths: list[Path]) -> bool:
+    """Return whether the dumps are worth the workers (starting one costs about a second)."""
+    return sum(map(file_size, paths)) >= READER_MIN_BYTES
 
 
 def die_with_parent(build: int) -> None:

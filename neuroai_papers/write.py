@@ -113,6 +113,12 @@ INDEXES = {
 
 # The porter stemmer makes `decoding` find `decode`; unicode61 folds case and accents.
 FTS = {"papers": (["title", "abstract"], "porter unicode61 remove_diacritics 2")}
+# FTS5 writes its index out in a segment each time the terms it holds in memory reach its
+# `hashsize` (1 MB by default): hundreds of segments at a million papers, which `optimize`
+# must then merge. 256 MB writes one segment up to about 300,000 papers and a few beyond,
+# for about 250 MB more memory at the end of the build (measured at 300,000 papers: 15.8 s
+# to build and merge the index instead of 23.2 s).
+FTS_HASH_BYTES = 256 * 1024 * 1024
 
 
 class BuildCheckError(Exception):
@@ -148,11 +154,26 @@ def create_indexes_and_search(db: sqlite_utils.Database, tables: Iterable[str]) 
         for columns in INDEXES.get(table, []):
             db[table].create_index(columns, if_not_exists=True)
         if table in FTS:
-            columns, tokenize = FTS[table]
-            db[table].enable_fts(columns, fts_version="FTS5", tokenize=tokenize, replace=True)
+            build_search_index(db.conn, table)
             db[f"{table}_fts"].optimize()
             check_search_index(db.conn, table)
             count_terms(db.conn, table)
+
+
+def build_search_index(conn: sqlite3.Connection, table: str) -> None:
+    """Create the table's FTS5 index (as sqlite-utils' enable_fts writes it, so Datasette and
+    sqlite-utils find it) and fill it from the table in one pass."""
+    columns, tokenize = FTS[table]
+    conn.execute(f"DROP TABLE IF EXISTS [{table}_fts]")
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    conn.execute(f'CREATE VIRTUAL TABLE "{table}_fts" USING FTS5 (\n    {quoted},\n'
+                 f"    tokenize='{tokenize}',\n    content=\"{table}\"\n)")
+    conn.execute(f"INSERT INTO [{table}_fts]([{table}_fts], rank) VALUES ('hashsize', ?)",
+                 (FTS_HASH_BYTES,))
+    conn.execute(f"INSERT INTO [{table}_fts]([{table}_fts]) VALUES ('rebuild')")
+    # The setting only matters while writing: the published file keeps FTS5's defaults.
+    conn.execute(f"DELETE FROM [{table}_fts_config] WHERE k = 'hashsize'")
+    conn.commit()
 
 
 def count_terms(conn: sqlite3.Connection, table: str) -> None:

@@ -12,6 +12,7 @@ import yaml
 
 from conftest import ABSTRACT_A, ABSTRACT_B, REAL_DUMPS, ROOT, blank_separated, rows, run_build
 from neuroai_papers.parse import read_dump
+from neuroai_papers.write import FTS as SEARCH
 
 METADATA = yaml.safe_load((ROOT / "metadata.yml").read_text())
 DOCUMENTED = METADATA["databases"]["papers"]["tables"]
@@ -59,6 +60,22 @@ def test_search_uses_stemming_so_decoding_finds_decode(real_db):
         real_db, "select papers.title from papers_fts join papers on papers.rowid = papers_fts.rowid "
                  "where papers_fts match 'mindbridge' order by rank")]
     assert titles == ["MindBridge: A Cross-Subject Brain Decoding Framework"]
+
+
+def test_search_index_is_declared_as_sqlite_utils_declares_it_with_default_settings(real_db):
+    """The build writes the FTS5 table itself (to give it a large write buffer); sqlite-utils
+    and Datasette must still find it, and the file must keep FTS5's default settings."""
+    import sqlite_utils
+
+    reference = sqlite_utils.Database(memory=True)
+    reference["papers"].insert({"title": "t", "abstract": "a"})
+    reference["papers"].enable_fts(["title", "abstract"], tokenize=SEARCH["papers"][1])
+    declared = "select sql from sqlite_master where name = 'papers_fts'"
+    assert rows(real_db, declared) == [tuple(reference.execute(declared).fetchone())]
+    assert sqlite_utils.Database(real_db)["papers"].detect_fts() == "papers_fts"
+    assert rows(real_db, "select k from papers_fts_config") == [("version",)]
+    assert rows(real_db, "select count(*) from papers_fts_docsize") == rows(
+        real_db, "select count(*) from papers")
 
 
 def test_ranked_search_puts_title_matches_first(real_db):

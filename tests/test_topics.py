@@ -161,24 +161,78 @@ def test_rules_must_be_lowercase_because_text_is_lowercased():
 
 
 def test_the_worker_process_gives_the_rows_computed_in_one_process(tmp_path):
-    """From WORKER_MIN_PAPERS papers on, a worker matches the second half of the papers:
-    the rows and the papers' topics are those of matching every paper here, in order."""
+    """On a large corpus a worker matches the topic rules of the papers as matching finds
+    them: the rows and the papers' topics are those of matching every paper here, in order."""
     from benchmarks.generate import generate_corpus
     from conftest import run_build
-    from neuroai_papers.parallel import WORKER_MIN_PAPERS
+    from neuroai_papers.parallel import large_corpus
 
     dumps = tmp_path / "dumps"
     generate_corpus(dumps, 14_000, seed=5)
+    assert large_corpus(sorted(dumps.glob("*.txt")))
     out = tmp_path / "papers.db"
     result = run_build(dumps, out)
     assert result.returncode == 0, result.stderr
-    assert "topic rules the second half in process" in result.stderr
+    assert "topics: matching the topic rules in process" in result.stderr
     papers = [{"id": i, "title": t, "abstract": a}
               for i, t, a in rows(out, "select id, title, abstract from papers order by rowid")]
-    assert len(papers) >= WORKER_MIN_PAPERS
     expected = assign_topics(papers, TOPICS)
     columns = "paper_id, topic, field, rule, matched, hits"
     assert rows(out, f"select {columns} from paper_topics order by rowid") == [
         tuple(row[c] for c in columns.split(", ")) for row in expected]
     assert [t for (t,) in rows(out, "select topics from papers order by rowid")] == \
         [paper["topics"] for paper in papers]
+
+
+def seed_papers():
+    """The seed dumps' first sightings as papers, numbered in order, with their abstracts."""
+    from conftest import REAL_DUMPS
+    from neuroai_papers.dedupe import Paper
+    from neuroai_papers.parse import read_dump
+
+    records = [r for path in sorted(REAL_DUMPS.glob("*.txt")) for r in read_dump(path).records]
+    papers = [Paper(id=f"p{n}", key="", title=r.title, number=n) for n, r in enumerate(records)]
+    return papers, [r.abstract for r in records]
+
+
+def test_topic_rules_in_a_worker_give_the_rows_matched_here(tmp_path):
+    from neuroai_papers.parallel import TopicRules
+    from neuroai_papers.texts import DiskList
+
+    papers, abstracts = seed_papers()
+    with DiskList(tmp_path / "abstracts") as stored:
+        for abstract in abstracts:
+            stored.append(abstract)
+        with TopicRules(TOPICS, ROOT / "reference" / "topics.yml", tmp_path / "here", False) as rules:
+            here = list(rules.rows(papers, stored))
+    topics_here = [paper.topics for paper in papers]
+    with TopicRules(TOPICS, ROOT / "reference" / "topics.yml", tmp_path / "there", True) as rules:
+        for start in range(0, len(papers), 50):  # as matching hands them over: a dump at a time
+            rules.add(list(zip(papers, abstracts))[start:start + 50])
+        for paper in papers:
+            paper.topics = None
+        there = list(rules.rows(papers, None))
+    assert there == here and len(here) > len(papers)
+    assert [paper.topics for paper in papers] == topics_here
+    assert not (tmp_path / "there").exists()
+
+
+def test_a_dead_topic_worker_fails_the_build_with_one_line(tmp_path):
+    from neuroai_papers.parallel import TOPICS_BACKLOG, TopicRules
+    from neuroai_papers.write import BuildCheckError
+
+    papers, abstracts = seed_papers()
+    one = list(zip(papers, abstracts))[:1]
+    path = ROOT / "reference" / "topics.yml"
+    with TopicRules(TOPICS, path, tmp_path / "scratch", True) as rules:
+        rules.process.kill()
+        with pytest.raises(BuildCheckError, match=r"^topic rules: the worker process ended "
+                                                  r"with exit code -9$"):
+            for _ in range(TOPICS_BACKLOG + 10):  # more than the queue holds: add() notices
+                rules.add(one)
+    with TopicRules(TOPICS, path, tmp_path / "scratch", True) as rules:
+        rules.add(one)
+        rules.process.kill()
+        with pytest.raises(BuildCheckError, match=r"^topic rules: the worker process ended "
+                                                  r"with exit code -9$"):
+            list(rules.rows(papers[:1], None))
