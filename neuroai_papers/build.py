@@ -39,6 +39,9 @@ from .write import BuildCheckError, DatabaseWriter, load_metadata
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "organizations.yml"
 TOPICS = ROOT / "reference" / "topics.yml"
+# The tables the build fills before it needs the topics (full_build).
+WRITTEN_BEFORE_TOPICS = ("dumps", "organizations", "merges", "lookalikes", "problems",
+                         "sightings", "title_blocks")
 EXIT_BAD_INPUT = 2
 EXIT_BUILD_FAILED = 3
 
@@ -242,15 +245,17 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         with stages.timed("rows"):  # first the rows that need no topics
             corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places)
             report_unplaced(inputs.places, inputs.reference, progress)
-            for table in ("dumps", "organizations"):
+            for table in ("dumps", "organizations"):  # WRITTEN_BEFORE_TOPICS
                 writer.insert(table, getattr(corpus, table))
             for table in ("merges", "lookalikes", "problems"):
                 writer.insert(table, getattr(corpus, table), numbered=True)
             writer.insert("sightings", sighting_rows(corpus, inputs.places))
             writer.insert("title_blocks", dedup.blocking_rows())
+            if rules.process is not None:  # the topic rules are still running: index meanwhile
+                writer.index(WRITTEN_BEFORE_TOPICS)
         progress.line(f"topics of {len(dedup.papers):,} papers, then the papers")
         with stages.timed("topics"):  # with a worker: what is left of its work
-            writer.insert("paper_topics", rules.rows(dedup.papers, abstracts))
+            rules.write(dedup.papers, abstracts, writer)
             writer.insert("topics", topic_rows(inputs.topics, Counter(
                 topic for paper in dedup.papers for topic in json.loads(paper.topics))))
         with stages.timed("rows"):

@@ -38,7 +38,7 @@ from .dedupe import Paper, RecordKeys, record_keys
 from .parse import DumpError, ParsedDump, read_dump
 from .texts import DiskList
 from .topics import Topic, load_topics, topics_of_papers
-from .write import TABLES, BuildCheckError
+from .write import TABLES, BuildCheckError, DatabaseWriter
 
 EVIDENCE = list(TABLES["paper_topics"][0])
 READER_MIN_BYTES = 16_000_000  # about 10,000 records
@@ -179,33 +179,40 @@ class TopicRules:
                 if not self.process.is_alive():
                     raise self.worker_failed() from None
 
-    def rows(self, papers: list[Paper], abstracts: DiskList) -> Iterator[dict]:
-        """Yield the paper_topics rows in paper order; set each paper's `topics`."""
-        distinct: dict[str, str] = {}  # papers share few topic sets: one string per set
+    def write(self, papers: list[Paper], abstracts: DiskList, writer: DatabaseWriter) -> None:
+        """Set each paper's `topics` and insert the paper_topics rows, in paper order."""
         if self.process is None:
-            texts = ({"id": p.id, "title": p.title, "abstract": a}
-                     for p, a in zip(papers, abstracts.values(0, len(papers)), strict=True))
-            for paper, (assigned, evidence) in zip(papers, topics_of_papers(texts, self.topics)):
-                paper.topics = distinct.setdefault(assigned, assigned)
-                yield from evidence
+            writer.insert("paper_topics", self.matched_here(papers, abstracts))
             return
         self.send(None)  # no more papers
         self.process.join()
         if self.process.exitcode != 0:
             raise self.worker_failed()
+        self.read_assigned(papers)
+        # Millions of rows at a million papers: SQLite copies them, not Python.
+        writer.insert_from("paper_topics", self.scratch, "evidence")
+
+    def matched_here(self, papers: list[Paper], abstracts: DiskList) -> Iterator[dict]:
+        distinct: dict[str, str] = {}  # papers share few topic sets: one string per set
+        texts = ({"id": p.id, "title": p.title, "abstract": a}
+                 for p, a in zip(papers, abstracts.values(0, len(papers)), strict=True))
+        for paper, (assigned, evidence) in zip(papers, topics_of_papers(texts, self.topics)):
+            paper.topics = distinct.setdefault(assigned, assigned)
+            yield from evidence
+
+    def read_assigned(self, papers: list[Paper]) -> None:
+        """Set each paper's `topics` from the worker's results."""
+        distinct: dict[str, str] = {}
         conn = sqlite3.connect(f"file:{self.scratch}?mode=ro", uri=True)
         try:
             assigned = conn.execute("SELECT n, topics FROM assigned ORDER BY n").fetchall()
-            if [n for n, _ in assigned] != [paper.number for paper in papers]:
-                raise BuildCheckError(f"topic rules: the worker matched {len(assigned)} papers "
-                                      f"of {len(papers)}")
-            for paper, (_, topics) in zip(papers, assigned):
-                paper.topics = distinct.setdefault(topics, topics)
-            del assigned
-            for values in conn.execute(f"SELECT {', '.join(EVIDENCE)} FROM evidence ORDER BY rowid"):
-                yield dict(zip(EVIDENCE, values))
         finally:
             conn.close()
+        if [n for n, _ in assigned] != [paper.number for paper in papers]:
+            raise BuildCheckError(f"topic rules: the worker matched {len(assigned)} papers "
+                                  f"of {len(papers)}")
+        for paper, (_, topics) in zip(papers, assigned):
+            paper.topics = distinct.setdefault(topics, topics)
 
     def worker_failed(self) -> BuildCheckError:
         self.process.join(timeout=5)

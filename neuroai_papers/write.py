@@ -335,6 +335,35 @@ class DatabaseWriter:
         self.counts[table] = self.counts.get(table, 0) + counted.seen
         return counted.seen
 
+    def insert_from(self, table: str, path: Path, source: str) -> int:
+        """Insert the rows of table `source` of the SQLite file at `path` (the table's
+        columns, in rowid order), copied by SQLite without passing through Python."""
+        names = ", ".join(f"[{column}]" for column in TABLES[table][0])
+        conn = self.db.conn
+        try:
+            conn.execute("COMMIT")  # SQLite attaches a file only outside a transaction
+            conn.execute("ATTACH DATABASE ? AS source", (str(path),))
+            conn.execute("BEGIN")
+            copied = conn.execute(f"insert into [{table}] ({names}) "
+                                  f"select {names} from source.[{source}] order by rowid").rowcount
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE source")
+            conn.execute("BEGIN")
+        except sqlite3.Error as error:
+            raise WriteError(f"cannot write {self.tmp}: {error}") from None
+        self.counts[table] = self.counts.get(table, 0) + copied
+        return copied
+
+    def index(self, tables: Iterable[str]) -> None:
+        """Create the indexes of tables that hold all their rows already (`finish` creates
+        the others): the build does it while it waits for the topic rules."""
+        try:
+            for table in tables:
+                for columns in INDEXES.get(table, []):
+                    self.db[table].create_index(columns, if_not_exists=True)
+        except sqlite3.Error as error:
+            raise WriteError(f"cannot write {self.tmp}: {error}") from None
+
     def finish(self, metadata: dict, build_info: dict[str, str], expected: dict[str, int]) -> None:
         """Complete, check and put the database in place; `expected` holds known row counts."""
         try:

@@ -195,25 +195,36 @@ def seed_papers():
     return papers, [r.abstract for r in records]
 
 
-def test_topic_rules_in_a_worker_give_the_rows_matched_here(tmp_path):
-    from neuroai_papers.parallel import TopicRules
+def written_topics(rules, papers, abstracts, tmp_path, name):
+    """Return the paper_topics rows `rules` write into a new database, and the papers' topics."""
     from neuroai_papers.texts import DiskList
+    from neuroai_papers.write import DatabaseWriter
 
-    papers, abstracts = seed_papers()
-    with DiskList(tmp_path / "abstracts") as stored:
+    for paper in papers:
+        paper.topics = None
+    with DatabaseWriter(tmp_path / f"{name}.db") as writer, \
+            DiskList(tmp_path / f"{name}-abstracts") as stored:
         for abstract in abstracts:
             stored.append(abstract)
-        with TopicRules(TOPICS, ROOT / "reference" / "topics.yml", tmp_path / "here", False) as rules:
-            here = list(rules.rows(papers, stored))
-    topics_here = [paper.topics for paper in papers]
-    with TopicRules(TOPICS, ROOT / "reference" / "topics.yml", tmp_path / "there", True) as rules:
+        rules.write(papers, stored, writer)
+        written = writer.db.conn.execute("select * from paper_topics order by rowid").fetchall()
+        assert writer.counts["paper_topics"] == len(written)
+    return written, [paper.topics for paper in papers]
+
+
+def test_topic_rules_in_a_worker_give_the_rows_matched_here(tmp_path):
+    from neuroai_papers.parallel import TopicRules
+
+    papers, abstracts = seed_papers()
+    path = ROOT / "reference" / "topics.yml"
+    with TopicRules(TOPICS, path, tmp_path / "here", False) as rules:
+        here = written_topics(rules, papers, abstracts, tmp_path, "here")
+    with TopicRules(TOPICS, path, tmp_path / "there", True) as rules:
         for start in range(0, len(papers), 50):  # as matching hands them over: a dump at a time
             rules.add(list(zip(papers, abstracts))[start:start + 50])
-        for paper in papers:
-            paper.topics = None
-        there = list(rules.rows(papers, None))
-    assert there == here and len(here) > len(papers)
-    assert [paper.topics for paper in papers] == topics_here
+        there = written_topics(rules, papers, abstracts, tmp_path, "there")
+    assert there == here
+    assert len(here[0]) > len(papers) and None not in here[1]
     assert not (tmp_path / "there").exists()
 
 
@@ -235,4 +246,4 @@ def test_a_dead_topic_worker_fails_the_build_with_one_line(tmp_path):
         rules.process.kill()
         with pytest.raises(BuildCheckError, match=r"^topic rules: the worker process ended "
                                                   r"with exit code -9$"):
-            list(rules.rows(papers[:1], None))
+            rules.write(papers[:1], None, None)
