@@ -30,7 +30,7 @@ from .enrich import build_corpus, load_manifest, paper_rows, sighting_rows
 from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
                           last_rowids, manifest_entries, new_dumps)
 from .organizations import OrganizationIndex, load_reference
-from .parallel import DumpReader, TopicRules, large_corpus
+from .parallel import DumpReader, NewPapers, large_corpus
 from .parse import DumpError, ParsedDump
 from .texts import DiskList
 from .topics import load_topics, topic_rows
@@ -41,7 +41,7 @@ REFERENCE = ROOT / "reference" / "organizations.yml"
 TOPICS = ROOT / "reference" / "topics.yml"
 # The tables the build fills before it needs the topics (full_build).
 WRITTEN_BEFORE_TOPICS = ("dumps", "organizations", "merges", "lookalikes", "problems",
-                         "sightings", "title_blocks")
+                         "sightings")
 EXIT_BAD_INPUT = 2
 EXIT_BUILD_FAILED = 3
 
@@ -106,13 +106,13 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
 
 def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList | list[str],
                    progress: Progress, stages: "Stages",
-                   rules: TopicRules | None = None) -> list[ParsedDump]:
+                   new_papers: NewPapers | None = None) -> list[ParsedDump]:
     """Parse the dumps one at a time and match each record as it comes (streaming).
 
     Only a few dumps' lines are in memory at once (see parallel.DumpReader, which parses
     ahead in a second process on a large corpus). A new paper's abstract goes to
     `abstracts` and no record keeps its own: matching reads the papers' fingerprints instead.
-    Each dump's new papers also go to `rules`, which may start on their topics at once.
+    Each dump's new papers also go to `new_papers`, which may start on them at once.
     """
     parsed = []
     records = 0
@@ -127,16 +127,16 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
                 progress.line(f"warning: {path}:{problem.line}: {problem.reason}: "
                               f"{problem.text[:80]!r}")
             with stages.timed("dedupe"):
-                new_papers = []
+                created = []
                 for record, record_keys in zip(dump.records, keys, strict=True):
                     sighting = Sighting(dump.name, record)
                     dedup.add(sighting, record_keys)
                     if sighting.method == "new":
                         abstracts.append(record.abstract)
-                        new_papers.append((dedup.papers[-1], record.abstract))
+                        created.append((dedup.papers[-1], record.abstract))
                     record.abstract = ""  # the paper keeps its copy, in `abstracts`
-            if rules is not None:
-                rules.add(new_papers)
+            if new_papers is not None:
+                new_papers.add(created)
             parsed.append(dump)
             records += len(dump.records)
             progress.update(f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} "
@@ -237,10 +237,10 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         abstracts = stack.enter_context(DiskList(writer.scratch_path("abstracts")))
         fingerprints = stack.enter_context(DiskList(writer.scratch_path("fingerprints")))
         dedup = Deduplicator(fingerprints)
-        rules = stack.enter_context(TopicRules(inputs.topics, TOPICS, writer.scratch_path("topics"),
-                                               worker=large_corpus(inputs.paths)))
-        progress.line(f"topics: matching the topic rules {rules.where}")
-        parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages, rules)
+        new_papers = stack.enter_context(NewPapers(
+            inputs.topics, TOPICS, writer.scratch_path("new-papers"), worker=large_corpus(inputs.paths)))
+        progress.line(f"topics and title blocks: {new_papers.where}")
+        parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages, new_papers)
         progress.line("dates, organizations, sightings")
         with stages.timed("rows"):  # first the rows that need no topics
             corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places)
@@ -250,12 +250,11 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
             for table in ("merges", "lookalikes", "problems"):
                 writer.insert(table, getattr(corpus, table), numbered=True)
             writer.insert("sightings", sighting_rows(corpus, inputs.places))
-            writer.insert("title_blocks", dedup.blocking_rows())
-            if rules.process is not None:  # the topic rules are still running: index meanwhile
+            if new_papers.process is not None:  # the worker is still busy: index meanwhile
                 writer.index(WRITTEN_BEFORE_TOPICS)
-        progress.line(f"topics of {len(dedup.papers):,} papers, then the papers")
+        progress.line(f"topics and title blocks of {len(dedup.papers):,} papers, then the papers")
         with stages.timed("topics"):  # with a worker: what is left of its work
-            rules.write(dedup.papers, abstracts, writer)
+            new_papers.write(dedup, abstracts, writer)
             writer.insert("topics", topic_rows(inputs.topics, Counter(
                 topic for paper in dedup.papers for topic in json.loads(paper.topics))))
         with stages.timed("rows"):

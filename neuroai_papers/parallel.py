@@ -1,5 +1,5 @@
 """Work on two cores: a worker process parses the dumps ahead of matching, and another
-takes the second half of the papers' topic rules.
+does what each new paper alone determines (its topics and title blocks).
 
 Reading (DumpReader). Parsing a dump and computing its records' keys (title key, abstract
 fingerprint, blocking keys: dedupe.record_keys) depend on the dump alone, while matching
@@ -9,12 +9,13 @@ matches the dumps already sent: a million records spend about 60 s on parsing an
 which then overlap with matching. A dump the worker refuses is refused with the same
 DumpError, at the same place in the order, as if the build had read it itself.
 
-Topics (TopicRules). A paper's topics depend on its own title and abstract only, which are
-those of its first sighting: they are known the moment matching creates the paper. From
-READER_MIN_BYTES of dumps on, the build hands each dump's new papers to a worker that
-matches the topic rules while the build goes on matching (on the time the reader leaves
-free) and then writes the rows that need no topics; the build then reads the worker's
-results in paper order, as if one process had made them all (a test holds them equal).
+New papers (NewPapers). A paper's topics and its title blocks (the blocking keys of its
+title key, the title_blocks rows) depend only on its first sighting, so they are known the
+moment matching creates the paper. From READER_MIN_BYTES of dumps on, the build hands each
+dump's new papers to a worker that matches the topic rules and makes the blocking keys
+while the build goes on matching (on the time the reader leaves free) and then writes the
+rows that need neither; the build then copies the worker's rows in, in paper order, as if
+one process had made them all (a test holds them equal).
 
 Each worker is a fresh Python process (spawned, not forked: a fork would share the build's
 memory only until it touched it), and dies with the build if the build is killed. A failure
@@ -34,16 +35,17 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Iterator
 
-from .dedupe import Paper, RecordKeys, record_keys
+from .dedupe import Deduplicator, Paper, RecordKeys, blocking_keys, record_keys
 from .parse import DumpError, ParsedDump, read_dump
 from .texts import DiskList
 from .topics import Topic, load_topics, topics_of_papers
 from .write import TABLES, BuildCheckError, DatabaseWriter
 
 EVIDENCE = list(TABLES["paper_topics"][0])
+BLOCKS = list(TABLES["title_blocks"][0])
 READER_MIN_BYTES = 16_000_000  # about 10,000 records
 READ_AHEAD = 16  # parsed dumps waiting in the queue at most (bounds the memory they take)
-TOPICS_BACKLOG = 400  # dumps' new papers waiting for the topic rules at most (~20,000 papers)
+NEW_PAPERS_BACKLOG = 400  # dumps' new papers waiting for the worker at most (~20,000 papers)
 PR_SET_PDEATHSIG = 1
 
 
@@ -137,13 +139,13 @@ def read_ahead(build: int, paths: list[Path], out) -> None:
         os._exit(3)
 
 
-class TopicRules:
-    """Every paper's topics and topic evidence, in paper order.
+class NewPapers:
+    """What each paper alone determines: its topics, topic evidence and title blocks.
 
     On a large corpus (`worker`), the papers go to a worker process as matching creates
-    them (`add`), so the rules run on the core that matching leaves free, and go on while
-    the build writes the rows that need no topics; `rows` then reads the worker's results.
-    Otherwise `rows` matches the rules here.
+    them (`add`), so the work runs on the core that matching leaves free, and goes on while
+    the build writes the rows that need none of it; `write` then copies the worker's rows.
+    Otherwise `write` does the work here.
     """
 
     def __init__(self, topics: list[Topic], topics_path: Path, scratch: Path, worker: bool):
@@ -152,7 +154,7 @@ class TopicRules:
         self.process = None
         if worker:
             context = multiprocessing.get_context("spawn")
-            self.inbox = context.Queue(maxsize=TOPICS_BACKLOG)
+            self.inbox = context.Queue(maxsize=NEW_PAPERS_BACKLOG)
             self.failure = context.SimpleQueue()  # the worker's one-line reason, if it fails
             self.process = context.Process(
                 target=work, args=(os.getpid(), self.inbox, topics_path, scratch, self.failure),
@@ -168,7 +170,7 @@ class TopicRules:
     def add(self, papers: list[tuple[Paper, str]]) -> None:
         """Hand the worker new papers, in paper order, with their abstracts."""
         if self.process is not None and papers:
-            self.send([(paper.number, paper.id, paper.title, abstract)
+            self.send([(paper.number, paper.id, paper.title, paper.key, abstract)
                        for paper, abstract in papers])
 
     def send(self, message: list | None) -> None:
@@ -179,18 +181,20 @@ class TopicRules:
                 if not self.process.is_alive():
                     raise self.worker_failed() from None
 
-    def write(self, papers: list[Paper], abstracts: DiskList, writer: DatabaseWriter) -> None:
-        """Set each paper's `topics` and insert the paper_topics rows, in paper order."""
+    def write(self, dedup: Deduplicator, abstracts: DiskList, writer: DatabaseWriter) -> None:
+        """Set each paper's `topics`; insert the paper_topics and title_blocks rows."""
         if self.process is None:
-            writer.insert("paper_topics", self.matched_here(papers, abstracts))
+            writer.insert("paper_topics", self.matched_here(dedup.papers, abstracts))
+            writer.insert("title_blocks", dedup.blocking_rows())
             return
         self.send(None)  # no more papers
         self.process.join()
         if self.process.exitcode != 0:
             raise self.worker_failed()
-        self.read_assigned(papers)
+        self.read_assigned(dedup.papers)
         # Millions of rows at a million papers: SQLite copies them, not Python.
         writer.insert_from("paper_topics", self.scratch, "evidence")
+        writer.insert_from("title_blocks", self.scratch, "blocks")
 
     def matched_here(self, papers: list[Paper], abstracts: DiskList) -> Iterator[dict]:
         distinct: dict[str, str] = {}  # papers share few topic sets: one string per set
@@ -209,7 +213,7 @@ class TopicRules:
         finally:
             conn.close()
         if [n for n, _ in assigned] != [paper.number for paper in papers]:
-            raise BuildCheckError(f"topic rules: the worker matched {len(assigned)} papers "
+            raise BuildCheckError(f"new papers: the worker did {len(assigned)} papers "
                                   f"of {len(papers)}")
         for paper, (_, topics) in zip(papers, assigned):
             paper.topics = distinct.setdefault(topics, topics)
@@ -218,7 +222,7 @@ class TopicRules:
         self.process.join(timeout=5)
         why = self.failure.get() if not self.failure.empty() else (
             f"the worker process ended with exit code {self.process.exitcode}")
-        return BuildCheckError(f"topic rules: {why}")
+        return BuildCheckError(f"new papers: {why}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -230,7 +234,7 @@ class TopicRules:
         with suppress(FileNotFoundError):
             self.scratch.unlink()
 
-    def __enter__(self) -> "TopicRules":
+    def __enter__(self) -> "NewPapers":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -238,8 +242,8 @@ class TopicRules:
 
 
 def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
-    """The worker: topics and evidence of the papers that come through `inbox`, until None,
-    into `scratch`; exit 0, or 3 with the reason in `failure`."""
+    """The worker: topics, evidence and title blocks of the papers that come through
+    `inbox`, until None, into `scratch`; exit 0, or 3 with the reason in `failure`."""
     die_with_parent(build)
     try:
         conn = sqlite3.connect(scratch)
@@ -247,11 +251,15 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("CREATE TABLE assigned (n INTEGER PRIMARY KEY, topics TEXT)")
         conn.execute(f"CREATE TABLE evidence ({', '.join(EVIDENCE)})")
+        conn.execute(f"CREATE TABLE blocks ({', '.join(BLOCKS)})")
         numbers: list[int] = []  # of the papers read so far (the rules read ahead a chunk)
 
         def texts() -> Iterator[dict]:
             while (batch := inbox.get()) is not None:
-                for n, paper_id, title, abstract in batch:
+                conn.executemany("INSERT INTO blocks VALUES (?, ?)", (
+                    (block, n + 1) for n, _, _, key, _ in batch
+                    for block in sorted(blocking_keys(key))))  # as Deduplicator.blocking_rows
+                for n, paper_id, title, _, abstract in batch:
                     numbers.append(n)
                     yield {"id": paper_id, "title": title, "abstract": abstract}
 

@@ -356,7 +356,7 @@ class DatabaseWriter:
 
     def index(self, tables: Iterable[str]) -> None:
         """Create the indexes of tables that hold all their rows already (`finish` creates
-        the others): the build does it while it waits for the topic rules."""
+        the others): the build does it while it waits for its new-papers worker."""
         try:
             for table in tables:
                 for columns in INDEXES.get(table, []):

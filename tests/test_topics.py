@@ -173,7 +173,7 @@ def test_the_worker_process_gives_the_rows_computed_in_one_process(tmp_path):
     out = tmp_path / "papers.db"
     result = run_build(dumps, out)
     assert result.returncode == 0, result.stderr
-    assert "topics: matching the topic rules in process" in result.stderr
+    assert "topics and title blocks: in process" in result.stderr
     papers = [{"id": i, "title": t, "abstract": a}
               for i, t, a in rows(out, "select id, title, abstract from papers order by rowid")]
     expected = assign_topics(papers, TOPICS)
@@ -185,65 +185,77 @@ def test_the_worker_process_gives_the_rows_computed_in_one_process(tmp_path):
 
 
 def seed_papers():
-    """The seed dumps' first sightings as papers, numbered in order, with their abstracts."""
+    """The seed dumps matched into papers, and each paper's abstract (its first sighting's)."""
     from conftest import REAL_DUMPS
-    from neuroai_papers.dedupe import Paper
+    from neuroai_papers.dedupe import Deduplicator, Sighting
     from neuroai_papers.parse import read_dump
 
-    records = [r for path in sorted(REAL_DUMPS.glob("*.txt")) for r in read_dump(path).records]
-    papers = [Paper(id=f"p{n}", key="", title=r.title, number=n) for n, r in enumerate(records)]
-    return papers, [r.abstract for r in records]
+    dedup, abstracts = Deduplicator(), []
+    for path in sorted(REAL_DUMPS.glob("*.txt")):
+        dump = read_dump(path)
+        for record in dump.records:
+            sighting = Sighting(dump.name, record)
+            dedup.add(sighting)
+            if sighting.method == "new":
+                abstracts.append(record.abstract)
+    return dedup, abstracts
 
 
-def written_topics(rules, papers, abstracts, tmp_path, name):
-    """Return the paper_topics rows `rules` write into a new database, and the papers' topics."""
+def written_rows(new_papers, dedup, abstracts, tmp_path, name):
+    """Return the paper_topics and title_blocks rows `new_papers` write into a new database,
+    and the papers' topics."""
     from neuroai_papers.texts import DiskList
     from neuroai_papers.write import DatabaseWriter
 
-    for paper in papers:
+    for paper in dedup.papers:
         paper.topics = None
     with DatabaseWriter(tmp_path / f"{name}.db") as writer, \
             DiskList(tmp_path / f"{name}-abstracts") as stored:
         for abstract in abstracts:
             stored.append(abstract)
-        rules.write(papers, stored, writer)
-        written = writer.db.conn.execute("select * from paper_topics order by rowid").fetchall()
-        assert writer.counts["paper_topics"] == len(written)
-    return written, [paper.topics for paper in papers]
+        new_papers.write(dedup, stored, writer)
+        written = [writer.db.conn.execute(f"select * from {table} order by rowid").fetchall()
+                   for table in ("paper_topics", "title_blocks")]
+        assert [writer.counts[table] for table in ("paper_topics", "title_blocks")] == \
+            [len(rows) for rows in written]
+    return written, [paper.topics for paper in dedup.papers]
 
 
-def test_topic_rules_in_a_worker_give_the_rows_matched_here(tmp_path):
-    from neuroai_papers.parallel import TopicRules
+def test_new_papers_in_a_worker_give_the_rows_made_here(tmp_path):
+    from neuroai_papers.parallel import NewPapers
 
-    papers, abstracts = seed_papers()
+    dedup, abstracts = seed_papers()
     path = ROOT / "reference" / "topics.yml"
-    with TopicRules(TOPICS, path, tmp_path / "here", False) as rules:
-        here = written_topics(rules, papers, abstracts, tmp_path, "here")
-    with TopicRules(TOPICS, path, tmp_path / "there", True) as rules:
-        for start in range(0, len(papers), 50):  # as matching hands them over: a dump at a time
-            rules.add(list(zip(papers, abstracts))[start:start + 50])
-        there = written_topics(rules, papers, abstracts, tmp_path, "there")
+    with NewPapers(TOPICS, path, tmp_path / "here", False) as new_papers:
+        here = written_rows(new_papers, dedup, abstracts, tmp_path, "here")
+    with NewPapers(TOPICS, path, tmp_path / "there", True) as new_papers:
+        pairs = list(zip(dedup.papers, abstracts, strict=True))
+        for start in range(0, len(pairs), 50):  # as matching hands them over: a dump at a time
+            new_papers.add(pairs[start:start + 50])
+        there = written_rows(new_papers, dedup, abstracts, tmp_path, "there")
     assert there == here
-    assert len(here[0]) > len(papers) and None not in here[1]
+    (evidence, blocks), topics = here
+    assert len(evidence) > len(dedup.papers) and len(blocks) > len(dedup.papers)
+    assert None not in topics
     assert not (tmp_path / "there").exists()
 
 
-def test_a_dead_topic_worker_fails_the_build_with_one_line(tmp_path):
-    from neuroai_papers.parallel import TOPICS_BACKLOG, TopicRules
+def test_a_dead_worker_fails_the_build_with_one_line(tmp_path):
+    from neuroai_papers.parallel import NEW_PAPERS_BACKLOG, NewPapers
     from neuroai_papers.write import BuildCheckError
 
-    papers, abstracts = seed_papers()
-    one = list(zip(papers, abstracts))[:1]
+    dedup, abstracts = seed_papers()
+    one = [(dedup.papers[0], abstracts[0])]
     path = ROOT / "reference" / "topics.yml"
-    with TopicRules(TOPICS, path, tmp_path / "scratch", True) as rules:
-        rules.process.kill()
-        with pytest.raises(BuildCheckError, match=r"^topic rules: the worker process ended "
+    with NewPapers(TOPICS, path, tmp_path / "scratch", True) as new_papers:
+        new_papers.process.kill()
+        with pytest.raises(BuildCheckError, match=r"^new papers: the worker process ended "
                                                   r"with exit code -9$"):
-            for _ in range(TOPICS_BACKLOG + 10):  # more than the queue holds: add() notices
-                rules.add(one)
-    with TopicRules(TOPICS, path, tmp_path / "scratch", True) as rules:
-        rules.add(one)
-        rules.process.kill()
-        with pytest.raises(BuildCheckError, match=r"^topic rules: the worker process ended "
+            for _ in range(NEW_PAPERS_BACKLOG + 10):  # more than the queue holds: add() notices
+                new_papers.add(one)
+    with NewPapers(TOPICS, path, tmp_path / "scratch", True) as new_papers:
+        new_papers.add(one)
+        new_papers.process.kill()
+        with pytest.raises(BuildCheckError, match=r"^new papers: the worker process ended "
                                                   r"with exit code -9$"):
-            rules.write(papers[:1], None, None)
+            new_papers.write(dedup, None, None)
