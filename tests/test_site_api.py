@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from datasette.app import Datasette
+from datasette.utils.asgi import Request
 
 from conftest import ROOT, rows
 from neuroai_papers.site import SETTINGS, site_paths
@@ -269,6 +270,54 @@ async def test_ranked_search_query_highlights_and_orders_by_relevance(ds):
     assert all("[[hl]]" in r["snippet"] or "spiking" in r["title"].lower() for r in data)
     page = await ds.client.get("/papers/search?q=spiking")
     assert "<strong>Spiking</strong>" in page.text or "<strong>spiking</strong>" in page.text
+
+
+def ranked_reference(db, search, where="", params=(), limit=10):
+    """The ranked matches as one plain query gives them: snippet and row for every match."""
+    return rows(db, f"""
+        select papers.id, snippet(papers_fts, 1, '[[hl]]', '[[/hl]]', ' … ', 30),
+          round(bm25(papers_fts, 10.0, 1.0), 6)
+        from papers_fts join papers on papers.rowid = papers_fts.rowid
+        where papers_fts match ? {where}
+        order by bm25(papers_fts, 10.0, 1.0), papers.rowid limit {limit}""", (search, *params))
+
+
+@pytest.mark.parametrize("search", ["brain", "spiking", "decoding fmri", "neural"])
+async def test_ranked_matches_are_the_best_of_all_matches_with_their_snippets(ds, real_db, search):
+    """The table page's best matches and the canned search rank on the index first and
+    fetch snippets for the best only: the same papers, order and snippets as doing it all."""
+    plugin = importlib.util.spec_from_file_location("site_pages", ROOT / "plugins" / "site_pages.py")
+    module = importlib.util.module_from_spec(plugin)
+    plugin.loader.exec_module(module)
+    year = rows(real_db, "select published_year from papers where published_year is not null "
+                         "group by 1 order by count(*) desc limit 1")[0][0]
+    for url_filter, where, params in (("", "", ()),
+                                      (f"&published_year={year}", "and published_year = ?", (year,))):
+        request = Request.fake(f"/papers/papers?_search={search}{url_filter}")
+        found = await module.ranked_matches(ds, request, list(PAPERS["columns"]))
+        assert [(r["id"], r["snippet"], round(r["rank"], 6)) for r in found["ranked"]] == \
+            ranked_reference(real_db, search, where, params)
+        assert found["ranked"], search
+    canned = await get_json(ds, f"/papers/search.json?q={search}&_shape=array")
+    expected = ranked_reference(real_db, search, limit=100)
+    assert [(r["paper_id"], r["snippet"]) for r in canned] == [(i, s) for i, s, _ in expected]
+
+
+async def test_a_search_too_common_to_rank_in_time_still_lists_its_matches(real_db):
+    """With a time limit too short to rank, the page says so and still shows the matches."""
+    paths = site_paths()
+    slow = Datasette([], immutables=[str(real_db)], metadata=METADATA,
+                     plugins_dir=str(paths["plugins"]), template_dir=str(paths["templates"]),
+                     settings={**SETTINGS, "sql_time_limit_ms": 1})
+    plugin = importlib.util.spec_from_file_location("site_pages", ROOT / "plugins" / "site_pages.py")
+    module = importlib.util.module_from_spec(plugin)
+    plugin.loader.exec_module(module)
+    module.ranked_sql = lambda within, limit: (  # a ranking that cannot finish in 1 ms
+        "with recursive n(i) as (select 1 union all select i + 1 from n) "
+        "select count(*) from n")
+    request = Request.fake("/papers/papers?_search=brain")
+    assert await module.ranked_matches(slow, request, ["title"]) == {
+        "ranked_search": "brain", "ranked_too_slow": True}
 
 
 async def test_empty_search_returns_nothing_instead_of_an_error(ds):
