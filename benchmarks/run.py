@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
@@ -228,16 +229,33 @@ def dedup_figures(dumps: Path, truth: dict, size: int) -> dict:
     }
 
 
+FAILURES: list[str] = []  # "<page>: HTTP <status>" of every request that failed, in order
+
+
 def latencies(base: str, path_for, queries: list[str], repeats: int) -> dict[str, list[float]]:
+    """Return each query's request times. A page that fails (Datasette answers 400 when a
+    query outlasts its SQL time limit) is timed too, and noted in FAILURES for the report."""
     timings = {}
     for query in queries:
         timings[query] = []
         for _ in range(repeats):
             started = time.perf_counter()
-            with urllib.request.urlopen(base + path_for(query), timeout=60) as response:
-                response.read()
+            try:
+                with urllib.request.urlopen(base + path_for(query), timeout=60) as response:
+                    response.read()
+            except urllib.error.HTTPError as error:
+                error.read()
+                FAILURES.append(f"{path_for(query)}: HTTP {error.code}")
             timings[query].append(time.perf_counter() - started)
     return timings
+
+
+def describe_failures() -> str:
+    """Return the failed pages, each with how many of its requests failed, or 'none'."""
+    counts: dict[str, int] = {}
+    for failure in FAILURES:
+        counts[failure] = counts.get(failure, 0) + 1
+    return "; ".join(f"{page} ({n}x)" for page, n in counts.items()) or "none"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -276,7 +294,11 @@ def search_figures(db: Path, repeats: int) -> dict:
         wait_until_up(stock_base, stock)
         quote = urllib.parse.quote_plus
         ranked = latencies(ours_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)
+        ours_failed = describe_failures()
+        FAILURES.clear()
         plain = latencies(stock_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)
+        stock_failed = describe_failures()
+        FAILURES.clear()
         # Related papers are computed when a paper page asks: time them against the stock
         # JSON of the same paper's row (one primary-key lookup), for papers across the file.
         sample = paper_sample(db, RELATED_SAMPLE)
@@ -296,7 +318,7 @@ def search_figures(db: Path, repeats: int) -> dict:
     every_plain = [v for q in QUERIES for v in plain[q]]
     every_related = [v for p in sample for v in related[p]]
     every_row = [v for p in sample for v in row[p]]
-    return {"rows": rows, "facets_timed_out": timed_out,
+    return {"rows": rows, "facets_timed_out": timed_out, "failed": (ours_failed, stock_failed),
             "related": (len(sample), percentile(every_related, 0.5), percentile(every_related, 0.95),
                         percentile(every_row, 0.5), percentile(every_row, 0.95)),
             "p95_ratio": percentile(every_ranked, 0.95) / percentile(every_plain, 0.95),
@@ -387,6 +409,8 @@ def report(records: int, dumps: int, build: tuple, floors: dict[str, float], pap
         lines += [
             f"| ranked search page p50 / p95 vs stock unranked | | | {search['p50_ratio']:.2f}x / "
             f"{search['p95_ratio']:.2f}x |",
+            f"| search pages that failed (HTTP status; a query over the SQL time limit gives 400) "
+            f"| ours: {search['failed'][0]} | stock: {search['failed'][1]} | |",
             "| related papers of {0} papers (/papers/related.json) p50 / p95 | {1:.0f} ms / {2:.0f} ms "
             "| {3:.0f} ms / {4:.0f} ms (stock row JSON) | {5:.2f}x / {6:.2f}x |".format(
                 *(search["related"][0], *(v * 1000 for v in search["related"][1:])),
