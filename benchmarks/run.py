@@ -357,9 +357,13 @@ def facets_that_timed_out(db: Path, limit_ms: int, queries: list[str]) -> dict[s
                                        for query in queries},
                  **{page: page for page in FILTERED_PAGES}}
         for name, page in pages.items():
-            with urllib.request.urlopen(f"{base}/papers/papers.json?_size=1&{page}",
-                                        timeout=120) as response:
-                found[name] = timed_out_facets(json.loads(response.read()), expected)
+            try:
+                with urllib.request.urlopen(f"{base}/papers/papers.json?_size=1&{page}",
+                                            timeout=120) as response:
+                    found[name] = timed_out_facets(json.loads(response.read()), expected)
+            except urllib.error.HTTPError as error:  # the page itself failed: no facets at all
+                error.read()
+                found[name] = [f"the whole page (HTTP {error.code})"]
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -453,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         db = Path(tmp) / "papers.db"
         build = run_build(existing, db)
         print(f"built in {build[0]:.1f} s, peak {build[1]:,.0f} MiB ({build[2]})", flush=True)
+        if args.keep:  # kept at once: whatever fails later, the slow part is done
+            shutil.copyfile(db, args.keep)
         print("floors ...", flush=True)
         floors = {"all": floor(existing, db, Path(tmp) / "floor.db", written_tables(db)),
                   "papers": floor(existing, db, Path(tmp) / "floor.db", ["papers"])}
@@ -467,8 +473,6 @@ def main(argv: list[str] | None = None) -> int:
             search = search_figures(db, args.repeats)
         text = report(args.records, generated["dumps"] - 1, build, floors, papers, dedup,
                       search, incremental)
-        if args.keep:
-            shutil.copyfile(db, args.keep)
     print(text)
     if args.write_results:
         write_results(args.records, text)
