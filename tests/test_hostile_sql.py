@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import html
 import importlib.util
+import math
 import resource
 import sqlite3
 import subprocess
@@ -23,11 +24,18 @@ import httpx
 import pytest
 
 from conftest import OUTPUT, ROOT, rows
-from neuroai_papers.site import free_port, serve_command, wait_until_up
+from neuroai_papers.site import SETTINGS, free_port, serve_command, wait_until_up
 
 ADDRESS_SPACE_CAP = 6 * 1024**3  # far above a healthy server, far below the machine
 RSS_BOUND_MB = 1500
-NORMAL_PAGE_SECONDS = 3
+# While hostile queries run (test_normal_pages_answer_while_hostile_queries_run), the six
+# slow ones can hold the three SQL threads for two rounds of the time limit at most; a
+# normal page then needs at most one time limit of its own. A page stuck behind every
+# hostile query, or a server that never cut one off, takes longer. (A fixed 3 s bound held
+# on a fast machine and failed by 0.4 s on one 2.5x slower.)
+SLOW_HOSTILE_REQUESTS = 6
+NORMAL_PAGE_SECONDS = (math.ceil(SLOW_HOSTILE_REQUESTS / SETTINGS["num_sql_threads"]) + 1) \
+    * SETTINGS["sql_time_limit_ms"] / 1000
 HOSTILE_ANSWER_SECONDS = 15  # time limit (1.5 s) plus waiting for one of the SQL threads
 
 TOO_LONG = "took too long"
@@ -229,6 +237,7 @@ async def normal_pages_during_hostile_queries(base: str, paper_id: str):
                    for sql in [*slow, *big] for path in ("/papers.json", "/papers")]
         await asyncio.sleep(0.3)  # the hostile queries hold the SQL threads first
         normal = await asyncio.gather(*(timed_get(client, path) for path in pages))
+        assert len(slow) * 2 == SLOW_HOSTILE_REQUESTS
         return dict(zip(pages, normal)), await asyncio.gather(*hostile)
 
 
