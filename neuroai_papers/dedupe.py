@@ -357,8 +357,14 @@ class Deduplicator:
         The database keeps them so that an incremental build finds a new title's fuzzy
         candidates without recomputing the keys of every paper."""
         for paper in self.papers:
-            for key in sorted(blocking_keys(paper.key)):
-                yield {"block": key, "paper_rowid": paper.number + 1}
+            for block, rowid in paper_blocks(paper.number, paper.key):
+                yield {"block": block, "paper_rowid": rowid}
+
+
+def paper_blocks(number: int, key: str) -> list[tuple[str, int]]:
+    """Return the title_blocks rows (block, paper rowid) of paper `number` with title key
+    `key`, in the order the table holds them (parallel.py's worker makes them too)."""
+    return [(block, number + 1) for block in sorted(blocking_keys(key))]
 
 
 def deduplicate(sightings: list[Sighting]) -> Deduplicator:

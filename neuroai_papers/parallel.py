@@ -35,7 +35,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Iterator
 
-from .dedupe import Deduplicator, Paper, RecordKeys, blocking_keys, record_keys
+from .dedupe import Deduplicator, Paper, RecordKeys, paper_blocks, record_keys
 from .parse import DumpError, ParsedDump, read_dump
 from .texts import DiskList
 from .topics import Topic, load_topics, topics_of_papers
@@ -257,8 +257,7 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
         def texts() -> Iterator[dict]:
             while (batch := inbox.get()) is not None:
                 conn.executemany("INSERT INTO blocks VALUES (?, ?)", (
-                    (block, n + 1) for n, _, _, key, _ in batch
-                    for block in sorted(blocking_keys(key))))  # as Deduplicator.blocking_rows
+                    row for n, _, _, key, _ in batch for row in paper_blocks(n, key)))
                 for n, paper_id, title, _, abstract in batch:
                     numbers.append(n)
                     yield {"id": paper_id, "title": title, "abstract": abstract}
