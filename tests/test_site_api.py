@@ -407,6 +407,16 @@ async def test_settings_limit_hostile_sql(ds):
     assert response.status_code == 400 and "interrupted" in response.text.lower()
 
 
+async def test_the_site_reads_its_database_through_a_memory_map(ds, real_db):
+    # SQLite reports the map size it accepted: 0 unless the plugin asked, and never more
+    # than the file it maps from is worth asking for (its own compile-time cap).
+    (mapped,) = (await ds.get_database("papers").execute("pragma mmap_size")).first()
+    assert mapped > real_db.stat().st_size
+    plain = sqlite3.connect(real_db)
+    assert plain.execute("pragma mmap_size").fetchone()[0] == 0  # not SQLite's default
+    plain.close()
+
+
 async def test_atom_feed_lists_new_papers_linking_to_their_pages(ds, real_db):
     import xml.etree.ElementTree as ET
 
