@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
+from typing import Iterator
 
 
 from . import __version__
@@ -268,15 +269,24 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
                     "merges": len(dedup.merges), "lookalikes": len(dedup.lookalikes)}
         info = make_build_info([(d.name, d.sha256) for d in parsed], inputs.reference,
                                inputs.manifest)
+        texts = paper_texts([paper.title for paper in dedup.papers], abstracts)
         # Every row is in the file now: hand the records' memory back before SQLite builds
         # the indexes, so the peak of the build is not the sum of the two.
         del parsed, dedup, corpus
         progress.line(f"writing indexes and the full-text index, then checking {writer.tmp.name}")
         with stages.timed("write"):
-            writer.finish(inputs.metadata, info, expected=expected)
+            writer.finish(inputs.metadata, info, expected=expected, texts=texts)
     progress.line(f"stages: {stages}")
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def paper_texts(titles: list[str], abstracts: DiskList) -> Iterator[tuple[int, str, str]]:
+    """Return each paper's rowid, title and abstract, as the full-text index reads them (in
+    another thread: what touches the build's own connections happens here, before)."""
+    pairs = zip(titles, abstracts.values(0, len(titles)), strict=True)
+    # Papers rows are in paper order, from rowid 1.
+    return ((rowid, title, abstract) for rowid, (title, abstract) in enumerate(pairs, 1))
 
 
 def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progress,

@@ -75,12 +75,11 @@ class DiskList:
                 yield value
 
     def values(self, start: int, stop: int) -> Iterator[str]:
-        """Yield the values at start, start + 1 ... stop - 1, in order."""
+        """Return the values at start, start + 1 ... stop - 1, in order, read through a
+        connection of their own: another thread may read them (the build's full-text index
+        does), since a connection belongs to the thread that made it."""
         self.flush()
-        with reported_as_os_error(self.path):
-            for (value,) in self.conn.execute(
-                    "SELECT value FROM items WHERE n >= ? AND n < ? ORDER BY n", (start, stop)):
-                yield value
+        return read_values(self.path, start, stop)
 
     def close(self) -> None:
         with suppress(sqlite3.Error, AttributeError):
@@ -93,3 +92,15 @@ class DiskList:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def read_values(path: Path, start: int, stop: int) -> Iterator[str]:
+    with reported_as_os_error(path):
+        # Not bound to a thread: the generator may be closed by whichever thread drops it.
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            for (value,) in conn.execute(
+                    "SELECT value FROM items WHERE n >= ? AND n < ? ORDER BY n", (start, stop)):
+                yield value
+        finally:
+            conn.close()

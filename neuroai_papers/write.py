@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import Iterable
@@ -148,32 +149,101 @@ def ensure_db_shape(db: sqlite_utils.Database) -> None:
             )
 
 
-def create_indexes_and_search(db: sqlite_utils.Database, tables: Iterable[str]) -> None:
-    """Index what the site filters on and build the full-text index (after the bulk load)."""
+def create_indexes_and_search(db: sqlite_utils.Database, tables: Iterable[str],
+                              scratch: Path | None = None,
+                              texts: Iterable[tuple[int, str, str]] | None = None) -> None:
+    """Index what the site filters on and build the full-text index (after the bulk load).
+
+    Given the papers' `texts` (rowid, title, abstract), a thread builds the full-text index
+    from them into the file `scratch` while this one creates the other indexes: SQLite lets
+    go of Python's lock while it works, so the two run on two cores. The index is then
+    copied in (copy_search_index) and checked against the table like one built here."""
+    tables = list(tables)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        beside = None if texts is None else \
+            pool.submit(build_search_index_file, scratch, "papers", texts)
+        try:
+            for table in tables:
+                for columns in INDEXES.get(table, []):
+                    db[table].create_index(columns, if_not_exists=True)
+        finally:
+            if beside is not None:
+                beside.exception()  # wait for it, whatever happened here
+        if beside is not None:
+            beside.result()  # its error, if it failed
+            copy_search_index(db.conn, "papers", scratch)
     for table in tables:
-        for columns in INDEXES.get(table, []):
-            db[table].create_index(columns, if_not_exists=True)
         if table in FTS:
-            build_search_index(db.conn, table)
+            if beside is None:
+                build_search_index(db.conn, table)
             db[f"{table}_fts"].optimize()
             check_search_index(db.conn, table)
             count_terms(db.conn, table)
 
 
-def build_search_index(conn: sqlite3.Connection, table: str) -> None:
-    """Create the table's FTS5 index (as sqlite-utils' enable_fts writes it, so Datasette and
-    sqlite-utils find it) and fill it from the table in one pass."""
+def search_index_sql(table: str) -> str:
+    """Return the CREATE statement of the table's FTS5 index, as sqlite-utils' enable_fts
+    writes it (so Datasette and sqlite-utils find it)."""
     columns, tokenize = FTS[table]
-    conn.execute(f"DROP TABLE IF EXISTS [{table}_fts]")
     quoted = ", ".join(f'"{column}"' for column in columns)
-    conn.execute(f'CREATE VIRTUAL TABLE "{table}_fts" USING FTS5 (\n    {quoted},\n'
-                 f"    tokenize='{tokenize}',\n    content=\"{table}\"\n)")
+    return (f'CREATE VIRTUAL TABLE "{table}_fts" USING FTS5 (\n    {quoted},\n'
+            f"    tokenize='{tokenize}',\n    content=\"{table}\"\n)")
+
+
+def build_search_index(conn: sqlite3.Connection, table: str) -> None:
+    """Create the table's FTS5 index and fill it from the table in one pass."""
+    conn.execute(f"DROP TABLE IF EXISTS [{table}_fts]")
+    conn.execute(search_index_sql(table))
     conn.execute(f"INSERT INTO [{table}_fts]([{table}_fts], rank) VALUES ('hashsize', ?)",
                  (FTS_HASH_BYTES,))
     conn.execute(f"INSERT INTO [{table}_fts]([{table}_fts]) VALUES ('rebuild')")
     # The setting only matters while writing: the published file keeps FTS5's defaults.
     conn.execute(f"DELETE FROM [{table}_fts_config] WHERE k = 'hashsize'")
     conn.commit()
+
+
+def build_search_index_file(path: Path, table: str, texts: Iterable[tuple]) -> None:
+    """Write the table's FTS5 index, filled from `texts` (each row's rowid and indexed
+    columns), into a new SQLite file at `path`: the index alone, without the table."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute(search_index_sql(table))
+        conn.execute(f"INSERT INTO [{table}_fts]([{table}_fts], rank) VALUES ('hashsize', ?)",
+                     (FTS_HASH_BYTES,))
+        columns = ", ".join(FTS[table][0])
+        marks = ", ".join("?" * (len(FTS[table][0]) + 1))
+        with conn:
+            conn.executemany(f"INSERT INTO [{table}_fts](rowid, {columns}) VALUES ({marks})",
+                             texts)
+        with conn:
+            conn.execute(f"INSERT INTO [{table}_fts]([{table}_fts]) VALUES ('optimize')")
+    finally:
+        conn.close()
+
+
+def copy_search_index(conn: sqlite3.Connection, table: str, path: Path) -> None:
+    """Create the table's full-text index from the one in the SQLite file at `path`.
+
+    An FTS5 index is the rows of its shadow tables (_data: the segments, _idx: their
+    terms, _docsize: each row's token counts), so copying them copies the index; _config
+    holds only the format version, which CREATE writes."""
+    in_transaction = conn.in_transaction
+    if in_transaction:
+        conn.execute("COMMIT")  # SQLite attaches a file only outside a transaction
+    conn.execute("ATTACH DATABASE ? AS source", (str(path),))
+    conn.execute("BEGIN")
+    conn.execute(search_index_sql(table))
+    # main. everywhere: an unqualified name would find the attached file's tables too.
+    for shadow in ("data", "idx", "docsize"):
+        conn.execute(f"DELETE FROM main.[{table}_fts_{shadow}]")
+        conn.execute(f"INSERT INTO main.[{table}_fts_{shadow}] "
+                     f"SELECT * FROM source.[{table}_fts_{shadow}]")
+    conn.execute("COMMIT")
+    conn.execute("DETACH DATABASE source")
+    if in_transaction:
+        conn.execute("BEGIN")
 
 
 def count_terms(conn: sqlite3.Connection, table: str) -> None:
@@ -364,12 +434,16 @@ class DatabaseWriter:
         except sqlite3.Error as error:
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
 
-    def finish(self, metadata: dict, build_info: dict[str, str], expected: dict[str, int]) -> None:
-        """Complete, check and put the database in place; `expected` holds known row counts."""
+    def finish(self, metadata: dict, build_info: dict[str, str], expected: dict[str, int],
+               texts: Iterable[tuple[int, str, str]] | None = None) -> None:
+        """Complete, check and put the database in place; `expected` holds known row counts,
+        `texts` the papers' (rowid, title, abstract), if the full-text index is to be built
+        from them beside the other indexes (see create_indexes_and_search)."""
+        scratch = self.scratch_path("search")
         try:
             load_docs(self.db, metadata, build_info)
             self.db.conn.commit()
-            create_indexes_and_search(self.db, TABLES)
+            create_indexes_and_search(self.db, TABLES, scratch, texts)
             self.db.execute("PRAGMA journal_mode = DELETE")
             self.db.execute("ANALYZE")
             self.db.close()
@@ -381,6 +455,8 @@ class DatabaseWriter:
             os.replace(self.tmp, self.out)
         except sqlite3.Error as error:
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
+        finally:
+            remove_temporary(scratch)
 
     def finish_update(self, metadata: dict, build_info: dict[str, str], check) -> None:
         """Complete an updated copy: documentation and build facts anew, `check(conn)`, then

@@ -78,6 +78,35 @@ def test_search_index_is_declared_as_sqlite_utils_declares_it_with_default_setti
         real_db, "select count(*) from papers")
 
 
+def test_search_index_equals_one_rebuilt_from_the_papers_table(real_db, tmp_path):
+    """The build indexes the papers' texts in a thread, into a file of its own, and copies
+    that index in: it must be the index FTS5 makes from the table itself."""
+    import shutil
+
+    rebuilt = tmp_path / "rebuilt.db"
+    shutil.copyfile(real_db, rebuilt)
+    with sqlite3.connect(rebuilt) as conn:
+        conn.execute("INSERT INTO papers_fts(papers_fts) VALUES ('rebuild')")
+    built = search_index_contents(real_db)
+    assert built == search_index_contents(rebuilt)
+    assert len(built[0]) > 10 * len(built[1])  # every word of every paper: many entries
+
+
+def search_index_contents(db) -> tuple[list, list, list]:
+    """Every entry of the papers' full-text index (term, row, column, position), each row's
+    token counts and the index's totals."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.entries "
+                     "USING fts5vocab(main, 'papers_fts', 'instance')")
+        entries = conn.execute("select * from temp.entries order by term, doc, col, offset")
+        return (entries.fetchall(),
+                conn.execute("select * from papers_fts_docsize order by id").fetchall(),
+                conn.execute("select block from papers_fts_data where id = 1").fetchall())
+    finally:
+        conn.close()
+
+
 def test_ranked_search_puts_title_matches_first(real_db):
     top = rows(real_db, "select papers.title from papers_fts join papers on papers.rowid = "
                         "papers_fts.rowid where papers_fts match 'spiking' "
