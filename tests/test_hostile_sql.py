@@ -36,7 +36,7 @@ RSS_BOUND_MB = 1500
 SLOW_HOSTILE_REQUESTS = 6
 NORMAL_PAGE_SECONDS = (math.ceil(SLOW_HOSTILE_REQUESTS / SETTINGS["num_sql_threads"]) + 1) \
     * SETTINGS["sql_time_limit_ms"] / 1000
-HOSTILE_ANSWER_SECONDS = 15  # time limit (2 s) plus waiting for one of the SQL threads
+HOSTILE_ANSWER_SECONDS = 15  # time limit (1.5 s) plus waiting for one of the SQL threads
 
 TOO_LONG = "took too long"
 TOO_BIG = "string or blob too big"
