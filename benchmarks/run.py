@@ -423,27 +423,53 @@ def report(records: int, dumps: int, build: tuple, floors: dict[str, float], pap
         f"| look-alikes merged by mistake | {dedup['lookalikes_merged']} of {dedup['lookalikes']} | 0 | |",
     ]
     if search:
-        lines += [
-            f"| ranked search page p50 / p95 vs stock unranked | | | {search['p50_ratio']:.2f}x / "
-            f"{search['p95_ratio']:.2f}x |",
-            f"| search pages that failed (HTTP status; a query over the SQL time limit gives 400) "
-            f"| ours: {search['failed'][0]} | stock: {search['failed'][1]} | |",
-            "| related papers of {0} papers (/papers/related.json) p50 / p95 | {1:.0f} ms / {2:.0f} ms "
-            "| {3:.0f} ms / {4:.0f} ms (stock row JSON) | {5:.2f}x / {6:.2f}x |".format(
-                *(search["related"][0], *(v * 1000 for v in search["related"][1:])),
-                search["related"][1] / search["related"][3], search["related"][2] / search["related"][4]),
-            *(f"| facets that gave up on {1 + len(QUERIES) + len(FILTERED_PAGES)} pages (none, "
-              f"a search, a search or none with filters), facet limit {limit} ms{note} | "
-              f"{describe_timeouts(search['facets_timed_out'][limit])} | | |"
-              for limit, note in ((SETTINGS["facet_time_limit_ms"], " (the site's)"),
-                                  (DATASETTE_FACET_LIMIT_MS, " (Datasette's default)"))),
-            "",
-            "| query | ranked p50 | ranked p95 | stock p50 | stock p95 |",
-            "| --- | --- | --- | --- | --- |",
-            *(f"| {q} | {a * 1000:.0f} ms | {b * 1000:.0f} ms | {c * 1000:.0f} ms | {d * 1000:.0f} ms |"
-              for q, a, b, c, d in search["rows"]),
-        ]
+        lines += search_lines(search)
     return "\n".join(lines) + "\n"
+
+
+def search_lines(search: dict) -> list[str]:
+    """Return the report's rows of the site's figures (search_figures)."""
+    return [
+        f"| ranked search page p50 / p95 vs stock unranked | | | {search['p50_ratio']:.2f}x / "
+        f"{search['p95_ratio']:.2f}x |",
+        f"| search pages that failed (HTTP status; a query over the SQL time limit gives 400) "
+        f"| ours: {search['failed'][0]} | stock: {search['failed'][1]} | |",
+        "| related papers of {0} papers (/papers/related.json) p50 / p95 | {1:.0f} ms / {2:.0f} ms "
+        "| {3:.0f} ms / {4:.0f} ms (stock row JSON) | {5:.2f}x / {6:.2f}x |".format(
+            *(search["related"][0], *(v * 1000 for v in search["related"][1:])),
+            search["related"][1] / search["related"][3], search["related"][2] / search["related"][4]),
+        *(f"| facets that gave up on {1 + len(QUERIES) + len(FILTERED_PAGES)} pages (none, "
+          f"a search, a search or none with filters), facet limit {limit} ms{note} | "
+          f"{describe_timeouts(search['facets_timed_out'][limit])} | | |"
+          for limit, note in ((SETTINGS["facet_time_limit_ms"], " (the site's)"),
+                              (DATASETTE_FACET_LIMIT_MS, " (Datasette's default)"))),
+        "",
+        "| query | ranked p50 | ranked p95 | stock p50 | stock p95 |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {q} | {a * 1000:.0f} ms | {b * 1000:.0f} ms | {c * 1000:.0f} ms | {d * 1000:.0f} ms |"
+          for q, a, b, c, d in search["rows"]),
+    ]
+
+
+def site_report(db: Path, repeats: int) -> str:
+    """Return the site's figures on a database built before (a --keep file), as a table."""
+    with tempfile.TemporaryDirectory() as tmp:
+        served = Path(tmp) / "papers.db"  # Datasette names a database after its file
+        served.symlink_to(db.resolve())
+        search = search_figures(served, repeats)
+    return "\n".join([f"Site figures of {db.name}, {papers_in(db):,} papers. Machine: "
+                      f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+                      f"{datetime.now(timezone.utc).date().isoformat()}.", "",
+                      "| figure | value | floor | ratio |", "| --- | --- | --- | --- |",
+                      *search_lines(search)]) + "\n"
+
+
+def papers_in(db: Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("select count(*) from papers").fetchone()[0]
+    finally:
+        conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -456,7 +482,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-results", action="store_true", help=f"write {RESULTS.name}")
     parser.add_argument("--work", type=Path, help="folder for the scratch files (default: /tmp)")
     parser.add_argument("--keep", type=Path, help="copy the built database here")
+    parser.add_argument("--site", type=Path, metavar="DB",
+                        help="only time the site (search pages, facets) on DB, a database "
+                             "built before (a --keep file); print its figures")
     args = parser.parse_args(argv)
+    if args.site:
+        print(site_report(args.site, args.repeats))
+        return 0
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         dumps = Path(tmp) / "dumps"
         dumps.mkdir()
@@ -475,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         print("floors ...", flush=True)
         floors = {"all": floor(existing, db, Path(tmp) / "floor.db", written_tables(db)),
                   "papers": floor(existing, db, Path(tmp) / "floor.db", ["papers"])}
-        papers = sqlite3.connect(db).execute("select count(*) from papers").fetchone()[0]
+        papers = papers_in(db)
         print("incremental build ...", flush=True)
         incremental = incremental_figures(existing, db, new_dump, Path(tmp))
         print("dedup against all pairs ...", flush=True)

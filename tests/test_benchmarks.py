@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from benchmarks.generate import generate_corpus
 from conftest import rows, run_build
@@ -44,3 +45,20 @@ def test_facets_missing_from_the_json_are_the_ones_that_timed_out():
     page = {"facet_results": {name: {} for name in expected if name != "topics"}}
     assert timed_out_facets(page, expected) == ["topics"]
     assert timed_out_facets({"facet_results": {}}, expected) == expected
+
+
+def test_site_figures_of_a_kept_database(real_db, tmp_path, capsys):
+    """`--site DB` times the site alone on a database built before, under any file name."""
+    from benchmarks.run import QUERIES, main
+
+    kept = tmp_path / "kept-1m.db"  # not papers.db: the run serves it under that name
+    shutil.copyfile(real_db, kept)
+    assert main(["--site", str(kept), "--repeats", "1"]) == 0
+    printed = capsys.readouterr().out
+    papers = rows(real_db, "select count(*) from papers")[0][0]
+    assert printed.startswith(f"Site figures of kept-1m.db, {papers:,} papers.")
+    assert "| ours: none | stock: none |" in printed
+    assert printed.count("(the site's) | none |") == 1
+    for query in QUERIES:
+        assert f"\n| {query} | " in printed
+
