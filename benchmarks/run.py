@@ -129,7 +129,8 @@ def written_tables(built: Path) -> list[str]:
 def floor(dumps: Path, built: Path, scratch: Path, tables: list[str]) -> float:
     """Return the floor's seconds: read and split the dumps, insert the rows `tables` hold in
     the built database with one raw executemany each in one transaction, and build the same
-    FTS5 index the same way the build does (write.build_search_index).
+    FTS5 index (write.build_search_index: the build's declaration and write buffer, in one
+    pass over the table).
 
     The rows are fetched from the built database before each insert, outside the timing:
     the floor stands for a program that has them already.
