@@ -242,6 +242,7 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
             inputs.topics, TOPICS, writer.scratch_path("new-papers"), worker=large_corpus(inputs.paths)))
         progress.line(f"topics and title blocks: {new_papers.where}")
         parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages, new_papers)
+        dedup.blocks.clear()  # matching is done: the memory of its keys goes to the rows
         progress.line("dates, organizations, sightings")
         with stages.timed("rows"):  # first the rows that need no topics
             corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places)

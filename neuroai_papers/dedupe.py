@@ -25,7 +25,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterator, MutableSequence, NamedTuple
-from itertools import combinations
+from zlib import crc32
 
 from rapidfuzz import fuzz, process
 
@@ -34,16 +34,12 @@ from .parse import Record
 TITLE_MIN_SCORE = 90.0  # rapidfuzz ratio of title keys for a fuzzy match
 ABSTRACT_MIN_SCORE = 80.0  # ratio of the abstracts' common-length prefixes
 ABSTRACT_PREFIX = 600  # characters of abstract compared: enough to tell papers apart
-BLOCK_WINDOW = 4  # tokens at each end of a title that make its blocking keys
 BLOCK_CANDIDATES = 64  # most recent papers compared per blocking key (bounds the cost)
 FUZZY_TRIES = 5  # closest titles whose abstracts are compared, best first
 SLUG_MAX = 80
 
 NON_WORD = re.compile(r"[\W_]+")
 KEY_OF = operator.attrgetter("key")
-STOPWORDS = frozenset(
-    "a an and are as at by for from in into is its of on or the to via with".split()
-)
 
 
 # Every combining mark (accents after NFKD), for str.translate to delete in C. All of them
@@ -99,21 +95,27 @@ def abstract_score(first: str, second: str) -> float:
     return fingerprint_score(abstract_fingerprint(first), abstract_fingerprint(second))
 
 
-@functools.lru_cache(maxsize=8)  # asked twice for a new title: to find candidates, to file it
-def blocking_keys(key: str) -> frozenset[str]:
-    """Return the keys under which a title looks for fuzzy candidates.
+def block_hash(text: str) -> int:
+    """Return a blocking key as an integer, the same in every process and build (unlike
+    hash()), so that title_blocks can store it: the CRC-32 of its words. A number is smaller
+    than the words, and CRC-32 costs a third of a cryptographic hash; two keys with the same
+    CRC only add a candidate, which is still scored."""
+    return crc32(text.encode())
 
-    Each key is the first (or last) few content words with one of them left out, so a
-    typo or a dropped word in any one of them still leaves a key in common.
+
+@functools.lru_cache(maxsize=8)  # asked twice for a new title: to find candidates, to file it
+def blocking_keys(key: str) -> frozenset[int]:
+    """Return the keys under which a title looks for fuzzy candidates, and is found by them.
+
+    The keys are the title key itself and the title key with one word left out, once for
+    each word. Two titles one word-level edit apart always share one: a typo in a word
+    leaves the key without that word the same, a dropped word makes one title equal to a
+    key of the other, and an added word the reverse. A key leaves out a single word, so
+    few titles share one and the candidates stay few however many papers there are.
     """
-    words = [word for word in key.split() if word not in STOPWORDS] or key.split()
-    keys = set()
-    for end, window in (("h", words[:BLOCK_WINDOW]), ("t", words[-BLOCK_WINDOW:])):
-        if len(window) == 1:
-            keys.add(f"{end}:{window[0]}")
-        for kept in combinations(window, max(len(window) - 1, 1)):
-            keys.add(f"{end}:{' '.join(kept)}")
-    return frozenset(keys)
+    words = key.split()
+    left_out = (" ".join(words[:i] + words[i + 1:]) for i in range(len(words)))
+    return frozenset(map(block_hash, (key, *left_out)))
 
 
 class RecordKeys(NamedTuple):
@@ -122,7 +124,7 @@ class RecordKeys(NamedTuple):
 
     title: str  # title_key
     fingerprint: str  # abstract_fingerprint
-    blocks: frozenset[str]  # blocking_keys of the title key
+    blocks: frozenset[int]  # blocking_keys of the title key
 
 
 def record_keys(record: Record) -> RecordKeys:
@@ -203,10 +205,9 @@ class Deduplicator:
         self.merges: list[Merge] = []
         self.lookalikes: list[Lookalike] = []
         self.by_key: dict[str, list[Paper]] = {}
-        # Blocking key (its hash: an int is smaller than the text) -> the paper holding it, or
-        # a list of them once several do. Most keys belong to one paper, and at a million
-        # papers the eight keys of each are most of the memory matching needs. A collision
-        # of two keys' hashes could only add candidates, and each candidate is still scored.
+        # Blocking key (block_hash) -> the paper holding it, or a list of them once several
+        # do. Most keys belong to one paper, and at a million papers the eleven or so keys of
+        # each are most of the memory matching needs (build.py drops them once it is done).
         self.blocks: dict[int, Paper | list[Paper]] = {}
         self.ids: set[str] = set()
         self.first_number = 0  # the number of the first paper in self.papers
@@ -252,7 +253,7 @@ class Deduplicator:
             rejected.append((paper, title_score, score))
         return None
 
-    def fuzzy_matches(self, key: str, blocks: frozenset[str]) -> list[tuple[Paper, float]]:
+    def fuzzy_matches(self, key: str, blocks: frozenset[int]) -> list[tuple[Paper, float]]:
         """Return the FUZZY_TRIES papers whose title keys come closest to `key` (other than
         `key` itself), at least TITLE_MIN_SCORE, best first, among the candidates.
 
@@ -275,7 +276,7 @@ class Deduplicator:
                     break
         return list(matches.values())
 
-    def fuzzy_candidates(self, key: str, blocks: frozenset[str] | None = None) -> list[Paper]:
+    def fuzzy_candidates(self, key: str, blocks: frozenset[int] | None = None) -> list[Paper]:
         """Return the papers holding the key's blocking keys, the BLOCK_CANDIDATES most recent
         of each key (a paper may come more than once); `blocks` are the key's blocking keys,
         if already computed."""
@@ -291,11 +292,11 @@ class Deduplicator:
         return self.by_key.get(key, [])
 
     def new_paper(self, key: str, title: str, fingerprint: str,
-                  blocks: frozenset[str] | None = None) -> Paper:
+                  blocks: frozenset[int] | None = None) -> Paper:
         return self.restore_paper(self.unique_id(slugify(key)), key, title, fingerprint, blocks)
 
     def restore_paper(self, paper_id: str, key: str, title: str, fingerprint: str,
-                      blocks: frozenset[str] | None = None) -> Paper:
+                      blocks: frozenset[int] | None = None) -> Paper:
         """Add a paper under an id already chosen (by new_paper, or by a previous build)."""
         paper = Paper(paper_id, key, title, self.first_number + len(self.papers))
         self.ids.add(paper_id)
@@ -305,19 +306,19 @@ class Deduplicator:
         self.add_to_blocks(paper, blocks or blocking_keys(key))
         return paper
 
-    def add_to_blocks(self, paper: Paper, blocks: frozenset[str]) -> None:
+    def add_to_blocks(self, paper: Paper, blocks: frozenset[int]) -> None:
         for block in blocks:
-            held = self.blocks.get(hash(block))
+            held = self.blocks.get(block)
             if held is None:
-                self.blocks[hash(block)] = paper
+                self.blocks[block] = paper
             elif isinstance(held, list):
                 held.append(paper)
             else:
-                self.blocks[hash(block)] = [held, paper]
+                self.blocks[block] = [held, paper]
 
-    def block(self, key: str) -> list[Paper]:
+    def block(self, key: int) -> list[Paper]:
         """Return the papers holding a blocking key, oldest first."""
-        held = self.blocks.get(hash(key))
+        held = self.blocks.get(key)
         return [] if held is None else held if isinstance(held, list) else [held]
 
     def id_taken(self, paper_id: str) -> bool:

@@ -141,7 +141,7 @@ class StoredDeduplicator(Deduplicator):
             "select rowid from papers where title_key = ? order by rowid", (key,))]
         return stored + super().papers_with_key(key)
 
-    def block(self, key: str) -> list[Paper]:
+    def block(self, key: int) -> list[Paper]:
         # Only the newest candidates of a block are compared: the stored ones come first.
         stored = [self.stored_paper(rowid) for (rowid,) in self.conn.execute(
             "select paper_rowid from title_blocks where block = ? order by paper_rowid desc "

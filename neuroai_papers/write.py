@@ -83,7 +83,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
         {"paper_id": ("papers", "id"), "topic": ("topics", "id")},
     ),
     "terms": ({"term": str, "papers": int}, "term", {}),
-    "title_blocks": ({"block": str, "paper_rowid": int}, None, {}),
+    "title_blocks": ({"block": int, "paper_rowid": int}, None, {}),
     "problems": (
         {"id": int, "dump": str, "line": int, "text": str, "reason": str},
         "id", {"dump": ("dumps", "name")},

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -90,6 +94,38 @@ def test_a_typo_in_any_word_leaves_a_blocking_key_in_common():
     for index in range(len(words)):
         typo = " ".join(w[:-1] if i == index else w for i, w in enumerate(words))
         assert blocking_keys(key) & blocking_keys(typo), typo
+
+
+def test_a_dropped_or_added_word_leaves_a_blocking_key_in_common():
+    key = title_key("Brain Decoding with Diffusion Priors")
+    words = key.split()
+    for index in range(len(words)):
+        dropped = " ".join(words[:index] + words[index + 1:])
+        added = " ".join(words[:index] + ["latent"] + words[index:])
+        assert blocking_keys(key) & blocking_keys(dropped), dropped
+        assert blocking_keys(key) & blocking_keys(added), added
+
+
+@pytest.mark.parametrize("variant", ["Brain Decoding with Diffusion Priors",  # dropped word
+                                     "Brain Decoding with Latent Diffusion Image Priors"])  # added
+def test_a_title_a_word_shorter_or_longer_joins_its_paper_however_many_papers_came_between(variant):
+    original = "Brain Decoding with Latent Diffusion Priors"
+    between = [sighting(f"Brain Decoding with Latent Diffusion Priors part {n}",
+                        f"{ABSTRACT_B} Variant {n}.") for n in range(BLOCK_CANDIDATES * 2)]
+    dedup = deduplicate([sighting(original), *between, sighting(variant, dump="b.txt")])
+    assert dedup.papers[0].title == original and len(dedup.papers[0].sightings) == 2
+    (merge,) = [merge for merge in dedup.merges if merge.dump == "b.txt"]
+    assert (merge.method, merge.title) == ("fuzzy_title", variant)
+
+
+def test_blocking_keys_are_the_same_in_every_process():
+    """title_blocks stores them, so an incremental build in another process must agree."""
+    code = ("from neuroai_papers.dedupe import blocking_keys; "
+            "print(sorted(blocking_keys('brain decoding with diffusion priors')))")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2")}
+    assert seen == {f"{sorted(blocking_keys('brain decoding with diffusion priors'))}\n"}
 
 
 def test_candidates_per_key_are_bounded_so_cost_stays_near_linear():
