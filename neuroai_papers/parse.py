@@ -60,6 +60,10 @@ ODD_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t]")
 INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 RUN_OF_SPACES = re.compile(r" {2,}")
+# Any character of the three above: most dumps hold none, and one search costs a third of
+# the three substitutions (a test holds it equal to their union).
+NOISE = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t\u200b-\u200d\u2060\ufeff"
+                   r"\u00ad\x00-\x08\x0b-\x1f\x7f]")
 
 LAYOUT_NO_BLANK_LINES = "no_blank_lines"
 LAYOUT_BLANK_LINES = "blank_lines"
@@ -193,9 +197,10 @@ def normalize_text(raw: str) -> str:
     """Return text with copy-paste noise removed: odd spaces, invisible and control
     characters (never a line break), runs of spaces. Lines are not stripped."""
     text = unicodedata.normalize("NFC", raw)
-    text = INVISIBLE.sub("", text)
-    text = ODD_SPACES.sub(" ", text)
-    text = CONTROL.sub("", text)
+    if NOISE.search(text):
+        text = INVISIBLE.sub("", text)
+        text = ODD_SPACES.sub(" ", text)
+        text = CONTROL.sub("", text)
     while "  " in text:  # runs of spaces: str.replace is faster than RUN_OF_SPACES.sub
         text = text.replace("  ", " ")
     return text

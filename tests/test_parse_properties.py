@@ -213,3 +213,12 @@ def test_normalizing_collapses_every_run_of_spaces_as_the_regex_would(text):
                                       normalize_text)
     expected = RUN_OF_SPACES.sub(" ", CONTROL.sub("", ODD_SPACES.sub(" ", INVISIBLE.sub("", text))))
     assert normalize_text(text) == expected
+
+
+def test_the_noise_gate_matches_exactly_the_characters_normalizing_removes_or_replaces():
+    from neuroai_papers.parse import CONTROL, INVISIBLE, NOISE, ODD_SPACES
+    for code in range(0x110000):
+        char = chr(code)
+        removed = any(p.fullmatch(char) for p in (CONTROL, INVISIBLE, ODD_SPACES))
+        assert bool(NOISE.fullmatch(char)) == removed, hex(code)
+
