@@ -60,10 +60,9 @@ ODD_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t]")
 INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 RUN_OF_SPACES = re.compile(r" {2,}")
-# Any character of the three above: most dumps hold none, and one search costs a third of
-# the three substitutions (a test holds it equal to their union).
-NOISE = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t\u200b-\u200d\u2060\ufeff"
-                   r"\u00ad\x00-\x08\x0b-\x1f\x7f]")
+# Any character of the three classes above (their union, made from them): most dumps hold
+# none, and one search costs a third of the three substitutions.
+NOISE = re.compile("[" + "".join(p.pattern[1:-1] for p in (ODD_SPACES, INVISIBLE, CONTROL)) + "]")
 
 LAYOUT_NO_BLANK_LINES = "no_blank_lines"
 LAYOUT_BLANK_LINES = "blank_lines"

@@ -221,4 +221,3 @@ def test_the_noise_gate_matches_exactly_the_characters_normalizing_removes_or_re
         char = chr(code)
         removed = any(p.fullmatch(char) for p in (CONTROL, INVISIBLE, ODD_SPACES))
         assert bool(NOISE.fullmatch(char)) == removed, hex(code)
-
