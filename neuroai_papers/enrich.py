@@ -331,6 +331,7 @@ def paper_row(paper: Paper, abstract: str, order: Mapping[str, int],
         "dumps": json.dumps(list(dict.fromkeys(dumps))),
         "topics": assigned_topics(paper),
         "title_key": paper.key,
+        "search_rowid": paper.number + 1,  # papers are rows 1, 2 ... in paper order
     }
 
 

@@ -47,7 +47,7 @@ from .enrich import (INVALID, INVALID_DATE_REASON, Capture, capture_columns, dum
 from .organizations import OrganizationIndex
 from .parse import ParsedDump, Record, parse_date
 from .topics import Topic, topics_of_papers
-from .write import FTS, TABLES, BuildCheckError
+from .write import FTS, TABLES, BuildCheckError, check_search_rowids
 
 
 FTS_TABLE = "papers_fts"
@@ -387,7 +387,8 @@ def resummarize(update: Update, paper: Paper, names: dict, places: OrganizationI
             sighting.published, sighting.date_method = update.redates[key]
     full.topics = stored["topics"]
     row = paper_row(full, stored["abstract"], update.order, names, places)
-    columns = [c for c in TABLES["papers"][0] if c not in ("id", "title", "abstract", "title_key")]
+    columns = [c for c in TABLES["papers"][0]
+               if c not in ("id", "title", "abstract", "title_key", "search_rowid")]
     conn.execute(f"update papers set {', '.join(f'[{c}] = ?' for c in columns)} where id = ?",
                  [*(row[c] for c in columns), paper.id])
 
@@ -461,6 +462,7 @@ def check_update(conn: sqlite3.Connection, since: dict[str, int], expected: dict
         broken.append(f"papers.organization_id: {orphans} updated rows point nowhere")
     if broken:
         raise BuildCheckError("; ".join(broken))
+    check_search_rowids(conn)
     for table, count in expected.items():
         (found,) = conn.execute(f"select count(*) from [{table}]").fetchone()
         if found != count:

@@ -46,7 +46,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
          "date_method": str, "date_text": str, "authors": int, "organization": str,
          "organization_id": str, "comments": int, "first_seen_dump": str,
          "last_seen_dump": str, "dumps_seen": int, "dumps": str, "topics": str,
-         "title_key": str},
+         "title_key": str, "search_rowid": int},
         "id",
         {"organization_id": ("organizations", "id"), "first_seen_dump": ("dumps", "name"),
          "last_seen_dump": ("dumps", "name")},
@@ -98,11 +98,13 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
 
 # Every column that the site filters or facets on gets an index. The list facets (topics,
 # dumps) read every paper's array once per server: their indexes cover that read, which
-# would otherwise go through the whole table, abstracts and all.
+# would otherwise go through the whole table, abstracts and all. The date index carries
+# search_rowid, so that a search sorted by date (the papers table's default) can walk it
+# without reading a row it will not show (see plugins/search_plan.py).
 INDEXES = {
     "papers": [["published_year"], ["organization"], ["organization_id"], ["authors"],
                ["first_seen_dump"], ["last_seen_dump"], ["dumps_seen"], ["date_method"],
-               ["published"], ["title_key"], ["topics"], ["dumps"]],
+               ["published", "search_rowid"], ["title_key"], ["topics"], ["dumps"]],
     "sightings": [["paper_id"], ["dump", "position"], ["organization_id"]],
     "merges": [["paper_id"], ["dump"]],
     "lookalikes": [["paper_id"], ["other_paper_id"]],
@@ -287,10 +289,19 @@ def check_database(path: Path, expected: dict[str, int]) -> None:
             found = conn.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0]
             if found != count:
                 raise BuildCheckError(f"{table}: {found} rows written, {count} expected")
+        check_search_rowids(conn)
     except sqlite3.DatabaseError as error:
         raise BuildCheckError(str(error)) from None
     finally:
         conn.close()
+
+
+def check_search_rowids(conn: sqlite3.Connection) -> None:
+    """Raise BuildCheckError unless every paper's search_rowid is its rowid (the site's
+    search compares it with the full-text index's rowids; read from the date index)."""
+    (wrong,) = conn.execute("select count(*) from papers where search_rowid is not rowid").fetchone()
+    if wrong:
+        raise BuildCheckError(f"papers.search_rowid: {wrong} rows differ from their rowid")
 
 
 def temporary_path(out: Path) -> Path:

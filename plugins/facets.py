@@ -76,9 +76,11 @@ def page_filters(sql: str) -> str | None:
 
 def search_clauses(fts_table: str, fts_pk: str = "rowid") -> dict[str, str]:
     """The where clauses Datasette writes for `?_search=` (escaped and raw search modes),
-    each with its match expression."""
-    return {f"{escape_sqlite(fts_pk)} in (select rowid from {escape_sqlite(fts_table)} "
+    each with its match expression; with an fts_pk other than rowid, also the clause on the
+    rowid that plugins/search_plan.py may add beside it."""
+    return {f"{escape_sqlite(pk)} in (select rowid from {escape_sqlite(fts_table)} "
             f"where {escape_sqlite(fts_table)} match {match})": match
+            for pk in dict.fromkeys([fts_pk, "rowid"])
             for match in ("escape_fts(:search)", ":search")}
 
 
@@ -227,7 +229,7 @@ def rowid_sources(facet, where: str) -> list[tuple] | None:
             sources.append(("sql", f"select group_concat(rowid, ' ') from {table} where {clause}"))
         else:
             return None
-    return sources
+    return list(dict.fromkeys(sources))  # the search's two clauses (search_plan.py): one read
 
 
 async def read_matched_rowids(facet, sources: list[tuple]) -> np.ndarray:
@@ -409,12 +411,18 @@ class IndexedFacet(ColumnFacet):
         return indexes
 
     def index_friendly_filters(self) -> str | None:
-        """Return the page's where clause if it is empty or only the search, else None."""
+        """Return the page's where clause if it is empty or only the search (one clause or
+        both of search_plan.py's), else None. The search is given on the rowid, which every
+        index holds: on search_rowid, reading a column's index would read each row too."""
         where = page_filters(self.sql)
         fts_table = self.metadata.get("fts_table")
-        if where == "" or (fts_table and where in search_clause(
-                fts_table, self.metadata.get("fts_pk", "rowid"))):
+        if where == "":
             return where
+        searches = search_clauses(fts_table, self.metadata.get("fts_pk", "rowid")) if fts_table else {}
+        clauses = [] if where is None else where.split(" and ")
+        if clauses and all(clause in searches for clause in clauses):
+            on_rowid = {searches[clause]: clause for clause in search_clause(fts_table)}
+            return " and ".join(dict.fromkeys(on_rowid[searches[clause]] for clause in clauses))
         return None
 
 

@@ -36,6 +36,10 @@ def test_search_shows_ranked_highlighted_results(page, site):
     highlighted = {t.lower() for t in page.locator(".ranked .snippet strong").all_inner_texts()}
     assert highlighted & {"decoding", "decode", "decoded", "fmri"}
     assert count_in_heading(page) > 0
+    # The table shows the papers' columns, but not search_rowid (plumbing; static/site.css).
+    assert page.locator("table.rows-and-columns th.col-title").is_visible()
+    assert page.locator("table.rows-and-columns th.col-search_rowid").count() == 1
+    assert not page.locator("table.rows-and-columns th.col-search_rowid").is_visible()
     screenshot(page, "search-ranked")
 
 

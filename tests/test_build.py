@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import pytest
 import yaml
 
 from conftest import ABSTRACT_A, ABSTRACT_B, REAL_DUMPS, ROOT, blank_separated, rows, run_build
@@ -103,6 +104,27 @@ def search_index_contents(db) -> tuple[list, list, list]:
         return (entries.fetchall(),
                 conn.execute("select * from papers_fts_docsize order by id").fetchall(),
                 conn.execute("select block from papers_fts_data where id = 1").fetchall())
+    finally:
+        conn.close()
+
+
+def test_search_rowid_repeats_the_rowid_and_the_check_catches_a_stray(real_db, tmp_path):
+    """The site's search compares papers.search_rowid with the index's rowids
+    (plugins/search_plan.py): a paper whose copy differs would vanish from searches."""
+    import shutil
+
+    from neuroai_papers.write import BuildCheckError, check_search_rowids
+
+    assert rows(real_db, "select count(*) from papers where search_rowid = rowid") == rows(
+        real_db, "select count(*) from papers")
+    stray = tmp_path / "stray.db"
+    shutil.copyfile(real_db, stray)
+    with sqlite3.connect(stray) as conn:
+        conn.execute("update papers set search_rowid = search_rowid + 1 where rowid = 3")
+    conn = sqlite3.connect(stray)
+    try:
+        with pytest.raises(BuildCheckError, match=r"^papers.search_rowid: 1 rows differ"):
+            check_search_rowids(conn)
     finally:
         conn.close()
 

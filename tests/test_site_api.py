@@ -103,7 +103,7 @@ def search_and_filters(page: str) -> tuple[str, list]:
 
 
 @pytest.mark.parametrize("page", FACET_PAGES)
-async def test_list_facets_count_the_papers_holding_each_value(ds, real_db, page):
+async def test_list_facets_count_the_papers_holding_each_value(ds, real_db, page, search_plan):
     """The project's `list` facet (plugins/facets.py) counts what Datasette's array facet
     counts: the rows whose array holds the value, once per row. With nothing filtered it
     reads the counts the build stored (topics.papers, dumps.papers): they must agree."""
@@ -122,10 +122,24 @@ async def test_list_facets_count_the_papers_holding_each_value(ds, real_db, page
             assert (f"{column}__arraycontains=" in item["toggle_url"]) != item["selected"], item
 
 
-def loaded_facets_plugin():
-    """Return the facets plugin module as Datasette loaded it (its module state is the server's)."""
+def loaded_plugin(name: str):
+    """Return a plugin module as Datasette loaded it (its module state is the server's)."""
     from datasette.plugins import pm
-    return pm.get_plugin("facets.py")
+    return pm.get_plugin(name)
+
+
+def loaded_facets_plugin():
+    return loaded_plugin("facets.py")
+
+
+@pytest.fixture(params=["as_counted", "every_search_common"])
+def search_plan(request, monkeypatch):
+    """Run a test both ways plugins/search_plan.py reads a search: from its matches by rowid
+    (every search of the seed papers matches few) and along an index (as a common word does
+    at a million papers)."""
+    if request.param == "every_search_common":
+        monkeypatch.setattr(loaded_plugin("search_plan.py"), "COMMON_MATCHES", 1)
+    return request.param
 
 
 async def test_facets_of_a_search_alone_are_counted_in_memory(ds, real_db):
@@ -209,7 +223,7 @@ def test_value_index_counts_like_sql_on_random_columns():
 
 
 @pytest.mark.parametrize("page", FACET_PAGES)
-async def test_indexed_facets_count_what_the_column_facet_counts(ds, real_db, page):
+async def test_indexed_facets_count_what_the_column_facet_counts(ds, real_db, page, search_plan):
     """The `indexed` facets read the column's index when only a search filters the page;
     their counts must be exactly Datasette's own column facet's on the same page."""
     ours = (await get_json(ds, f"/papers/papers.json?_size=0&{page}"))["facet_results"]
@@ -472,3 +486,80 @@ async def test_a_mutable_database_counts_through_sql_and_agrees(ds, mutable_ds, 
     for column in names:
         assert [(i["value"], i["count"]) for i in ours[column]["results"]] == \
             [(i["value"], i["count"]) for i in in_memory[column]["results"]], column
+
+
+# Pages of searches with sorts on the date (indexed, carrying search_rowid), on an indexed
+# column, on a column without an index and on the primary key, with filters and the raw mode.
+SEARCH_PAGES = ["_search=brain", "_search=neural&_sort=published", "_search=decoding&_sort=title",
+                "_search=spiking&_sort_desc=authors", "_search=brain&topics__arraycontains=fMRI",
+                "_search=model&_searchmode=raw&published_year__gte=2025", "_search=network&_sort=id",
+                "_search=zzzznothing", "_search=brain+OR&_sort_desc=published_year"]
+
+
+@pytest.mark.parametrize("page", SEARCH_PAGES)
+async def test_a_search_lists_what_datasettes_rowid_search_lists(ds, page, search_plan):
+    """Whichever way plugins/search_plan.py lets SQLite read a search, the page lists the
+    rows of Datasette's own search on the rowid (`_fts_pk=rowid`), in the order of the sort.
+
+    Rows that tie on the sort column may come in another order: Datasette's first page
+    orders by the sort column alone (its later pages add the primary key), so the order of
+    ties is SQLite's, whichever plan it runs."""
+    async def listed(query: str) -> tuple[list, set]:
+        data = await get_json(ds, f"/papers/papers.json?_size=max&_shape=objects&{query}")
+        assert data["next"] is None  # every match on one page
+        return [row[sort] for row in data["rows"]], {row["id"] for row in data["rows"]}
+
+    arguments = dict(pair.split("=") for pair in page.split("&"))
+    sort = arguments.get("_sort") or arguments.get("_sort_desc") or PAPERS["sort_desc"]
+
+    (ours_sorted, ours), (stock_sorted, stock) = await listed(page), await listed(
+        page + "&_fts_pk=rowid")
+    assert ours == stock and ours_sorted == stock_sorted
+    assert len(ours) == len(ours_sorted)
+    if "zzzz" not in page:
+        assert len(ours) > 3, page
+
+
+ROWID_CLAUSE = re.compile(r"(?<!\w)rowid in \(select rowid from papers_fts where")
+
+
+def query_plan(db: Path, sql: str, params: dict) -> str:
+    from datasette.utils import escape_fts
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        conn.create_function("escape_fts", 1, escape_fts)
+        return " / ".join(row[3] for row in conn.execute(f"explain query plan {sql}", params))
+    finally:
+        conn.close()
+
+
+async def test_a_common_search_walks_the_sort_index_and_a_rare_one_reads_its_matches(
+        ds, real_db, monkeypatch):
+    plugin = loaded_plugin("search_plan.py")
+    (matches,) = rows(real_db, "select count(*) from papers_fts where papers_fts match 'brain'")[0]
+    assert matches > 7
+
+    async def page_query(page: str) -> tuple[str, dict]:
+        query = (await get_json(ds, f"/papers/papers.json?_size=5&{page}"))["query"]
+        return query["sql"], query["params"]
+
+    # Fewer matches than COMMON_MATCHES: the rowid clause, and SQLite reads the matches by rowid.
+    monkeypatch.setattr(plugin, "COMMON_MATCHES", matches + 1)
+    sql, params = await page_query("_search=brain")
+    assert ROWID_CLAUSE.search(sql) and "search_rowid in (select rowid" in sql
+    assert "USING INTEGER PRIMARY KEY" in query_plan(real_db, sql, params)
+    # As many: search_rowid alone, and SQLite walks the date index, already in the page's order.
+    monkeypatch.setattr(plugin, "COMMON_MATCHES", matches)
+    sql, params = await page_query("_search=brain")
+    assert not ROWID_CLAUSE.search(sql) and "search_rowid in (select rowid" in sql
+    plan = query_plan(real_db, sql, params)
+    assert "idx_papers_published_search_rowid" in plan and "TEMP B-TREE" not in plan, plan
+    sql, _ = await page_query("_search=brain&_sort=published_year")  # an index to walk
+    assert not ROWID_CLAUSE.search(sql)
+    sql, _ = await page_query("_search=brain&_sort=title")  # no index to walk: by rowid
+    assert ROWID_CLAUSE.search(sql)
+    sql, _ = await page_query("_search=brain&_fts_pk=rowid")  # the visitor's choice stands
+    assert "search_rowid in" not in sql
+    # A search the index refuses is left to Datasette, which says why.
+    response = await ds.client.get('/papers/papers.json?_search=%22unclosed&_searchmode=raw')
+    assert response.status_code == 400 and "unterminated string" in response.text
