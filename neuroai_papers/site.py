@@ -26,9 +26,9 @@ DEFAULT_DB = ROOT / "papers.db"
 
 # Limits that keep a public site up under hostile SQL; see README "Read-only and safe".
 SETTINGS = {
-    # A common-word search at a million papers (Datasette's own rows query, sorted, over
-    # half the papers) takes 0.8-1.5 s on a slow two-core machine; 2 s failed as often as
-    # 1.5 s there (2 and 1 requests of 60, benchmarks/RESULTS.md), so the limit stays.
+    # The slowest queries of the site's own pages at a million papers (a common word's
+    # ranking and its count, over half the papers) take about 1.1 s each on a slow two-core
+    # machine; the rows of such a search take 0.15 s (plugins/search_plan.py).
     "sql_time_limit_ms": 1500,
     "max_returned_rows": 1000,
     "facet_time_limit_ms": 400,

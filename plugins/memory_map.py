@@ -6,7 +6,8 @@ of them. Through SQLite's ordinary reads each page of the papers table is copied
 the connection's own cache; through a memory map SQLite reads the operating system's
 copy where it lies. Measured at 300,000 papers: 250 ms -> 130 ms for the count and
 280 ms -> 160 ms for the sorted rows; at a million papers ("neural" matches 540,000), the
-sorted rows took 1,450 ms of the site's 1,500 ms limit, and 820 ms mapped.
+sorted rows took 1,450 ms of the site's 1,500 ms limit, and 820 ms mapped (now that a
+common word's rows walk the date index instead, 150 ms: see search_plan.py).
 
 The site serves its database read-only (immutable), so nothing can change the pages
 under the map. SQLite caps the map at its compile-time limit (2 GB in the builds of
