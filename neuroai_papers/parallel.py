@@ -61,6 +61,10 @@ class DumpReader:
             self.process = context.Process(target=read_ahead, args=(os.getpid(), paths, self.queue),
                                            daemon=True)
             self.process.start()
+            # Only the worker writes to the queue. Without the build's own copy of the pipe's
+            # writing end, a worker killed halfway through a message leaves the build an end
+            # of file (EOFError) instead of a read that waits forever for the rest.
+            self.queue._writer.close()
 
     @property
     def where(self) -> str:
@@ -86,9 +90,12 @@ class DumpReader:
             except queue.Empty:
                 if self.process.is_alive():
                     continue
+            except (EOFError, OSError):  # it died, perhaps in the middle of a message
+                pass
+            self.process.join(timeout=5)
             try:  # it may have sent its last message just before it ended
                 return self.queue.get(timeout=1.0)
-            except queue.Empty:
+            except (queue.Empty, EOFError, OSError):
                 raise BuildCheckError(f"reading the dumps: the worker process ended with exit "
                                       f"code {self.process.exitcode}") from None
 
