@@ -402,14 +402,13 @@ class IndexedFacet(ColumnFacet):
                 "results": values, "truncated": len(counts) > size}
 
     def single_column_indexes(self, conn) -> dict[str, str]:
-        """Return {column: index} for the indexes that a column leads (the narrowest), each
-        of which holds the column's values in order, as a facet reads them."""
+        """Return {column: index} for the single-column indexes of the table."""
         indexes = {}
         for (name,) in conn.execute("select name from pragma_index_list(?)", [self.table]):
             columns = [row[0] for row in conn.execute("select name from pragma_index_info(?)", [name])]
-            if columns and (columns[0] not in indexes or len(columns) < indexes[columns[0]][1]):
-                indexes[columns[0]] = (name, len(columns))
-        return {column: name for column, (name, _) in indexes.items()}
+            if len(columns) == 1:
+                indexes.setdefault(columns[0], name)
+        return indexes
 
     def index_friendly_filters(self) -> str | None:
         """Return the page's where clause if it is empty or only the search (one clause or
