@@ -29,6 +29,7 @@ from zlib import crc32
 
 from rapidfuzz import fuzz, process
 
+from .blocks import BlockIndex
 from .parse import Record
 
 TITLE_MIN_SCORE = 90.0  # rapidfuzz ratio of title keys for a fuzzy match
@@ -204,11 +205,13 @@ class Deduplicator:
         self.papers: list[Paper] = []
         self.merges: list[Merge] = []
         self.lookalikes: list[Lookalike] = []
-        self.by_key: dict[str, list[Paper]] = {}
-        # Blocking key (block_hash) -> the paper holding it, or a list of them once several
-        # do. Most keys belong to one paper, and at a million papers the eleven or so keys of
-        # each are most of the memory matching needs (build.py drops them once it is done).
-        self.blocks: dict[int, Paper | list[Paper]] = {}
+        # Title key -> its paper, or a list of them once several papers share it (rare: a
+        # list for every key would cost 80 MiB at a million papers).
+        self.by_key: dict[str, Paper | list[Paper]] = {}
+        # Blocking key (block_hash) -> the numbers of the papers holding it. At a million
+        # papers their eleven or so keys each are the largest part of matching's memory, hence
+        # flat arrays instead of a dict (blocks.py); build.py drops them once matching is done.
+        self.blocks = BlockIndex()
         self.ids: set[str] = set()
         self.first_number = 0  # the number of the first paper in self.papers
         self.lookalike_pairs: set[tuple[str, str]] = set()
@@ -282,14 +285,21 @@ class Deduplicator:
         if already computed."""
         # The keys go in sorted order, not a set's, which changes with each process:
         # candidates with equal title scores are taken in this order, so it must not change.
-        candidates: list[Paper] = []
-        for block in sorted(blocks or blocking_keys(key)):
-            candidates += self.block(block)[-BLOCK_CANDIDATES:]
-        return candidates
+        numbers = self.candidate_numbers(sorted(blocks or blocking_keys(key)))
+        return list(map(self.paper_numbered, numbers)) if numbers else []
+
+    def candidate_numbers(self, blocks: list[int]) -> list[int]:
+        """Return the numbers of the BLOCK_CANDIDATES newest papers holding each blocking
+        key, key after key, each key's oldest first."""
+        return self.blocks.newest_holders(blocks, BLOCK_CANDIDATES)
+
+    def paper_numbered(self, number: int) -> Paper:
+        return self.papers[number - self.first_number]
 
     def papers_with_key(self, key: str) -> list[Paper]:
         """Return the papers whose title key is `key`, oldest first."""
-        return self.by_key.get(key, [])
+        held = self.by_key.get(key)
+        return [] if held is None else held if isinstance(held, list) else [held]
 
     def new_paper(self, key: str, title: str, fingerprint: str,
                   blocks: frozenset[int] | None = None) -> Paper:
@@ -302,24 +312,18 @@ class Deduplicator:
         self.ids.add(paper_id)
         self.fingerprints.append(fingerprint)
         self.papers.append(paper)
-        self.by_key.setdefault(key, []).append(paper)
-        self.add_to_blocks(paper, blocks or blocking_keys(key))
+        self.file_under_key(paper)
+        self.blocks.add_all(blocks or blocking_keys(key), paper.number)
         return paper
 
-    def add_to_blocks(self, paper: Paper, blocks: frozenset[int]) -> None:
-        for block in blocks:
-            held = self.blocks.get(block)
-            if held is None:
-                self.blocks[block] = paper
-            elif isinstance(held, list):
-                held.append(paper)
-            else:
-                self.blocks[block] = [held, paper]
-
-    def block(self, key: int) -> list[Paper]:
-        """Return the papers holding a blocking key, oldest first."""
-        held = self.blocks.get(key)
-        return [] if held is None else held if isinstance(held, list) else [held]
+    def file_under_key(self, paper: Paper) -> None:
+        held = self.by_key.get(paper.key)
+        if held is None:
+            self.by_key[paper.key] = paper
+        elif isinstance(held, list):
+            held.append(paper)
+        else:
+            self.by_key[paper.key] = [held, paper]
 
     def id_taken(self, paper_id: str) -> bool:
         return paper_id in self.ids

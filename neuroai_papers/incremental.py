@@ -141,12 +141,20 @@ class StoredDeduplicator(Deduplicator):
             "select rowid from papers where title_key = ? order by rowid", (key,))]
         return stored + super().papers_with_key(key)
 
-    def block(self, key: int) -> list[Paper]:
+    def candidate_numbers(self, blocks: list[int]) -> list[int]:
         # Only the newest candidates of a block are compared: the stored ones come first.
-        stored = [self.stored_paper(rowid) for (rowid,) in self.conn.execute(
-            "select paper_rowid from title_blocks where block = ? order by paper_rowid desc "
-            "limit ?", (key, BLOCK_CANDIDATES))]
-        return stored[::-1] + super().block(key)
+        numbers: list[int] = []
+        for block in blocks:
+            stored = [rowid - 1 for (rowid,) in self.conn.execute(
+                "select paper_rowid from title_blocks where block = ? order by paper_rowid "
+                "desc limit ?", (block, BLOCK_CANDIDATES))]
+            numbers += (stored[::-1] + self.blocks.holders_of(block))[-BLOCK_CANDIDATES:]
+        return numbers
+
+    def paper_numbered(self, number: int) -> Paper:
+        if number < self.first_number:
+            return self.stored_paper(number + 1)
+        return super().paper_numbered(number)
 
     def id_taken(self, paper_id: str) -> bool:
         return super().id_taken(paper_id) or self.conn.execute(
