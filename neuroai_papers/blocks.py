@@ -107,20 +107,27 @@ class BlockIndex:
             self.shared[~held].append(number)
 
     def grow(self) -> None:
-        """Double the home slots and place every key again, all at once with numpy."""
-        keys = np.frombuffer(self.keys, dtype=np.uint64)
-        used = keys != 0
-        stored, holders = keys[used], np.frombuffer(self.holders, dtype=np.int32)[used]
-        del keys, used  # numpy's views would keep the old arrays alive
+        """Double the home slots and place every key again, all at once with numpy.
+
+        The old arrays go before the new ones come, and the new ones after the placement's
+        temporaries: at a million records this runs once at 4 million keys, in the middle
+        of matching, and it must not be the build's peak."""
+        used = np.frombuffer(self.keys, dtype=np.uint64) != 0
+        stored = np.frombuffer(self.keys, dtype=np.uint64)[used]  # copies, not views
+        holders = np.frombuffer(self.holders, dtype=np.int32)[used]
+        del used
+        self.keys = self.holders = array("B")
         capacity = self.capacity * 2
         while True:
             slots, order = place(stored - 1, capacity)
             if len(slots) == 0 or slots[-1] < capacity + TAIL - 1:
                 break
             capacity *= 2  # a cluster ran into the last slot: only with far too few slots
+        stored, holders = stored[order], holders[order]
+        del order
         self.allocate(capacity)
-        np.frombuffer(self.keys, dtype=np.uint64)[slots] = stored[order]
-        np.frombuffer(self.holders, dtype=np.int32)[slots] = holders[order]
+        np.frombuffer(self.keys, dtype=np.uint64)[slots] = stored
+        np.frombuffer(self.holders, dtype=np.int32)[slots] = holders
 
     def clear(self) -> None:
         """Hand the memory back (the build drops the keys once matching is done)."""
@@ -136,7 +143,12 @@ def place(keys: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
     home[i] - i, plus i. Every slot between a key's home and its slot is then taken, which
     is what a lookup's probe needs.
     """
-    homes = (keys & np.uint64(capacity - 1)).astype(np.int64)
+    homes = (keys & np.uint64(capacity - 1)).view(np.int64)  # below 2**32: the same values
     order = np.argsort(homes, kind="stable")
+    slots = homes[order]
+    del homes
     steps = np.arange(len(keys), dtype=np.int64)
-    return np.maximum.accumulate(homes[order] - steps) + steps, order
+    slots -= steps  # in place: at 4 million keys each temporary array is 32 MB
+    np.maximum.accumulate(slots, out=slots)
+    slots += steps
+    return slots, order

@@ -213,3 +213,21 @@ def test_interrupted_write_leaves_no_file_in_place(copy_real_dumps, tmp_path, mo
     assert build_module.main(["--dumps", str(copy_real_dumps), "--out", str(out)]) == 3
     assert out.read_bytes() == b"previous"
     assert sorted(os.listdir(tmp_path)) == ["dumps", "papers.db"]
+
+
+def test_records_that_show_the_same_value_share_one_object_and_keep_their_values():
+    """build.share_repeated_values: memory at a million records, with nothing changed."""
+    from neuroai_papers.build import share_repeated_values
+
+    dumps = [read_dump(path) for path in sorted(REAL_DUMPS.glob("*.txt"))]
+    records = [record for dump in dumps for record in dump.records]
+    fields = ("organization", "date_text", "date", "line", "end_line")
+    before = [[getattr(record, name) for name in fields] for record in records]
+    shared: dict = {}
+    for dump in dumps:
+        share_repeated_values(dump.records, shared)
+    assert [[getattr(record, name) for name in fields] for record in records] == before
+    for name in fields:
+        values = [getattr(record, name) for record in records]
+        assert sum(value is not None for value in values) > 1
+        assert len({id(value) for value in values}) == len(set(values))
