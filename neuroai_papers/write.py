@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable
 
@@ -406,10 +407,12 @@ class DatabaseWriter:
             rows = ({"id": number, **row} for number, row in enumerate(rows, 1))
         counted = Counted(rows)
         names = ", ".join(f"[{column}]" for column in columns)
+        # itemgetter picks a row's values in C, not a Python generator per row.
+        values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
         try:
             self.db.conn.executemany(
                 f"insert into [{table}] ({names}) values ({', '.join('?' * len(columns))})",
-                (tuple(row[column] for column in columns) for row in counted),
+                map(values, counted),
             )
         except sqlite3.Error as error:
             # SQLite reports a full disk or a file-size limit as its own error, not as OSError.
