@@ -46,24 +46,29 @@ class BlockIndex:
     def __len__(self) -> int:
         return self.size
 
+    def slot_for(self, key: int) -> int:
+        """Return the slot that holds `key`, or the free slot where it would go."""
+        stored, keys, slot = key + 1, self.keys, key & self.mask
+        found = keys[slot]
+        while found and found != stored:
+            slot += 1
+            found = keys[slot]
+        return slot
+
     def holders_of(self, key: int) -> list[int]:
         """Return the numbers of the papers holding `key`, oldest first."""
-        stored, keys, slot = key + 1, self.keys, key & self.mask
-        while True:
-            found = keys[slot]
-            if found == stored:
-                held = self.holders[slot]
-                return [held] if held >= 0 else self.shared[~held]
-            if not found:
-                return []
-            slot += 1
+        slot = self.slot_for(key)
+        if not self.keys[slot]:
+            return []
+        held = self.holders[slot]
+        return [held] if held >= 0 else self.shared[~held]
 
     def newest_holders(self, keys: list[int], most: int) -> list[int]:
         """Return the numbers of the `most` newest papers holding each of `keys`, key after
         key, each key's oldest first (what matching compares a new title with)."""
         found: list[int] = []
         table, mask = self.keys, self.mask
-        for key in keys:  # holders_of, inlined: this runs for every record of a build
+        for key in keys:  # slot_for, inlined: this runs for every record of a build
             stored, slot = key + 1, key & mask
             hit = table[slot]
             while hit and hit != stored:
@@ -82,7 +87,7 @@ class BlockIndex:
         if self.size + len(keys) > self.limit:
             self.grow()
         table, holders, mask, last = self.keys, self.holders, self.mask, len(self.keys) - 1
-        for key in keys:
+        for key in keys:  # slot_for, inlined: this runs for every new paper of a build
             stored, slot = key + 1, key & mask
             found = table[slot]
             while found and found != stored:

@@ -154,8 +154,9 @@ def share_repeated_values(records: list[Record], shared: dict) -> None:
     object for it, kept in `shared`.
 
     Every record arrives with copies of its own (parsed from its own line, or unpickled from
-    the reader), and all records stay in memory until the rows are written: at a million
-    records the copies of these few hundred thousand distinct values cost about 150 MiB.
+    the reader), and all records stay in memory until the rows are written: the copies of
+    these few thousand distinct values cost 6.5 MiB at 100,000 records (tracemalloc), about
+    65 MiB at a million.
     """
     for record in records:
         record.organization = shared.setdefault(record.organization, record.organization)
