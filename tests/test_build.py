@@ -129,6 +129,33 @@ def test_search_rowid_repeats_the_rowid_and_the_check_catches_a_stray(real_db, t
         conn.close()
 
 
+@pytest.mark.parametrize("damage, error", [
+    # The full-text index no longer agrees with its table (checked in the second thread).
+    ("update papers set abstract = 'quite different words now' where rowid = 2",
+     r"^papers_fts: .*"),
+    ("insert into sightings (dump, line, paper_id) values ('nowhere.txt', 1, 'no-such-paper')",
+     r"^foreign keys broken: "),
+    ("delete from sightings where id = (select max(id) from sightings)",
+     r"^sightings: \d+ rows written, \d+ expected$"),
+])
+def test_the_closing_check_catches_a_damaged_file(real_db, tmp_path, damage, error):
+    """check_database runs the full-text index's check beside the others: each still fails
+    the build, and an index that is sound passes."""
+    import shutil
+
+    from neuroai_papers.write import BuildCheckError, check_database
+
+    expected = {"sightings": rows(real_db, "select count(*) from sightings")[0][0]}
+    check_database(real_db, expected)  # the build's own file passes
+    damaged = tmp_path / "damaged.db"
+    shutil.copyfile(real_db, damaged)
+    with sqlite3.connect(damaged) as conn:
+        conn.execute("pragma foreign_keys = off")
+        conn.execute(damage)
+    with pytest.raises(BuildCheckError, match=error):
+        check_database(damaged, expected)
+
+
 def test_ranked_search_puts_title_matches_first(real_db):
     top = rows(real_db, "select papers.title from papers_fts join papers on papers.rowid = "
                         "papers_fts.rowid where papers_fts match 'spiking' "
