@@ -262,6 +262,9 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         progress.line(f"topics and title blocks: {new_papers.where}")
         parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages, new_papers)
         dedup.blocks.clear()  # matching is done: the memory of its keys goes to the rows
+        # The papers' titles are final: their full-text index is built from here on, beside
+        # the rows (write.SearchIndexBuild).
+        writer.start_search_index(paper_texts([paper.title for paper in dedup.papers], abstracts))
         progress.line("dates, organizations, sightings")
         with stages.timed("rows"):  # first the rows that need no topics
             corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places)
@@ -289,13 +292,13 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
                     "merges": len(dedup.merges), "lookalikes": len(dedup.lookalikes)}
         info = make_build_info([(d.name, d.sha256) for d in parsed], inputs.reference,
                                inputs.manifest)
-        texts = paper_texts([paper.title for paper in dedup.papers], abstracts)
         # Every row is in the file now: hand the records' memory back before SQLite builds
         # the indexes, so the peak of the build is not the sum of the two.
         del parsed, dedup, corpus
-        progress.line(f"writing indexes and the full-text index, then checking {writer.tmp.name}")
+        progress.line(f"writing indexes, adding the full-text index (built meanwhile), "
+                      f"then checking {writer.tmp.name}")
         with stages.timed("write"):
-            writer.finish(inputs.metadata, info, expected=expected, texts=texts)
+            writer.finish(inputs.metadata, info, expected=expected)
     progress.line(f"stages: {stages}")
     summary.seconds = time.monotonic() - started
     return summary
@@ -303,7 +306,7 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
 
 def paper_texts(titles: list[str], abstracts: DiskList) -> Iterator[tuple[int, str, str]]:
     """Return each paper's rowid, title and abstract, as the full-text index reads them (in
-    another thread: what touches the build's own connections happens here, before)."""
+    another thread: the abstracts through a connection of their own, DiskList.values)."""
     pairs = zip(titles, abstracts.values(0, len(titles)), strict=True)
     # Papers rows are in paper order, from rowid 1.
     return ((rowid, title, abstract) for rowid, (title, abstract) in enumerate(pairs, 1))

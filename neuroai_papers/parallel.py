@@ -32,6 +32,7 @@ import queue
 import signal
 import sqlite3
 from contextlib import suppress
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterator
 
@@ -46,6 +47,7 @@ BLOCKS = list(TABLES["title_blocks"][0])
 READER_MIN_BYTES = 16_000_000  # about 10,000 records
 READ_AHEAD = 16  # parsed dumps waiting in the queue at most (bounds the memory they take)
 NEW_PAPERS_BACKLOG = 400  # dumps' new papers waiting for the worker at most (~20,000 papers)
+WORKER_BATCH = 2_000  # papers whose rows the worker inserts together
 PR_SET_PDEATHSIG = 1
 
 
@@ -270,11 +272,19 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
                     yield {"id": paper_id, "title": title, "abstract": abstract}
 
         results = topics_of_papers(texts(), load_topics(topics_path))
-        with conn:
+        insert_evidence = f"INSERT INTO evidence VALUES ({', '.join('?' * len(EVIDENCE))})"
+        values = itemgetter(*EVIDENCE)
+        with conn:  # one executemany per table for many papers: fewer calls into SQLite
+            papers, rows = [], []
             for index, (assigned, evidence) in enumerate(results):
-                conn.execute("INSERT INTO assigned VALUES (?, ?)", (numbers[index], assigned))
-                conn.executemany(f"INSERT INTO evidence VALUES ({', '.join('?' * len(EVIDENCE))})",
-                                 (tuple(row[c] for c in EVIDENCE) for row in evidence))
+                papers.append((numbers[index], assigned))
+                rows.extend(map(values, evidence))
+                if len(papers) == WORKER_BATCH:
+                    conn.executemany("INSERT INTO assigned VALUES (?, ?)", papers)
+                    conn.executemany(insert_evidence, rows)
+                    papers, rows = [], []
+            conn.executemany("INSERT INTO assigned VALUES (?, ?)", papers)
+            conn.executemany(insert_evidence, rows)
         conn.close()
     except BaseException as error:  # the build reports it in its one error line
         failure.put(f"cannot write {scratch}: {error}" if isinstance(error, sqlite3.Error)

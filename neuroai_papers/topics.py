@@ -17,7 +17,6 @@ from bisect import bisect_right
 from itertools import chain
 from collections import Counter
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -55,11 +54,7 @@ class Topic:
 
     @property
     def all_sources(self) -> set[str]:
-        return {*self.assigning_sources, *self.exclude.sources}
-
-    @cached_property
-    def assigning_sources(self) -> frozenset[str]:
-        return frozenset((*self.title_rules.sources, *self.abstract_rules.sources))
+        return {*self.title_rules.sources, *self.abstract_rules.sources, *self.exclude.sources}
 
 
 def has_uppercase_literal(source: str) -> bool:
@@ -344,26 +339,44 @@ def topics_of_papers(papers: Iterable[dict], topics: list[Topic]) -> Iterator[tu
 
 def topics_of_chunk(chunk: list[dict], topics: list[Topic], sources: list[str],
                     anchors: "Anchors") -> Iterator[tuple[str, list[dict]]]:
+    """Yield what topic_evidence gives each paper of the chunk, topic by topic.
+
+    The loops run topic first: each topic walks only the hits of its own rules, instead of
+    every paper asking every topic (which took half the time of the scan)."""
     scan = ChunkScan(chunk, anchors)
-    by_paper: dict[int, dict[str, Hits]] = {}
-    for source in sources:
-        for index, hits in scan.hits(source).items():
-            by_paper.setdefault(index, {})[source] = hits
-    for index, paper in enumerate(chunk):
-        hits = by_paper.get(index, {})
-        assigned, rows = [], []
-        # Only a topic with a rule that matched can apply (an exclusion alone assigns none).
-        for topic in candidate_topics(topics, hits):
-            if matches := topic_evidence(topic, hits):
-                assigned.append(topic.id)
-                rows.extend({"paper_id": paper["id"], "topic": topic.id, **m} for m in matches)
-        yield json.dumps(assigned), rows
+    hits_of = {source: scan.hits(source) for source in sources}
+    assigned: list[list[str]] = [[] for _ in chunk]
+    rows: list[list[dict]] = [[] for _ in chunk]
+    for topic in topics:
+        for index, matches in topic_matches(topic, hits_of).items():
+            assigned[index].append(topic.id)
+            paper_id = chunk[index]["id"]
+            rows[index].extend({"paper_id": paper_id, "topic": topic.id, "field": field,
+                                "rule": source, "matched": texts[0], "hits": len(texts)}
+                               for field, source, texts in matches)
+    encoded: dict[tuple, str] = {}  # papers share few topic lists: encode each once
+    for topic_ids, evidence in zip(assigned, rows):
+        key = tuple(topic_ids)
+        if key not in encoded:
+            encoded[key] = json.dumps(topic_ids)
+        yield encoded[key], evidence
 
 
-def candidate_topics(topics: list[Topic], hits: dict[str, Hits]) -> list[Topic]:
-    """Return, in taxonomy order, the topics with a title or abstract rule among `hits`."""
-    return [topic for topic in topics
-            if not hits.keys().isdisjoint(topic.assigning_sources)]
+def topic_matches(topic: Topic, hits_of: dict[str, dict[int, Hits]]) -> dict[int, list]:
+    """Return, per paper index, the (field, rule, texts) that assign `topic` to the paper,
+    in topic_evidence's order; papers the topic does not apply to are left out."""
+    found: dict[int, list] = {}
+    for field, rules in (("title", topic.title_rules), ("abstract", topic.abstract_rules)):
+        for source in rules.sources:
+            for index, hits in hits_of[source].items():
+                if texts := (hits.title if field == "title" else hits.abstract):
+                    found.setdefault(index, []).append((field, source, texts))
+    excluded = {index for source in topic.exclude.sources
+                for index, hits in hits_of[source].items() if hits.anywhere}
+    return {index: matches for index, matches in found.items()
+            if index not in excluded and (matches[0][0] == "title"  # title ones come first
+                                          or sum(len(texts) for _, _, texts in matches)
+                                          >= topic.abstract_hits)}
 
 
 def topic_rows(topics: list[Topic], papers_per_topic: Counter) -> list[dict]:
