@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
-from typing import Iterator
-
 
 from . import __version__
 from .dedupe import Deduplicator, Sighting
@@ -262,9 +260,6 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         progress.line(f"topics and title blocks: {new_papers.where}")
         parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages, new_papers)
         dedup.blocks.clear()  # matching is done: the memory of its keys goes to the rows
-        # The papers' titles are final: their full-text index is built from here on, beside
-        # the rows (write.SearchIndexBuild).
-        writer.start_search_index(paper_texts([paper.title for paper in dedup.papers], abstracts))
         progress.line("dates, organizations, sightings")
         with stages.timed("rows"):  # first the rows that need no topics
             corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places)
@@ -278,6 +273,12 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
                 writer.index(WRITTEN_BEFORE_TOPICS)
         progress.line(f"topics and title blocks of {len(dedup.papers):,} papers, then the papers")
         with stages.timed("topics"):  # with a worker: what is left of its work
+            new_papers.wait()
+            # A core is free from here on: the full-text index is built in a thread beside
+            # the rest (write.SearchIndexBuild). Started at the end of matching, it slowed
+            # the worker down and the build waited for the worker instead.
+            abstracts.flush()  # the index reads them from the file
+            writer.start_search_index([paper.title for paper in dedup.papers], abstracts.path)
             new_papers.write(dedup, abstracts, writer)
             writer.insert("topics", topic_rows(inputs.topics, Counter(
                 topic for paper in dedup.papers for topic in json.loads(paper.topics))))
@@ -302,14 +303,6 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
     progress.line(f"stages: {stages}")
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def paper_texts(titles: list[str], abstracts: DiskList) -> Iterator[tuple[int, str, str]]:
-    """Return each paper's rowid, title and abstract, as the full-text index reads them (in
-    another thread: the abstracts through a connection of their own, DiskList.values)."""
-    pairs = zip(titles, abstracts.values(0, len(titles)), strict=True)
-    # Papers rows are in paper order, from rowid 1.
-    return ((rowid, title, abstract) for rowid, (title, abstract) in enumerate(pairs, 1))
 
 
 def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progress,

@@ -161,6 +161,7 @@ class NewPapers:
         self.topics = topics
         self.scratch = scratch
         self.process = None
+        self.finished = False
         if worker:
             context = multiprocessing.get_context("spawn")
             self.inbox = context.Queue(maxsize=NEW_PAPERS_BACKLOG)
@@ -196,14 +197,21 @@ class NewPapers:
             writer.insert("paper_topics", self.matched_here(dedup.papers, abstracts))
             writer.insert("title_blocks", dedup.blocking_rows())
             return
-        self.send(None)  # no more papers
-        self.process.join()
-        if self.process.exitcode != 0:
-            raise self.worker_failed()
+        self.wait()
         self.read_assigned(dedup.papers)
         # Millions of rows at a million papers: SQLite copies them, not Python.
         writer.insert_from("paper_topics", self.scratch, "evidence")
         writer.insert_from("title_blocks", self.scratch, "blocks")
+
+    def wait(self) -> None:
+        """Wait until the worker has done every paper it was given (at once without one)."""
+        if self.process is None or self.finished:
+            return
+        self.send(None)  # no more papers
+        self.process.join()
+        if self.process.exitcode != 0:
+            raise self.worker_failed()
+        self.finished = True
 
     def matched_here(self, papers: list[Paper], abstracts: DiskList) -> Iterator[dict]:
         distinct: dict[str, str] = {}  # papers share few topic sets: one string per set

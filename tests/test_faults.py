@@ -213,19 +213,23 @@ def test_running_out_of_space_fails_cleanly(real_db, previous_db_size, tmp_path,
 def test_a_build_that_fails_stops_its_full_text_index_thread_and_removes_its_file(tmp_path):
     """The full-text index is built in a thread beside the rows (write.SearchIndexBuild): a
     build that fails meanwhile must stop it, not wait for it, and leave no scratch file."""
-    import itertools
     import threading
 
+    from neuroai_papers.texts import DiskList
     from neuroai_papers.write import DatabaseWriter
 
-    endless = ((rowid, "spiking networks", "an abstract " * 50) for rowid in itertools.count(1))
+    papers = 200_000  # about ten seconds of indexing here
     writer = DatabaseWriter(tmp_path / "papers.db")
-    writer.start_search_index(endless)
-    time.sleep(0.5)  # well into the stream
+    abstracts = DiskList(writer.scratch_path("abstracts"))
+    for number in range(papers):
+        abstracts.append(f"spiking networks decode the visual cortex, paper {number} " * 8)
+    abstracts.flush()
+    writer.start_search_index([f"paper {number}" for number in range(papers)], abstracts.path)
     assert writer.search.path.exists() and not writer.search.done.done()
     aborting = threading.Thread(target=writer.abort)
     aborting.start()
     aborting.join(timeout=60)
-    assert not aborting.is_alive(), "abort waited for an endless full-text index"
+    assert not aborting.is_alive(), "abort waited for the full-text index"
     assert writer.search.done.exception() is not None  # interrupted or stopped, not finished
+    abstracts.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
