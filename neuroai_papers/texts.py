@@ -76,8 +76,8 @@ class DiskList:
 
     def values(self, start: int, stop: int) -> Iterator[str]:
         """Return the values at start, start + 1 ... stop - 1, in order, read through a
-        connection of their own: another thread may read them (the build's full-text index
-        does), since a connection belongs to the thread that made it."""
+        connection of their own (any thread may read them, and the list's own connection
+        stays free for appends and lookups meanwhile)."""
         self.flush()
         return read_values(self.path, start, stop)
 
