@@ -184,13 +184,19 @@ def search_index_sql(table: str) -> str:
             f"    tokenize='{tokenize}',\n    content=\"{table}\"\n)")
 
 
+def search_index_setup(table: str) -> list[str]:
+    """Return the statements that create the table's empty FTS5 index with the build's
+    write buffer (FTS_HASH_BYTES)."""
+    return [search_index_sql(table),
+            f"INSERT INTO [{table}_fts]([{table}_fts], rank) VALUES ('hashsize', {FTS_HASH_BYTES})"]
+
+
 def build_search_index(conn: sqlite3.Connection, table: str) -> None:
     """Create the table's FTS5 index and fill it from the table in one pass, with the
     build's write buffer (the benchmark's floor builds its index so)."""
     conn.execute(f"DROP TABLE IF EXISTS [{table}_fts]")
-    conn.execute(search_index_sql(table))
-    conn.execute(f"INSERT INTO [{table}_fts]([{table}_fts], rank) VALUES ('hashsize', ?)",
-                 (FTS_HASH_BYTES,))
+    for statement in search_index_setup(table):
+        conn.execute(statement)
     conn.execute(f"INSERT INTO [{table}_fts]([{table}_fts]) VALUES ('rebuild')")
     # The setting only matters while writing: the published file keeps FTS5's defaults.
     conn.execute(f"DELETE FROM [{table}_fts_config] WHERE k = 'hashsize'")
@@ -229,8 +235,7 @@ class SearchIndexBuild:
     def fill(self, table: str) -> None:
         columns = ", ".join(FTS[table][0])
         statements = [
-            search_index_sql(table),
-            f"INSERT INTO [{table}_fts]([{table}_fts], rank) VALUES ('hashsize', {FTS_HASH_BYTES})",
+            *search_index_setup(table),
             # DiskList numbers its items from 0; rowids start at 1.
             f"INSERT INTO [{table}_fts](rowid, {columns}) SELECT titles.n, titles.title, "
             f"abstracts.items.value FROM titles JOIN abstracts.items "
