@@ -9,6 +9,7 @@ Exit codes (documented in README.md):
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -226,6 +227,26 @@ class Inputs:
     metadata: dict
 
 
+@contextmanager
+def cycle_collection_paused():
+    """Pause Python's cycle collector for the block (reference counting still frees
+    everything that is not in a cycle).
+
+    The records, sightings and papers stay in memory until the rows are written, and the
+    collector walks all of them again and again as they grow: 7.6 s of a 300,000-record
+    build, more than linearly more at a million. The build makes almost no cycles (the
+    collector finds about 800 objects to free after a whole 300,000-record build, and the
+    peak memory is the same), so there is nothing for it to do."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@cycle_collection_paused()
 def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
           progress: Progress, incremental: bool = False) -> Summary:
     """Build `out` from the dumps in `dumps_dir` (or, `incremental`, add the new dumps to it

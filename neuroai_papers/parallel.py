@@ -26,6 +26,7 @@ starting a Python process costs more than it saves.
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing
 import os
 import queue
@@ -133,6 +134,7 @@ def read_ahead(build: int, paths: list[Path], out) -> None:
     """The reader worker: ("dump", parsed, keys) for each dump in order, or ("refused",
     why) for the first dump refused; ("failed", why) and exit 3 if anything else fails."""
     die_with_parent(build)
+    gc.disable()  # as in the build (build.cycle_collection_paused): it makes no cycles
     try:
         for path in paths:
             try:
@@ -262,6 +264,7 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
     """The worker: topics, evidence and title blocks of the papers that come through
     `inbox`, until None, into `scratch`; exit 0, or 3 with the reason in `failure`."""
     die_with_parent(build)
+    gc.disable()  # as in the build (build.cycle_collection_paused): it makes no cycles
     try:
         conn = sqlite3.connect(scratch)
         conn.execute("PRAGMA journal_mode = OFF")

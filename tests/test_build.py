@@ -258,3 +258,34 @@ def test_records_that_show_the_same_value_share_one_object_and_keep_their_values
         values = [getattr(record, name) for record in records]
         assert sum(value is not None for value in values) > 1
         assert len({id(value) for value in values}) == len(set(values))
+
+
+def test_the_build_pauses_the_cycle_collector_and_gives_it_back(copy_real_dumps, tmp_path,
+                                                                 monkeypatch):
+    """build.cycle_collection_paused: off while the build runs (the records would be walked
+    again and again), on again afterwards, whether the build succeeded or failed."""
+    import gc
+
+    from neuroai_papers import build as build_module
+
+    seen_during = []
+    real_full_build = build_module.full_build
+
+    def watched_full_build(*args, **kwargs):
+        seen_during.append(gc.isenabled())
+        return real_full_build(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "full_build", watched_full_build)
+    assert gc.isenabled()
+    out = tmp_path / "papers.db"
+    assert build_module.main(["--dumps", str(copy_real_dumps), "--out", str(out)]) == 0
+    assert seen_during == [False] and gc.isenabled()
+    (copy_real_dumps / "zz-broken.txt").write_bytes(b"\xff\xfe not text")
+    assert build_module.main(["--dumps", str(copy_real_dumps), "--out", str(out)]) == 2
+    assert seen_during == [False, False] and gc.isenabled()  # refused halfway through
+    gc.disable()
+    try:  # a caller that had paused it itself finds it paused still
+        assert build_module.main(["--dumps", str(copy_real_dumps), "--out", str(out)]) == 2
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
