@@ -349,7 +349,8 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
         with stages.timed("write"):
             writer.finish_update(inputs.metadata, make_build_info(dumps, inputs.reference,
                                                                   inputs.manifest),
-                                 lambda conn: check_update(conn, since, expected, changed))
+                                 lambda conn: check_update(conn, since, expected, changed,
+                                                           update.added))
         totals = table_counts(out)
     progress.line(f"stages: {stages}")
     return Summary(dumps=totals["dumps"], records=totals["sightings"], papers=totals["papers"],

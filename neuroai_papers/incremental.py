@@ -47,10 +47,17 @@ from .enrich import (INVALID, INVALID_DATE_REASON, Capture, capture_columns, dum
 from .organizations import OrganizationIndex
 from .parse import ParsedDump, Record, parse_date
 from .topics import Topic, topics_of_papers
-from .write import FTS, TABLES, BuildCheckError, check_search_rowids
+from .write import FTS, TABLES, WITHOUT_ROWID, BuildCheckError, check_search_rowids
 
 
 FTS_TABLE = "papers_fts"
+# A table stored WITHOUT ROWID has no rowids that tell an update's rows from the others: its
+# rows of the update are those of the new papers (what a paper alone determines is made once,
+# when the paper is new). The parameters are the last rowids before the update (last_rowids).
+NEW_ROWS_WITHOUT_ROWID = {
+    "paper_topics": "paper_id in (select id from papers where rowid > :papers)",
+    "title_blocks": "paper_rowid > :papers",
+}
 
 
 class CannotUpdate(Exception):
@@ -217,6 +224,7 @@ class Update:
         self.new_ids = {paper.id for paper in self.dedup.papers}
         self.complete: dict[str, Paper] = {}  # papers with all their sightings, by id
         self.redates: dict[tuple[str, int], tuple] = {}  # (dump, position) -> new date, method
+        self.added: dict[str, int] = {}  # rows inserted per table
 
     def max_id(self, table: str) -> int:
         return self.conn.execute(f"select coalesce(max(id), 0) from [{table}]").fetchone()[0]
@@ -311,7 +319,8 @@ def apply_update(update: Update, manifest: dict, places: OrganizationIndex,
     dedup = update.dedup
 
     def insert(table, rows, first_id=None, rowids=None):
-        insert_rows(conn, table, rows, first_id, rowids)
+        update.added[table] = (update.added.get(table, 0)
+                               + insert_rows(conn, table, rows, first_id, rowids))
 
     # Topics and their evidence: the new papers only.
     new_papers = list(zip(dedup.papers, update.abstracts, strict=True))
@@ -425,23 +434,35 @@ def expected_counts(conn: sqlite3.Connection, update: Update) -> dict[str, int]:
     }
 
 
-def changed_row_links(conn: sqlite3.Connection, since: dict[str, int]) -> Iterator[str]:
-    """Yield a description of every new row whose foreign key points nowhere."""
+def new_rows(table: str) -> str:
+    """Return the condition that picks the rows the update added to `table`."""
+    return NEW_ROWS_WITHOUT_ROWID[table] if table in WITHOUT_ROWID else f"rowid > :{table}"
+
+
+def changed_row_links(conn: sqlite3.Connection, since: dict[str, int],
+                      added: dict[str, int]) -> Iterator[str]:
+    """Yield a description of every new row whose foreign key points nowhere, and of every
+    table stored WITHOUT ROWID that does not hold, among the new papers' rows, all the rows
+    the update added to it (`added`: a row written for another paper would escape the rest)."""
     for table, (_, _, foreign_keys) in TABLES.items():
-        if table not in since:
-            continue
         for column, (other, other_column) in foreign_keys.items():
             (broken,) = conn.execute(
-                f"select count(*) from [{table}] where rowid > ? and [{column}] is not null "
-                f"and [{column}] not in (select [{other_column}] from [{other}])",
-                (since[table],)).fetchone()
+                f"select count(*) from [{table}] where {new_rows(table)} and [{column}] is not "
+                f"null and [{column}] not in (select [{other_column}] from [{other}])",
+                since).fetchone()
             if broken:
                 yield f"{table}.{column}: {broken} new rows point nowhere"
+    for table in sorted(WITHOUT_ROWID):
+        (found,) = conn.execute(f"select count(*) from [{table}] where {new_rows(table)}",
+                                since).fetchone()
+        if found != added.get(table, 0):
+            yield f"{table}: {found} rows of the new papers, {added.get(table, 0)} added"
 
 
 def insert_rows(conn: sqlite3.Connection, table: str, rows, first_id: int | None = None,
-                rowids: list[int] | None = None) -> None:
-    """Append rows (dicts with the table's columns); `first_id` numbers them, `rowids` places them."""
+                rowids: list[int] | None = None) -> int:
+    """Append rows (dicts with the table's columns); `first_id` numbers them, `rowids` places
+    them. Return how many."""
     columns = list(TABLES[table][0])
     rows = list(rows)
     if first_id is not None:
@@ -451,17 +472,19 @@ def insert_rows(conn: sqlite3.Connection, table: str, rows, first_id: int | None
         columns, values = ["rowid", *columns], [(r, *v) for r, v in zip(rowids, values, strict=True)]
     names = ", ".join(f"[{c}]" for c in columns)
     conn.executemany(f"insert into [{table}] ({names}) values ({', '.join('?' * len(columns))})", values)
+    return len(values)
 
 
 def last_rowids(conn: sqlite3.Connection) -> dict[str, int]:
+    """Return each table's last rowid (see new_rows; tables WITHOUT ROWID have none)."""
     return {table: conn.execute(f"select coalesce(max(rowid), 0) from [{table}]").fetchone()[0]
-            for table in TABLES}
+            for table in TABLES if table not in WITHOUT_ROWID}
 
 
 def check_update(conn: sqlite3.Connection, since: dict[str, int], expected: dict[str, int],
-                 changed_papers: set[str]) -> None:
+                 changed_papers: set[str], added: dict[str, int]) -> None:
     """Raise BuildCheckError unless the rows the update wrote are sound (see the module's doc)."""
-    broken = list(changed_row_links(conn, since))
+    broken = list(changed_row_links(conn, since, added))
     marks = ", ".join("?" * len(changed_papers))
     (orphans,) = conn.execute(
         f"select count(*) from papers where id in ({marks}) and organization_id is not null "

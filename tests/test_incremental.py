@@ -196,3 +196,39 @@ def test_a_manifest_entry_for_the_new_dump_alone_is_an_update(dumps_dir, tmp_pat
     assert "adding 1 new dumps" in result.stderr
     assert rows(out, "select published from papers where title = 'Other'") == [("2025-03-01",)]
     assert contents(out) == contents(full)
+
+
+def test_the_update_check_finds_new_rows_that_point_nowhere_or_went_to_another_paper(real_db,
+                                                                                    tmp_path):
+    """incremental.changed_row_links: the links of the rows an update added, including those
+    of the tables stored WITHOUT ROWID, which have no rowids to tell the new rows by."""
+    from neuroai_papers.incremental import changed_row_links, last_rowids
+
+    copy = tmp_path / "copy.db"
+    shutil.copy(real_db, copy)
+    conn = sqlite3.connect(copy)
+    since = last_rowids(conn)
+    assert "paper_topics" not in since and "title_blocks" not in since
+    assert list(changed_row_links(conn, since, {})) == []
+    old_paper, topic = conn.execute("select paper_id, topic from paper_topics limit 1").fetchone()
+    conn.execute("insert into papers (id, title) values ('new-paper', 'A new paper')")
+    new_rowid = conn.execute("select rowid from papers where id = 'new-paper'").fetchone()[0]
+    conn.execute("insert into paper_topics values ('new-paper', ?, 'title', 'r', 'x', 1)", (topic,))
+    conn.execute("insert into title_blocks values (7, ?)", (new_rowid,))
+    conn.execute("insert into sightings (id, paper_id, dump) values (999999, 'new-paper', "
+                 "(select name from dumps limit 1))")
+    added = {"paper_topics": 1, "title_blocks": 1, "sightings": 1, "papers": 1}
+    assert list(changed_row_links(conn, since, added)) == []
+    conn.execute("insert into paper_topics values ('new-paper', 'no-such-topic', 'title', 'r', "
+                 "'x', 1)")
+    conn.execute("insert into paper_topics values (?, ?, 'title', 'another rule', 'x', 1)",
+                 (old_paper, topic))  # written for a stored paper: no new paper holds it
+    conn.execute("insert into sightings (id, paper_id, dump) values (1000000, 'nowhere', "
+                 "(select name from dumps limit 1))")
+    added.update(paper_topics=3, sightings=2)
+    assert list(changed_row_links(conn, since, added)) == [
+        "sightings.paper_id: 1 new rows point nowhere",
+        "paper_topics.topic: 1 new rows point nowhere",
+        "paper_topics: 2 rows of the new papers, 3 added",
+    ]
+    conn.close()

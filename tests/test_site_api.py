@@ -18,6 +18,7 @@ from datasette.utils.asgi import Request
 
 from conftest import ROOT, rows
 from neuroai_papers.site import SETTINGS, site_paths
+from neuroai_papers.write import TABLES
 
 METADATA = yaml.safe_load((ROOT / "metadata.yml").read_text())
 PAPERS = METADATA["databases"]["papers"]["tables"]["papers"]
@@ -589,3 +590,27 @@ async def test_paging_newest_first_shows_every_paper_once(ds, real_db, monkeypat
     for query in queries[:3] if "published_year" not in page else []:  # a filter: its index
         plan = query_plan(real_db, query["sql"], query["params"])
         assert "idx_papers_published_id_search_rowid" in plan and "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize("table", ["paper_topics", "title_blocks"])
+async def test_tables_stored_by_their_key_browse_and_link_their_rows_by_it(ds, real_db, table):
+    """write.WITHOUT_ROWID: no rowid, so Datasette must page, sort and address rows by the
+    primary key alone."""
+    from datasette.utils import tilde_encode
+
+    key = list(TABLES[table][1])
+    data = await get_json(ds, f"/papers/{table}.json?_shape=objects&_size=5")
+    assert data["primary_keys"] == key
+    expected = rows(real_db, f"select {', '.join(key)} from {table} order by {', '.join(key)} "
+                             f"limit 10")
+    assert [tuple(row[c] for c in key) for row in data["rows"]] == expected[:5]
+    after = await get_json(ds, f"/papers/{table}.json?_shape=objects&_size=5&_next="
+                               f"{data['next']}")  # the second page continues the first
+    assert [tuple(row[c] for c in key) for row in after["rows"]] == expected[5:]
+    first = data["rows"][0]
+    path = ",".join(tilde_encode(str(first[c])) for c in key)
+    row = await get_json(ds, f"/papers/{table}/{path}.json?_shape=objects")
+    assert row["rows"] == [first]
+    page = await ds.client.get(f"/papers/{table}/{path}")
+    assert page.status_code == 200 and 'data-column="rowid"' not in page.text
+    assert all(f'data-column="{column}"' in page.text for column in TABLES[table][0])

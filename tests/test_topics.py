@@ -178,8 +178,9 @@ def test_the_worker_process_gives_the_rows_computed_in_one_process(tmp_path):
               for i, t, a in rows(out, "select id, title, abstract from papers order by rowid")]
     expected = assign_topics(papers, TOPICS)
     columns = "paper_id, topic, field, rule, matched, hits"
-    assert rows(out, f"select {columns} from paper_topics order by rowid") == [
-        tuple(row[c] for c in columns.split(", ")) for row in expected]
+    # paper_topics is stored by its key (write.WITHOUT_ROWID): compare in that order.
+    assert rows(out, f"select {columns} from paper_topics") == sorted(
+        tuple(row[c] for c in columns.split(", ")) for row in expected)
     assert [t for (t,) in rows(out, "select topics from papers order by rowid")] == \
         [paper["topics"] for paper in papers]
 
@@ -205,7 +206,7 @@ def written_rows(new_papers, dedup, abstracts, tmp_path, name):
     """Return the paper_topics and title_blocks rows `new_papers` write into a new database,
     and the papers' topics."""
     from neuroai_papers.texts import DiskList
-    from neuroai_papers.write import DatabaseWriter
+    from neuroai_papers.write import DatabaseWriter, storage_order
 
     for paper in dedup.papers:
         paper.topics = None
@@ -214,7 +215,8 @@ def written_rows(new_papers, dedup, abstracts, tmp_path, name):
         for abstract in abstracts:
             stored.append(abstract)
         new_papers.write(dedup, stored, writer)
-        written = [writer.db.conn.execute(f"select * from {table} order by rowid").fetchall()
+        written = [writer.db.conn.execute(f"select * from {table} "
+                                          f"order by {storage_order(table)}").fetchall()
                    for table in ("paper_topics", "title_blocks")]
         assert [writer.counts[table] for table in ("paper_topics", "title_blocks")] == \
             [len(rows) for rows in written]
