@@ -135,7 +135,7 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
                     dedup.add(sighting, record_keys)
                     if sighting.method == "new":
                         abstracts.append(record.abstract)
-                        created.append((dedup.papers[-1], record.abstract))
+                        created.append((dedup.papers[-1], record.abstract, record_keys.blocks))
                     record.abstract = ""  # the paper keeps its copy, in `abstracts`
             if new_papers is not None:
                 new_papers.add(created)

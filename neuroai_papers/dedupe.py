@@ -24,7 +24,7 @@ import operator
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterator, MutableSequence, NamedTuple
+from typing import Iterable, Iterator, MutableSequence, NamedTuple
 from zlib import crc32
 
 from rapidfuzz import fuzz, process
@@ -362,14 +362,14 @@ class Deduplicator:
         The database keeps them so that an incremental build finds a new title's fuzzy
         candidates without recomputing the keys of every paper."""
         for paper in self.papers:
-            for block, rowid in paper_blocks(paper.number, paper.key):
+            for block, rowid in paper_blocks(paper.number, blocking_keys(paper.key)):
                 yield {"block": block, "paper_rowid": rowid}
 
 
-def paper_blocks(number: int, key: str) -> list[tuple[str, int]]:
-    """Return the title_blocks rows (block, paper rowid) of paper `number` with title key
-    `key`, in the order the table holds them (parallel.py's worker makes them too)."""
-    return [(block, number + 1) for block in sorted(blocking_keys(key))]
+def paper_blocks(number: int, blocks: Iterable[int]) -> list[tuple[int, int]]:
+    """Return the title_blocks rows (block, paper rowid) of paper `number`, whose title
+    key has the blocking keys `blocks` (parallel.py's worker makes them too)."""
+    return [(block, number + 1) for block in blocks]
 
 
 def deduplicate(sightings: list[Sighting]) -> Deduplicator:

@@ -179,11 +179,12 @@ class NewPapers:
             return "in this process, once the papers are known"
         return f"in process {self.process.pid}, as matching finds the papers"
 
-    def add(self, papers: list[tuple[Paper, str]]) -> None:
-        """Hand the worker new papers, in paper order, with their abstracts."""
+    def add(self, papers: list[tuple[Paper, str, frozenset[int]]]) -> None:
+        """Hand the worker new papers, in paper order, with their abstracts and the blocking
+        keys of their title keys (matching has them: the worker need not compute them again)."""
         if self.process is not None and papers:
-            self.send([(paper.number, paper.id, paper.title, paper.key, abstract)
-                       for paper, abstract in papers])
+            self.send([(paper.number, paper.id, paper.title, blocks, abstract)
+                       for paper, abstract, blocks in papers])
 
     def send(self, message: list | None) -> None:
         while True:  # a full queue waits for the worker, unless the worker is gone
@@ -277,7 +278,7 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
         def texts() -> Iterator[dict]:
             while (batch := inbox.get()) is not None:
                 conn.executemany("INSERT INTO blocks VALUES (?, ?)", (
-                    row for n, _, _, key, _ in batch for row in paper_blocks(n, key)))
+                    row for n, _, _, blocks, _ in batch for row in paper_blocks(n, blocks)))
                 for n, paper_id, title, _, abstract in batch:
                     numbers.append(n)
                     yield {"id": paper_id, "title": title, "abstract": abstract}

@@ -224,6 +224,7 @@ def written_rows(new_papers, dedup, abstracts, tmp_path, name):
 
 
 def test_new_papers_in_a_worker_give_the_rows_made_here(tmp_path):
+    from neuroai_papers.dedupe import blocking_keys
     from neuroai_papers.parallel import NewPapers
 
     dedup, abstracts = seed_papers()
@@ -231,7 +232,8 @@ def test_new_papers_in_a_worker_give_the_rows_made_here(tmp_path):
     with NewPapers(TOPICS, path, tmp_path / "here", False) as new_papers:
         here = written_rows(new_papers, dedup, abstracts, tmp_path, "here")
     with NewPapers(TOPICS, path, tmp_path / "there", True) as new_papers:
-        pairs = list(zip(dedup.papers, abstracts, strict=True))
+        pairs = [(paper, abstract, blocking_keys(paper.key))
+                 for paper, abstract in zip(dedup.papers, abstracts, strict=True)]
         for start in range(0, len(pairs), 50):  # as matching hands them over: a dump at a time
             new_papers.add(pairs[start:start + 50])
         there = written_rows(new_papers, dedup, abstracts, tmp_path, "there")
@@ -247,7 +249,7 @@ def test_a_dead_worker_fails_the_build_with_one_line(tmp_path):
     from neuroai_papers.write import BuildCheckError
 
     dedup, abstracts = seed_papers()
-    one = [(dedup.papers[0], abstracts[0])]
+    one = [(dedup.papers[0], abstracts[0], frozenset())]
     path = ROOT / "reference" / "topics.yml"
     with NewPapers(TOPICS, path, tmp_path / "scratch", True) as new_papers:
         new_papers.process.kill()
