@@ -166,6 +166,7 @@ def test_the_worker_process_gives_the_rows_computed_in_one_process(tmp_path):
     from benchmarks.generate import generate_corpus
     from conftest import run_build
     from neuroai_papers.parallel import large_corpus
+    from neuroai_papers.write import storage_order
 
     dumps = tmp_path / "dumps"
     generate_corpus(dumps, 14_000, seed=5)
@@ -178,8 +179,9 @@ def test_the_worker_process_gives_the_rows_computed_in_one_process(tmp_path):
               for i, t, a in rows(out, "select id, title, abstract from papers order by rowid")]
     expected = assign_topics(papers, TOPICS)
     columns = "paper_id, topic, field, rule, matched, hits"
-    # paper_topics is stored by its key (write.WITHOUT_ROWID): compare in that order.
-    assert rows(out, f"select {columns} from paper_topics") == sorted(
+    # paper_topics has no rowid (write.WITHOUT_ROWID): compare in the order of its key.
+    assert rows(out, f"select {columns} from paper_topics "
+                     f"order by {storage_order('paper_topics')}") == sorted(
         tuple(row[c] for c in columns.split(", ")) for row in expected)
     assert [t for (t,) in rows(out, "select topics from papers order by rowid")] == \
         [paper["topics"] for paper in papers]
