@@ -34,7 +34,8 @@ from .parallel import DumpReader, NewPapers, large_corpus
 from .parse import DumpError, ParsedDump, Record
 from .texts import DiskList
 from .topics import load_topics, topic_rows
-from .write import BuildCheckError, DatabaseWriter, load_metadata
+from .write import (BuildCheckError, DatabaseUpdate, DatabaseWriter, load_metadata,
+                    update_lock)
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "organizations.yml"
@@ -328,13 +329,18 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
 
 def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progress,
                     started: float) -> Summary:
-    """Add the dumps `new` to a copy of `out` and put the copy in place (see incremental.py)."""
+    """Add the dumps `new` to `out` in one transaction, or, while a server holds `out`, to a
+    copy put in place afterwards (see incremental.py and write.update_lock)."""
     stages = Stages()
     with ExitStack() as stack:
-        progress.line(f"copying {out.name} to update the copy")
-        with stages.timed("copy"):
-            writer = stack.enter_context(DatabaseWriter(out, copy_of=out))
-        conn = writer.db.conn
+        if stack.enter_context(update_lock(out)):
+            writer = stack.enter_context(DatabaseUpdate(out))
+        else:
+            progress.line(f"{out.name} is being served: updating a copy, which replaces it "
+                          "when done (the server keeps the file it opened)")
+            with stages.timed("copy"):
+                writer = stack.enter_context(DatabaseWriter(out, copy_of=out))
+        conn = writer.conn
         since = last_rowids(conn)
         dedup = StoredDeduplicator(conn)
         abstracts: list[str] = []
@@ -345,7 +351,7 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
             report_unplaced(inputs.places, inputs.reference, progress)
             dumps = [(row["name"], row["sha256"]) for row in conn.execute(
                 "select name, sha256 from dumps order by position")]
-        progress.line(f"writing {writer.tmp.name}: checking what changed, then putting it in place")
+        progress.line(f"writing {out.name}: checking what the update changed, then committing it")
         with stages.timed("write"):
             writer.finish_update(inputs.metadata, make_build_info(dumps, inputs.reference,
                                                                   inputs.manifest),

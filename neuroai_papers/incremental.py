@@ -1,9 +1,10 @@
 """Add new dumps to the previous papers.db instead of building everything again.
 
-`build_db.py --incremental` copies the previous database and adds the new dumps to the
-copy, then puts it in place the usual atomic way. The result equals a full build of all the
-dumps, row for row with the same ids (tests hold them equal), because a full build is
-itself incremental in dump order, and every step of it can be redone for the new rows only:
+`build_db.py --incremental` adds the new dumps to the previous database in one transaction
+(write.DatabaseUpdate; a copy renamed into place while a server holds the file). The result
+equals a full build of all the dumps, row for row with the same ids (tests hold them equal),
+because a full build is itself incremental in dump order, and every step of it can be redone
+for the new rows only:
 
 - matching: a new record meets the previous papers through the database (title keys, the
   `title_blocks` table, their abstracts), exactly as it would have met them in memory;
@@ -16,14 +17,14 @@ itself incremental in dump order, and every step of it can be redone for the new
 - summaries: the papers that gained a sighting are summarized again from all of them, and
   the organizations they name are counted again.
 
-So the work is proportional to the new dumps, plus one copy of the file. What cannot be
+So the work is proportional to the new dumps (and the hashing of the old ones). What cannot be
 redone this way falls back to a full build, saying why: no previous database, other build
 code, topic rules or organization reference than the previous build's, an old dump that
 changed, went missing or had its capture stated differently in dumps/manifest.yml, a new
 dump that sorts before an old one, or a new dump that turns an old date into an impossible
 one (problems are numbered in file order, so that would renumber them).
 
-The copy is checked where it changed (row counts, the links of every new or changed row);
+The update is checked where it changed (row counts, the links of every new or changed row);
 the whole-file checks of a full build (quick_check, foreign_key_check, the full-text
 index check) take some 30 s at a million records, twice what the rest of the update takes,
 and the copied file passed them when it was built.
@@ -77,7 +78,9 @@ def new_dumps(db: Path, paths: list[Path], fingerprint: str,
     if not db.exists():
         raise CannotUpdate(f"no previous database at {db}")
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        # mode=rw, though it only reads: a read-only connection cannot play back the journal
+        # of an update in place that was interrupted, and refuses to read.
+        conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=60)
         try:
             info = dict(conn.execute("select key, value from build_info"))
             previous = conn.execute("select name, sha256 from dumps order by position").fetchall()

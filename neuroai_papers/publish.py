@@ -34,6 +34,7 @@ from datasette.utils import temporary_docker_directory
 
 from .build import ROOT, git_commit
 from .site import SETTINGS, prepare, site_paths
+from .write import copy_database
 
 DB = ROOT / "papers.db"
 SERVICE = "neuroai-papers"
@@ -187,7 +188,7 @@ def publish_pages(out: Path, live_url: str | None, db: Path = DB,
     if out.exists():
         shutil.rmtree(out)
     (out / "notebooks").mkdir(parents=True)
-    shutil.copyfile(db, out / "papers.db")
+    copy_database(db, out / "papers.db")  # one consistent version, even beside an update
     metadata = yaml.safe_load(site_paths()["metadata"].read_text())
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2))
     notebooks = sorted((notebooks_dir or site_paths()["notebooks"]).glob("*.html"))

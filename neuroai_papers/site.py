@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from .build import ROOT
 from .build import main as build_main
 from .notebooks import render_notebooks
+from .write import hold_while_serving, settle
 
 DEFAULT_DB = ROOT / "papers.db"
 
@@ -140,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = serve_command(args.db, args.host, args.port)
     executable = Path(sys.executable).with_name("datasette")
+    # Datasette reads the file immutable, ignoring SQLite's journal and locks: an update in
+    # place that was interrupted is played back first, and Datasette inherits a lock that
+    # makes the build update a copy while it serves (write.update_lock).
+    try:
+        settle(args.db)
+        hold_while_serving(args.db)
+    except (OSError, sqlite3.Error) as error:
+        print(f"error: cannot serve {args.db}: {error}", file=sys.stderr)
+        return 2
     print(f"serving {args.db.name} on http://{args.host}:{args.port}/", flush=True)
     os.execv(executable, [str(executable), *command[1:]])
     return 0

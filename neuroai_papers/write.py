@@ -5,21 +5,23 @@ applied by `ensure_db_shape`. Column descriptions live in metadata.yml, the same
 file Datasette reads; `load_docs` copies them into the database so that a person
 who downloads only papers.db can still read what every table and column means.
 
-The build is atomic: everything is written to a temporary file next to the target,
-checked, and only then renamed over it. A failed or interrupted build leaves the
-previous papers.db as it was.
+A full build is atomic: everything is written to a temporary file next to the target,
+checked, and only then renamed over it. An incremental build is atomic too, by SQLite's
+own means: it updates papers.db in one transaction with a rollback journal (see
+DatabaseUpdate). A failed or interrupted build leaves the previous papers.db as it was.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import sqlite_utils
 import yaml
@@ -325,19 +327,20 @@ def check_search_index(path: Path, table: str) -> None:
         conn.close()
 
 
-def load_docs(db: sqlite_utils.Database, metadata: dict, build_info: dict[str, str]) -> None:
-    """Copy the table and column descriptions of metadata.yml, and the build facts, into the file."""
+def load_docs(conn: sqlite3.Connection, metadata: dict, build_info: dict[str, str]) -> None:
+    """Copy the table and column descriptions of metadata.yml, and the build facts, into the file.
+
+    Plain executemany, inside the caller's transaction: sqlite-utils' insert_all commits, and
+    an incremental build must not commit before its checks."""
     tables = table_descriptions(metadata)
-    db["table_docs"].insert_all(
-        {"table_name": name, "description": table.get("description", "")}
-        for name, table in tables.items()
-    )
-    db["column_docs"].insert_all(
-        {"table_name": name, "column_name": column, "description": text}
-        for name, table in tables.items()
-        for column, text in (table.get("columns") or {}).items()
-    )
-    db["build_info"].insert_all({"key": k, "value": str(v)} for k, v in build_info.items())
+    conn.executemany("insert into table_docs (table_name, description) values (?, ?)",
+                     [(name, table.get("description", "")) for name, table in tables.items()])
+    conn.executemany("insert into column_docs (table_name, column_name, description) "
+                     "values (?, ?, ?)",
+                     [(name, column, text) for name, table in tables.items()
+                      for column, text in (table.get("columns") or {}).items()])
+    conn.executemany("insert into build_info (key, value) values (?, ?)",
+                     [(key, str(value)) for key, value in build_info.items()])
 
 
 def check_database(path: Path, expected: dict[str, int]) -> None:
@@ -456,7 +459,7 @@ class DatabaseWriter:
         self.search: SearchIndexBuild | None = None
         try:
             if copy_of is not None:
-                shutil.copyfile(copy_of, self.tmp)  # in the kernel (sendfile), at disk speed
+                copy_database(copy_of, self.tmp)
             self.db = sqlite_utils.Database(self.tmp)
             # Nothing needs a journal: a failed build throws the whole temporary file away.
             self.db.execute("PRAGMA journal_mode = OFF")
@@ -470,6 +473,10 @@ class DatabaseWriter:
         except OSError:
             self.abort()
             raise
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
 
     def scratch_path(self, name: str) -> Path:
         """Return a path for a scratch file that stale-temporary cleanup also recognizes."""
@@ -540,7 +547,7 @@ class DatabaseWriter:
         """Complete, check and put the database in place; `expected` holds known row counts.
         The full-text index must have been started (start_search_index)."""
         try:
-            load_docs(self.db, metadata, build_info)
+            load_docs(self.db.conn, metadata, build_info)
             self.db.conn.commit()
             create_indexes_and_search(self.db, TABLES, self.search)
             self.db.execute("PRAGMA journal_mode = DELETE")
@@ -551,7 +558,7 @@ class DatabaseWriter:
                                       "papers_fts": expected.get("papers", self.counts["papers"])})
             with open(self.tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-            os.replace(self.tmp, self.out)
+            put_in_place(self.tmp, self.out)
         except sqlite3.Error as error:
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
 
@@ -561,15 +568,15 @@ class DatabaseWriter:
         try:
             for table in ("table_docs", "column_docs", "build_info"):
                 self.db.conn.execute(f"delete from [{table}]")
-            load_docs(self.db, metadata, build_info)
-            self.db.conn.commit()
+            load_docs(self.db.conn, metadata, build_info)
             check(self.db.conn)
+            self.db.conn.commit()
             self.db.execute("PRAGMA journal_mode = DELETE")
             self.db.close()
             self.db = None
             with open(self.tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-            os.replace(self.tmp, self.out)
+            put_in_place(self.tmp, self.out)
         except sqlite3.Error as error:
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
 
@@ -588,3 +595,175 @@ class DatabaseWriter:
 
     def __exit__(self, *exc) -> None:
         self.abort()  # after finish() the temporary is already renamed: nothing to remove
+
+
+class DatabaseUpdate:
+    """The previous database, updated where it lies in one SQLite transaction (what an
+    incremental build writes into when no server holds the file: see update_lock).
+
+    Updating a copy and renaming it over the file cost most of an incremental build that
+    changes a few hundred pages: at a million records, copying the 4.6 GB file took
+    8.5-12.3 s, syncing the copy 3.8-4.7 s and the rename that frees the old file 4.1 s, of
+    about 22 s. SQLite's rollback journal makes the update just as atomic: the journal holds
+    each changed page as it was; a failed check rolls the transaction back; a build killed
+    halfway leaves a hot journal, which the next connection that reads the file (the next
+    build, `site serve`, any SQLite reader that may write) plays back before it reads.
+    """
+
+    CACHE_KIB = 256 * 1024  # the update's changed pages stay in memory until the commit
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.conn: sqlite3.Connection | None = None
+        try:
+            # mode=rw: never create a file; the build checked the previous one exists.
+            self.conn = sqlite3.connect(f"file:{out}?mode=rw", uri=True, timeout=60)
+            self.conn.execute("PRAGMA journal_mode = DELETE")
+            self.conn.execute("PRAGMA synchronous = FULL")  # the commit is the only copy
+            self.conn.execute(f"PRAGMA cache_size = -{self.CACHE_KIB}")
+            # IMMEDIATE: the write lock now, not at the first write halfway through the update.
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            self.abort()
+            raise WriteError(f"cannot update {out}: {error}") from None
+
+    def finish_update(self, metadata: dict, build_info: dict[str, str], check) -> None:
+        """Write the documentation and build facts anew, `check(conn)` the update, and
+        commit it (see incremental.py for what is checked and why)."""
+        try:
+            for table in ("table_docs", "column_docs", "build_info"):
+                self.conn.execute(f"delete from [{table}]")
+            load_docs(self.conn, metadata, build_info)
+            check(self.conn)
+            self.conn.commit()
+            self.conn.close()
+            self.conn = None
+        except sqlite3.Error as error:
+            raise WriteError(f"cannot update {self.out}: {error}") from None
+
+    def abort(self) -> None:
+        """Roll back whatever the update wrote (nothing once it is committed)."""
+        if self.conn is not None:
+            with suppress(sqlite3.Error):
+                self.conn.rollback()
+            with suppress(sqlite3.Error):
+                self.conn.close()
+            self.conn = None
+
+    def __enter__(self) -> "DatabaseUpdate":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()
+
+
+@contextmanager
+def update_lock(db: Path) -> Iterator[bool]:
+    """Yield True if the build may update `db` where it lies, False if a server holds it.
+
+    Datasette serves papers.db immutable (and plugins/memory_map.py maps it into memory):
+    it reads the file without SQLite's locks, so pages changing under it would serve a
+    half-updated database. `site serve` holds a shared flock on the file for as long as it
+    serves (hold_while_serving); the build asks for an exclusive one without waiting, and
+    while it cannot have it, updates a copy and renames it into place: the server keeps
+    the file it opened. flock is not the POSIX lock SQLite takes, so the two never meet.
+    """
+    handle = os.open(db, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def hold_while_serving(db: Path) -> int:
+    """Take a shared flock on `db` for the life of this process and of the programs it
+    execs (the file descriptor is inherited), waiting for an update in place to end; see
+    update_lock. Return the descriptor."""
+    handle = os.open(db, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    os.set_inheritable(handle, True)
+    return handle
+
+
+@contextmanager
+def settled(db: Path) -> Iterator[None]:
+    """Hold the write lock of the database `db`, once any update in place of it has ended:
+    an interrupted one's journal is played back (SQLite does it when the lock is taken), and
+    a journal that SQLite does not play back, because its first byte is zero, is removed.
+
+    SQLite writes a journal's header with a zero first byte until the journal holds every
+    page it must, and writes the database only after that; so such a journal is one of an
+    update killed before it touched the database, left behind because SQLite ignores it.
+    Readers that ignore journals (Datasette's immutable mode) then see the database as it
+    was, and no journal is left to be taken for a new file's under the same name. If `db` is
+    not a SQLite database there is nothing to settle."""
+    journal = db.with_name(db.name + "-journal")
+    conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=60, isolation_level=None)
+    try:
+        for _ in range(3):
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # plays back a hot journal; waits for an update
+            except sqlite3.OperationalError:
+                raise  # still locked after the timeout
+            except sqlite3.DatabaseError:
+                break  # not a database (its subclass OperationalError went above)
+            if not hot_journal_left(journal):
+                break
+            # A hot journal that came after SQLite looked (an update that died between): again.
+            conn.execute("ROLLBACK")
+        yield
+    finally:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        conn.close()
+
+
+def hot_journal_left(journal: Path) -> bool:
+    """Remove the journal if SQLite ignores it (first byte zero; the caller holds the write
+    lock, so no live update is writing it). Return True if a hot journal is there instead."""
+    try:
+        with open(journal, "rb") as handle:
+            first = handle.read(1)
+    except FileNotFoundError:
+        return False
+    if first in (b"", b"\0"):
+        journal.unlink()
+        return False
+    return True
+
+
+def settle(db: Path) -> None:
+    """Play back or remove the journal an interrupted update in place left (see settled)."""
+    with settled(db):
+        pass
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy a database file as one consistent version: under a SQLite read lock, which waits
+    for an update in place to commit (and plays back an interrupted one's journal first)."""
+    conn = sqlite3.connect(f"file:{source}?mode=rw", uri=True, timeout=60, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        conn.execute("select count(*) from sqlite_master").fetchone()  # takes the read lock
+        shutil.copyfile(source, target)  # in the kernel (sendfile), at disk speed
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def put_in_place(tmp: Path, out: Path) -> None:
+    """Rename the finished file `tmp` over `out`.
+
+    A journal left beside `out` by an interrupted update in place would be played back into
+    the new file under the same name and corrupt it, so `out` is settled first, and keeps
+    its write lock until the rename is done."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    with settled(out):
+        os.replace(tmp, out)

@@ -22,6 +22,7 @@ import pytest
 
 from benchmarks.generate import generate_corpus
 from conftest import REAL_DUMPS, ROOT, rows, run_build
+from neuroai_papers.write import settle
 
 SYNTHETIC_RECORDS = 1500  # a build of about a second, three times the real dumps'
 KILLS = 25
@@ -87,39 +88,84 @@ def synthetic_dumps(tmp_path_factory) -> Path:
 
 
 def test_sigkill_at_random_points_never_harms_the_previous_database(synthetic_dumps, tmp_path):
-    """Builds are killed anywhere in their run: full builds, and incremental builds, which
-    copy the previous papers.db and update the copy."""
+    """Builds are killed anywhere in their run: full builds, which write a new file and
+    rename it over papers.db, and incremental builds adding the last dump, which update
+    papers.db in one transaction. A kill inside that transaction leaves a journal, which the
+    next SQLite connection plays back: the file is the previous one again, byte for byte."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    names = sorted(p.name for p in synthetic_dumps.glob("*.txt"))
+    for name in names[:-1]:
+        os.link(synthetic_dumps / name, dumps / name)
     out = tmp_path / "papers.db"
-    full = timed_build(synthetic_dumps, out)
-    incremental = timed_build(synthetic_dumps, out, "--incremental")
-    papers = paper_count(out)
-    before, inode = out.read_bytes(), out.stat().st_ino
+    timed_build(dumps, out)
+    previous, papers = out.read_bytes(), paper_count(out)
+    os.link(synthetic_dumps / names[-1], dumps / names[-1])
+    full = timed_build(dumps, out)
+    all_papers = paper_count(out)
+    assert all_papers > papers
+    out.write_bytes(previous)
+    incremental = timed_build(dumps, out, "--incremental")
+    assert paper_count(out) == all_papers
     rng = random.Random(SEED)
-    killed = replaced = left_temporary = 0
+    killed = completed = left_temporary = left_journal = 0
     for run in range(KILLS):
+        out.write_bytes(previous)  # in place: the inode stays
+        inode = out.stat().st_ino
         if run % 2:
-            process = start_build(synthetic_dumps, out, "--incremental")
+            process = start_build(dumps, out, "--incremental")
             kill_after(process, rng.uniform(0, incremental.written), None)
         else:
-            process = start_build(synthetic_dumps, out)
+            process = start_build(dumps, out)
             kill_after(process, rng.uniform(0, full.written), None)
         killed += process.returncode == -signal.SIGKILL
         left_temporary += (tmp_path / f".papers.db.tmp-{process.pid}").exists()
-        now = out.read_bytes()
-        if now != before:  # killed after its rename: only a whole new file may take the place
-            assert out.stat().st_ino != inode, "papers.db was written in place"
-            assert integrity(out) == "ok" and paper_count(out) == papers
-            before, inode, replaced = now, out.stat().st_ino, replaced + 1
+        left_journal += (tmp_path / "papers.db-journal").exists()
+        settle(out)  # what the next build and `site serve` do first: play back a journal
+        assert not (tmp_path / "papers.db-journal").exists()
         assert integrity(out) == "ok"
-    print(f"{killed}/{KILLS} builds killed ({full}, incremental {incremental}): {left_temporary} "
-          f"left their temporary file, {replaced} had already renamed it into place")
+        if paper_count(out) == all_papers:  # the build was done before the kill
+            completed += 1
+            assert (out.stat().st_ino == inode) == bool(run % 2), "in place iff incremental"
+        else:
+            assert out.read_bytes() == previous and out.stat().st_ino == inode
+    print(f"{killed}/{KILLS} builds killed (full {full}, incremental {incremental}): "
+          f"{left_temporary} left their temporary file, {left_journal} their journal, "
+          f"{completed} had already put their database in place")
     assert killed >= KILLS // 2, "most kills came too late: the builds ran faster than measured"
     assert left_temporary >= 3, "too few kills landed while the temporary file existed"
 
-    assert run_build(synthetic_dumps, out).returncode == 0
+    assert run_build(dumps, out).returncode == 0
     assert temporaries(out) == []
-    assert sorted(os.listdir(tmp_path)) == ["papers.db"]
+    assert sorted(os.listdir(tmp_path)) == ["dumps", "papers.db"]
     assert integrity(out) == "ok"
+
+
+def test_killed_in_the_middle_of_its_transaction_an_update_in_place_is_rolled_back(
+        synthetic_dumps, tmp_path):
+    """Kills aimed at the update's own transaction (after its `writing` line, and before
+    its first write by a cache too small to hold its pages), which random kills seldom hit."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    names = sorted(p.name for p in synthetic_dumps.glob("*.txt"))
+    for name in names[:-1]:
+        os.link(synthetic_dumps / name, dumps / name)
+    out = tmp_path / "papers.db"
+    timed_build(dumps, out)
+    previous, papers = out.read_bytes(), paper_count(out)
+    os.link(synthetic_dumps / names[-1], dumps / names[-1])
+    journals = 0
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
+        out.write_bytes(previous)
+        process = start_build(dumps, out, "--incremental")
+        kill_after(process, delay, "incremental: adding")
+        journals += (tmp_path / "papers.db-journal").exists()
+        settle(out)
+        assert not (tmp_path / "papers.db-journal").exists()
+        assert integrity(out) == "ok"
+        if paper_count(out) == papers:
+            assert out.read_bytes() == previous
+    assert journals >= 1, "no kill landed inside the update's transaction"
 
 
 def parent_of(pid: int) -> int | None:
@@ -208,6 +254,30 @@ def test_running_out_of_space_fails_cleanly(real_db, previous_db_size, tmp_path,
     assert result.stderr.splitlines()[-1] == f"nothing written; {out} is unchanged"
     assert out.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["papers.db"]
+
+
+def test_an_update_in_place_that_runs_out_of_space_is_rolled_back(real_db, tmp_path):
+    """The file may not grow: the update's first new page fails, SQLite's error ends the
+    build with exit 3, and the transaction's rollback leaves the previous file as it was."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    names = sorted(p.name for p in REAL_DUMPS.glob("*.txt"))
+    for name in names[:-1]:
+        os.link(REAL_DUMPS / name, dumps / name)
+    out = tmp_path / "papers.db"
+    assert run_build(dumps, out).returncode == 0
+    before = out.read_bytes()
+    os.link(REAL_DUMPS / names[-1], dumps / names[-1])
+    result = run_build(dumps, out, "--incremental", preexec_fn=limit_file_size(len(before)))
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    # SQLite says "database or disk is full", or "disk I/O error" when the commit hits it.
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: the database could not be built: cannot update {out}: "), result.stderr
+    assert result.stderr.splitlines()[-1] == f"nothing written; {out} is unchanged"
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["dumps", "papers.db"]
 
 
 def test_a_build_that_fails_stops_its_full_text_index_thread_and_removes_its_file(tmp_path):

@@ -1,0 +1,166 @@
+"""An incremental build updates papers.db where it lies, in one SQLite transaction, unless a
+server holds the file; a failed or interrupted update leaves no trace (write.DatabaseUpdate)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from conftest import REAL_DUMPS, ROOT, rows, run_build
+from neuroai_papers import build
+from neuroai_papers.site import free_port, wait_until_up
+from neuroai_papers.write import BuildCheckError
+from test_incremental import contents
+
+LAST = "004_a2400baee32e0311.txt"
+
+
+def previous_database(tmp_path: Path) -> tuple[Path, Path]:
+    """Build papers.db from the real dumps but the last one, then put the last one beside
+    them; return (dumps folder, papers.db)."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    for path in sorted(REAL_DUMPS.glob("*.txt")):
+        if path.name != LAST:
+            shutil.copy(path, dumps / path.name)
+    out = tmp_path / "papers.db"
+    assert run_build(dumps, out).returncode == 0
+    shutil.copy(REAL_DUMPS / LAST, dumps / LAST)
+    return dumps, out
+
+
+def journal(db: Path) -> Path:
+    return db.with_name(db.name + "-journal")
+
+
+def site_query(base: str, sql: str) -> list[dict]:
+    url = f"{base}/papers.json?" + urllib.parse.urlencode({"sql": sql, "_shape": "array"})
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+@contextmanager
+def served(db: Path):
+    """Run the project's own serve command on `db` (a real Datasette); yield its address."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "neuroai_papers.site", "serve", "--db", str(db), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, process)
+        yield base
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_an_update_in_place_keeps_the_file_and_equals_a_full_build(tmp_path):
+    dumps, out = previous_database(tmp_path)
+    inode = out.stat().st_ino
+    result = run_build(dumps, out, "--incremental")
+    assert result.returncode == 0, result.stderr
+    assert "incremental: adding 1 new dumps" in result.stderr
+    assert "being served" not in result.stderr
+    assert out.stat().st_ino == inode, "the update went to a new file"
+    assert not journal(out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dumps", "papers.db"]
+    full = tmp_path / "full" / "papers.db"
+    assert run_build(dumps, full).returncode == 0
+    assert contents(out) == contents(full)
+
+
+def test_a_failed_update_check_rolls_back_every_page(tmp_path, monkeypatch):
+    """The check runs after every row is written; with a cache of a few pages, SQLite has
+    already written changed pages into papers.db itself, and the rollback puts them back."""
+    dumps, out = previous_database(tmp_path)
+    before, inode = out.read_bytes(), out.stat().st_ino
+
+    def check_then_fail(conn, *args):
+        build_check(conn, *args)  # the real check passes ...
+        (papers,) = conn.execute("select count(*) from papers").fetchone()
+        raise BuildCheckError(f"refused on purpose with {papers} papers written")
+
+    build_check = build.check_update
+    monkeypatch.setattr(build, "check_update", check_then_fail)
+    monkeypatch.setattr(build.DatabaseUpdate, "CACHE_KIB", 8)
+    log = io.StringIO()
+    monkeypatch.setattr(build.Progress.__init__, "__defaults__", (log,))  # main's progress
+    status = build.main(["--dumps", str(dumps), "--out", str(out), "--incremental"])
+    stderr = log.getvalue()
+    assert status == build.EXIT_BUILD_FAILED
+    assert "refused on purpose with" in stderr and "papers.db is unchanged" in stderr
+    written = int(stderr.split("refused on purpose with ")[1].split()[0])
+    assert written > rows(out, "select count(*) from papers")[0][0]  # the update did write
+    assert out.read_bytes() == before and out.stat().st_ino == inode
+    assert not journal(out).exists()
+
+
+def interrupt_an_update(db: Path) -> None:
+    """Start an update in place that changes every paper and sighting, with a cache of a few
+    pages so that SQLite writes changed pages into the file, and kill its process before it
+    commits: what SIGKILL does to a build in the middle of its update."""
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from neuroai_papers.write import DatabaseUpdate\n"
+        "DatabaseUpdate.CACHE_KIB = 8\n"
+        "update = DatabaseUpdate(Path(sys.argv[1]))\n"
+        "update.conn.execute(\"update papers set abstract = 'overwritten'\")\n"
+        "update.conn.execute('delete from sightings')\n"
+        "os._exit(9)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(db)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 9, result.stderr
+
+
+def test_serving_plays_back_an_interrupted_update_first(real_db, tmp_path):
+    """Datasette reads the file immutable, ignoring journals: `site serve` must play back the
+    journal of an interrupted update before it serves, or it would serve its pages."""
+    db = tmp_path / "papers.db"
+    shutil.copy(real_db, db)
+    before = db.read_bytes()
+    sightings = rows(db, "select count(*) from sightings")[0][0]
+    interrupt_an_update(db)
+    assert journal(db).exists() and db.read_bytes() != before  # pages were written in place
+    with served(db) as base:
+        assert site_query(base, "select count(*) as n from sightings") == [{"n": sightings}]
+        assert site_query(base, "select count(*) as n from papers where abstract = "
+                                "'overwritten'") == [{"n": 0}]
+    assert db.read_bytes() == before and not journal(db).exists()
+
+
+def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
+    """Pages changing under an immutable server would serve a half-updated database: while
+    `site serve` runs on papers.db, the incremental build writes a copy and renames it in,
+    and the server goes on serving the file it opened. Once it stops, updates are in place."""
+    dumps, out = previous_database(tmp_path)
+    inode = out.stat().st_ino
+    papers_before = rows(out, "select count(*) from papers")[0][0]
+    with served(out) as base:
+        result = run_build(dumps, out, "--incremental")
+        assert result.returncode == 0, result.stderr
+        assert "papers.db is being served: updating a copy" in result.stderr
+        assert out.stat().st_ino != inode, "the served file was updated in place"
+        papers_after = rows(out, "select count(*) from papers")[0][0]
+        assert papers_after > papers_before
+        assert site_query(base, "select count(*) as n from papers") == [{"n": papers_before}]
+    full = tmp_path / "full" / "papers.db"
+    assert run_build(dumps, full).returncode == 0
+    assert contents(out) == contents(full)
+
+    # No server now: the next update is in place.
+    shutil.copy(REAL_DUMPS / LAST, dumps / "005_copy_of_the_last.txt")
+    inode = out.stat().st_ino
+    result = run_build(dumps, out, "--incremental")
+    assert result.returncode == 0, result.stderr
+    assert "being served" not in result.stderr and "adding 1 new dumps" in result.stderr
+    assert out.stat().st_ino == inode
+    assert rows(out, "select count(*) from dumps")[0][0] == 6
