@@ -716,6 +716,8 @@ def settled(db: Path) -> Iterator[None]:
                 break
             # A hot journal that came after SQLite looked (an update that died between): again.
             conn.execute("ROLLBACK")
+        else:
+            raise sqlite3.OperationalError(f"{journal.name} is still to be played back")
         yield
     finally:
         with suppress(sqlite3.Error):

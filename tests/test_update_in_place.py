@@ -164,3 +164,31 @@ def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
     assert "being served" not in result.stderr and "adding 1 new dumps" in result.stderr
     assert out.stat().st_ino == inode
     assert rows(out, "select count(*) from dumps")[0][0] == 6
+
+
+def test_a_full_build_never_leaves_a_killed_updates_journal_beside_its_new_file(real_db, tmp_path):
+    """SQLite pairs a journal with a database by name only: renamed over a file with a hot
+    journal, the new file would get the old file's pages played back into it."""
+    db = tmp_path / "papers.db"
+    shutil.copy(real_db, db)
+    interrupt_an_update(db)
+    assert journal(db).exists()
+    result = run_build(REAL_DUMPS, db)
+    assert result.returncode == 0, result.stderr
+    assert not journal(db).exists()
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert contents(db) == contents(real_db)
+
+
+def test_a_journal_sqlite_ignores_is_removed_and_the_file_left_alone(real_db, tmp_path):
+    """A journal whose first byte is zero is one SQLite wrote the header of, but had not yet
+    synced, when its update was killed: the database was not touched yet, SQLite ignores the
+    journal and leaves it there, and settling removes it."""
+    from neuroai_papers.write import settle
+
+    db = tmp_path / "papers.db"
+    shutil.copy(real_db, db)
+    before = db.read_bytes()
+    journal(db).write_bytes(b"\0" * 28 + before[:4096])
+    settle(db)
+    assert not journal(db).exists() and db.read_bytes() == before
