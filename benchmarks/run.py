@@ -165,7 +165,12 @@ def incremental_figures(existing: Path, built: Path, new_dump: Path,
     """Return the seconds to add one new dump to the built database (it must be an update,
     not a fallback to a full build), the dump's records and the update's stage times."""
     out = scratch / "incremental.db"
-    shutil.copyfile(built, out)
+    shutil.copyfile(built, out)  # the built file stays as it is, for the site's figures
+    # On disk before the clock starts: the update commits with fsync, which would otherwise
+    # write the whole fresh copy out (a papers.db that CI restores or that a build left
+    # earlier is long on disk). It took the update from about 6 to 14.5 s at 1M.
+    with open(out, "rb+") as handle:
+        os.fsync(handle.fileno())
     os.link(new_dump, existing / new_dump.name)
     try:
         seconds, _, stages = run_build(existing, out, "--incremental",
