@@ -341,16 +341,20 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
             with stages.timed("copy"):
                 writer = stack.enter_context(DatabaseWriter(out, copy_of=out))
         conn = writer.conn
-        since = last_rowids(conn)
-        dedup = StoredDeduplicator(conn)
-        abstracts: list[str] = []
-        parsed = read_and_match(new, dedup, abstracts, progress, stages)
-        with stages.timed("rows"):
-            update = Update(conn, dedup, parsed, abstracts)
-            expected, changed = apply_update(update, inputs.manifest, inputs.places, inputs.topics)
-            report_unplaced(inputs.places, inputs.reference, progress)
-            dumps = [(row["name"], row["sha256"]) for row in conn.execute(
-                "select name, sha256 from dumps order by position")]
+        try:  # SQLite's errors here (a full disk, a reader holding the file) end in one line
+            since = last_rowids(conn)
+            dedup = StoredDeduplicator(conn)
+            abstracts: list[str] = []
+            parsed = read_and_match(new, dedup, abstracts, progress, stages)
+            with stages.timed("rows"):
+                update = Update(conn, dedup, parsed, abstracts)
+                expected, changed = apply_update(update, inputs.manifest, inputs.places,
+                                                 inputs.topics)
+                dumps = [(row["name"], row["sha256"]) for row in conn.execute(
+                    "select name, sha256 from dumps order by position")]
+        except sqlite3.Error as error:
+            raise writer.error(error) from None
+        report_unplaced(inputs.places, inputs.reference, progress)
         progress.line(f"writing {out.name}: checking what the update changed, then committing it")
         with stages.timed("write"):
             writer.finish_update(inputs.metadata, make_build_info(dumps, inputs.reference,

@@ -478,6 +478,10 @@ class DatabaseWriter:
     def conn(self) -> sqlite3.Connection:
         return self.db.conn
 
+    def error(self, error: sqlite3.Error) -> WriteError:
+        """Return the build's one-line error for a SQLite error while writing."""
+        return WriteError(f"cannot write {self.tmp}: {error}")
+
     def scratch_path(self, name: str) -> Path:
         """Return a path for a scratch file that stale-temporary cleanup also recognizes."""
         return self.tmp.with_name(f"{self.tmp.name}-{name}")
@@ -611,21 +615,28 @@ class DatabaseUpdate:
     """
 
     CACHE_KIB = 256 * 1024  # the update's changed pages stay in memory until the commit
+    # How long the update waits for readers of the file to let go of it (a notebook whose
+    # query is still open holds it) before it fails, having written nothing.
+    READERS_WAIT_SECONDS = 60
 
     def __init__(self, out: Path):
         self.out = out
         self.conn: sqlite3.Connection | None = None
         try:
             # mode=rw: never create a file; the build checked the previous one exists.
-            self.conn = sqlite3.connect(f"file:{out}?mode=rw", uri=True, timeout=60)
+            self.conn = sqlite3.connect(f"file:{out}?mode=rw", uri=True,
+                                        timeout=self.READERS_WAIT_SECONDS)
             self.conn.execute("PRAGMA journal_mode = DELETE")
             self.conn.execute("PRAGMA synchronous = FULL")  # the commit is the only copy
             self.conn.execute(f"PRAGMA cache_size = -{self.CACHE_KIB}")
-            # IMMEDIATE: the write lock now, not at the first write halfway through the update.
-            self.conn.execute("BEGIN IMMEDIATE")
+            # EXCLUSIVE: once the readers of the file are done, and for the whole update, not at
+            # the commit. A reader holding its read lock (a notebook's query left open) then
+            # fails the update before it has done anything; and a cache that fills up writes
+            # its pages at once, where waiting for the readers at every page stalled the update.
+            self.conn.execute("BEGIN EXCLUSIVE")
         except sqlite3.Error as error:
             self.abort()
-            raise WriteError(f"cannot update {out}: {error}") from None
+            raise self.error(error) from None
 
     def finish_update(self, metadata: dict, build_info: dict[str, str], check) -> None:
         """Write the documentation and build facts anew, `check(conn)` the update, and
@@ -639,7 +650,15 @@ class DatabaseUpdate:
             self.conn.close()
             self.conn = None
         except sqlite3.Error as error:
-            raise WriteError(f"cannot update {self.out}: {error}") from None
+            raise self.error(error) from None
+
+    def error(self, error: sqlite3.Error) -> WriteError:
+        """Return the build's one-line error for a SQLite error during the update."""
+        hint = ""
+        if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+            hint = (f" (another program is still reading it after {self.READERS_WAIT_SECONDS} "
+                    "s: close it and build again)")
+        return WriteError(f"cannot update {self.out}: {error}{hint}")
 
     def abort(self) -> None:
         """Roll back whatever the update wrote (nothing once it is committed)."""

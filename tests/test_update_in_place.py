@@ -192,3 +192,26 @@ def test_a_journal_sqlite_ignores_is_removed_and_the_file_left_alone(real_db, tm
     journal(db).write_bytes(b"\0" * 28 + before[:4096])
     settle(db)
     assert not journal(db).exists() and db.read_bytes() == before
+
+
+def test_a_reader_that_holds_the_file_fails_the_update_cleanly(tmp_path, monkeypatch):
+    """A notebook's query left open keeps SQLite's read lock: the update waits for it, then
+    fails in one line, having written nothing, and the reader goes on."""
+    import sqlite3
+
+    dumps, out = previous_database(tmp_path)
+    before = out.read_bytes()
+    reader = sqlite3.connect(f"file:{out}?mode=ro", uri=True)
+    open_query = reader.execute("select id from papers")
+    first = open_query.fetchone()  # not read to the end: the read lock stays
+    log = io.StringIO()
+    monkeypatch.setattr(build.Progress.__init__, "__defaults__", (log,))
+    monkeypatch.setattr(build.DatabaseUpdate, "READERS_WAIT_SECONDS", 1)
+    status = build.main(["--dumps", str(dumps), "--out", str(out), "--incremental"])
+    assert status == build.EXIT_BUILD_FAILED, log.getvalue()
+    assert (f"cannot update {out}: database is locked (another program is still reading it "
+            "after 1 s: close it and build again)") in log.getvalue()
+    assert open_query.fetchone() != first  # the reader goes on, undisturbed
+    reader.close()
+    assert out.read_bytes() == before and not journal(out).exists()
+    assert run_build(dumps, out, "--incremental").returncode == 0  # once it is closed
