@@ -295,17 +295,17 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
                 writer.index(WRITTEN_BEFORE_TOPICS)
         progress.line(f"topics and title blocks of {len(dedup.papers):,} papers, then the papers")
         with stages.timed("topics"):  # with a worker: what is left of its work
-            new_papers.wait()
+            abstracts.flush()  # the index, and the topics without a worker, read the file
+            new_papers.assign(dedup, abstracts, writer)
             # A core is free from here on: the full-text index is built in a thread beside
             # the rest (write.SearchIndexBuild). Started at the end of matching, it slowed
             # the worker down and the build waited for the worker instead.
-            abstracts.flush()  # the index reads them from the file
             writer.start_search_index([paper.title for paper in dedup.papers], abstracts.path)
-            new_papers.write(dedup, abstracts, writer)
-            writer.insert("topics", topic_rows(inputs.topics, Counter(
-                topic for paper in dedup.papers for topic in json.loads(paper.topics))))
+            writer.insert("topics", topic_rows(inputs.topics, papers_per_topic(dedup.papers)))
         with stages.timed("rows"):
             writer.insert("papers", paper_rows(corpus, dedup, abstracts, inputs.places))
+        with stages.timed("topics"):  # the worker has sorted its rows meanwhile
+            new_papers.copy_rows(writer)
         records = sum(len(dump.records) for dump in parsed)
         summary = Summary(
             dumps=len(parsed), records=records, papers=len(dedup.papers),
@@ -367,6 +367,16 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
                    merges=totals["merges"], lookalikes=totals["lookalikes"],
                    problems=totals["problems"], organizations=totals["organizations"],
                    seconds=time.monotonic() - started)
+
+
+def papers_per_topic(papers: list) -> Counter:
+    """Return how many papers carry each topic (papers share a few topic lists: each list's
+    JSON is read once)."""
+    counts: Counter = Counter()
+    for topics, papers_with_them in Counter(paper.topics for paper in papers).items():
+        for topic in json.loads(topics):
+            counts[topic] += papers_with_them
+    return counts
 
 
 def table_counts(db: Path) -> dict[str, int]:

@@ -50,6 +50,8 @@ READ_AHEAD = 16  # parsed dumps waiting in the queue at most (bounds the memory 
 NEW_PAPERS_BACKLOG = 400  # dumps' new papers waiting for the worker at most (~20,000 papers)
 WORKER_BATCH = 2_000  # papers whose rows the worker inserts together
 PR_SET_PDEATHSIG = 1
+# The database's tables the worker's rows go to, and the worker's tables that hold them.
+SORTED_FOR_COPY = {"paper_topics": "evidence", "title_blocks": "blocks"}
 
 
 class DumpReader:
@@ -155,21 +157,23 @@ class NewPapers:
 
     On a large corpus (`worker`), the papers go to a worker process as matching creates
     them (`add`), so the work runs on the core that matching leaves free, and goes on while
-    the build writes the rows that need none of it; `write` then copies the worker's rows.
-    Otherwise `write` does the work here.
+    the build writes the rows that need none of it; `assign` then reads the topics it found,
+    and `copy_rows` copies its rows. Otherwise `assign` does the work here.
     """
 
     def __init__(self, topics: list[Topic], topics_path: Path, scratch: Path, worker: bool):
         self.topics = topics
         self.scratch = scratch
         self.process = None
-        self.finished = False
+        self.finished = self.sent_all = False
         if worker:
             context = multiprocessing.get_context("spawn")
             self.inbox = context.Queue(maxsize=NEW_PAPERS_BACKLOG)
             self.failure = context.SimpleQueue()  # the worker's one-line reason, if it fails
+            self.topics_done = context.Event()  # every paper's topics are in the scratch file
             self.process = context.Process(
-                target=work, args=(os.getpid(), self.inbox, topics_path, scratch, self.failure),
+                target=work, args=(os.getpid(), self.inbox, topics_path, scratch, self.failure,
+                                   self.topics_done),
                 daemon=True)
             self.process.start()
 
@@ -194,23 +198,38 @@ class NewPapers:
                 if not self.process.is_alive():
                     raise self.worker_failed() from None
 
-    def write(self, dedup: Deduplicator, abstracts: DiskList, writer: DatabaseWriter) -> None:
-        """Set each paper's `topics`; insert the paper_topics and title_blocks rows."""
+    def assign(self, dedup: Deduplicator, abstracts: DiskList, writer: DatabaseWriter) -> None:
+        """Set each paper's `topics`. Without a worker, also insert the paper_topics and
+        title_blocks rows; a worker's rows come with `copy_rows`."""
         if self.process is None:
             writer.insert("paper_topics", self.matched_here(dedup.papers, abstracts))
             writer.insert("title_blocks", dedup.blocking_rows())
             return
-        self.wait()
+        self.wait(until=self.topics_done)
         self.read_assigned(dedup.papers)
-        # Millions of rows at a million papers: SQLite copies them, not Python.
-        writer.insert_from("paper_topics", self.scratch, "evidence")
-        writer.insert_from("title_blocks", self.scratch, "blocks")
 
-    def wait(self) -> None:
-        """Wait until the worker has done every paper it was given (at once without one)."""
+    def copy_rows(self, writer: DatabaseWriter) -> None:
+        """Insert the worker's paper_topics and title_blocks rows (after `assign`), once it
+        has sorted them (sort_for_copy, while the build made the papers' rows)."""
+        if self.process is None:
+            return
+        self.wait()
+        # Millions of rows at a million papers: SQLite copies them, not Python, in the
+        # order the tables store them.
+        for table, source in SORTED_FOR_COPY.items():
+            writer.insert_from(table, sorted_scratch(self.scratch), source)
+
+    def wait(self, until=None) -> None:
+        """Wait until the worker has done every paper it was given and ended, or only until
+        the event `until` (at once without a worker)."""
         if self.process is None or self.finished:
             return
-        self.send(None)  # no more papers
+        if not self.sent_all:
+            self.send(None)  # no more papers
+            self.sent_all = True
+        while until is not None and self.process.is_alive():
+            if until.wait(timeout=1.0):
+                return
         self.process.join()
         if self.process.exitcode != 0:
             raise self.worker_failed()
@@ -251,8 +270,9 @@ class NewPapers:
             self.process.join()
             self.inbox.cancel_join_thread()  # papers still queued for a killed worker
             self.inbox.close()
-        with suppress(FileNotFoundError):
-            self.scratch.unlink()
+        for path in (self.scratch, sorted_scratch(self.scratch)):
+            with suppress(FileNotFoundError):
+                path.unlink()
 
     def __enter__(self) -> "NewPapers":
         return self
@@ -261,9 +281,10 @@ class NewPapers:
         self.stop()
 
 
-def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
+def work(build: int, inbox, topics_path: Path, scratch: Path, failure, topics_done) -> None:
     """The worker: topics, evidence and title blocks of the papers that come through
-    `inbox`, until None, into `scratch`; exit 0, or 3 with the reason in `failure`."""
+    `inbox`, until None, into `scratch`; set `topics_done` once they are committed, then
+    sort them for the copy; exit 0, or 3 with the reason in `failure`."""
     die_with_parent(build)
     gc.disable()  # as in the build (build.cycle_collection_paused): it makes no cycles
     try:
@@ -297,11 +318,39 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure) -> None:
                     papers, rows = [], []
             conn.executemany("INSERT INTO assigned VALUES (?, ?)", papers)
             conn.executemany(insert_evidence, rows)
+        topics_done.set()
+        sort_for_copy(conn, sorted_scratch(scratch))
         conn.close()
     except BaseException as error:  # the build reports it in its one error line
         failure.put(f"cannot write {scratch}: {error}" if isinstance(error, sqlite3.Error)
                     else f"{type(error).__name__}: {error}")
         os._exit(3)
+
+
+def sort_for_copy(conn: sqlite3.Connection, sorted_path: Path) -> None:
+    """Copy the evidence and the blocks into a new SQLite file, in tables kept in the order
+    of the database's paper_topics and title_blocks (their primary keys).
+
+    The worker does it once its papers' topics are committed, while the build makes the
+    papers' rows, on the core that the reader and the worker leave free then. The build's
+    copy then reads the rows in its own order and only appends: at 300,000 records, 2.0 and
+    0.7 s for title_blocks, 2.5 and 1.3 s for paper_topics, sorted by the copy or before.
+    Another file, because the build reads the topics from the first one meanwhile: in the
+    same file a reader would keep the worker from writing its sorted pages."""
+    conn.execute("ATTACH DATABASE ? AS sorted", (str(sorted_path),))
+    conn.execute("PRAGMA sorted.journal_mode = OFF")
+    conn.execute("PRAGMA sorted.synchronous = OFF")
+    with conn:
+        for table, source in SORTED_FOR_COPY.items():
+            columns, key, _ = TABLES[table]
+            conn.execute(f"CREATE TABLE sorted.{source} ({', '.join(columns)}, "
+                         f"PRIMARY KEY ({', '.join(key)})) WITHOUT ROWID")
+            conn.execute(f"INSERT INTO sorted.{source} SELECT {', '.join(columns)} "
+                         f"FROM main.{source} ORDER BY {', '.join(key)}")
+
+
+def sorted_scratch(scratch: Path) -> Path:
+    return scratch.with_name(scratch.name + "-sorted")
 
 
 def large_corpus(paths: list[Path]) -> bool:

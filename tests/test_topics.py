@@ -205,8 +205,8 @@ def seed_papers():
 
 
 def written_rows(new_papers, dedup, abstracts, tmp_path, name):
-    """Return the paper_topics and title_blocks rows `new_papers` write into a new database,
-    and the papers' topics."""
+    """Return the paper_topics and title_blocks rows `new_papers` write into a new database
+    (in the build's order: assign, the papers' rows, copy_rows), and the papers' topics."""
     from neuroai_papers.texts import DiskList
     from neuroai_papers.write import DatabaseWriter, storage_order
 
@@ -216,7 +216,8 @@ def written_rows(new_papers, dedup, abstracts, tmp_path, name):
             DiskList(tmp_path / f"{name}-abstracts") as stored:
         for abstract in abstracts:
             stored.append(abstract)
-        new_papers.write(dedup, stored, writer)
+        new_papers.assign(dedup, stored, writer)
+        new_papers.copy_rows(writer)
         written = [writer.db.conn.execute(f"select * from {table} "
                                           f"order by {storage_order(table)}").fetchall()
                    for table in ("paper_topics", "title_blocks")]
@@ -264,4 +265,4 @@ def test_a_dead_worker_fails_the_build_with_one_line(tmp_path):
         new_papers.process.kill()
         with pytest.raises(BuildCheckError, match=r"^new papers: the worker process ended "
                                                   r"with exit code -9$"):
-            new_papers.write(dedup, None, None)
+            new_papers.assign(dedup, None, None)
