@@ -332,7 +332,7 @@ def sort_for_copy(conn: sqlite3.Connection, sorted_path: Path) -> None:
     of the database's paper_topics and title_blocks (their primary keys).
 
     The worker does it once its papers' topics are committed, while the build makes the
-    papers' rows, on the core that the reader and the worker leave free then. The build's
+    papers' rows, on the second core (the reader is done by then). The build's
     copy then reads the rows in its own order and only appends: at 300,000 records, 2.0 and
     0.7 s for title_blocks, 2.5 and 1.3 s for paper_topics, sorted by the copy or before.
     Another file, because the build reads the topics from the first one meanwhile: in the

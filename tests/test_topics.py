@@ -245,6 +245,7 @@ def test_new_papers_in_a_worker_give_the_rows_made_here(tmp_path):
     assert len(evidence) > len(dedup.papers) and len(blocks) > len(dedup.papers)
     assert None not in topics
     assert not (tmp_path / "there").exists()
+    assert not (tmp_path / "there-sorted").exists()
 
 
 def test_a_dead_worker_fails_the_build_with_one_line(tmp_path):
