@@ -243,7 +243,11 @@ class ChunkScan:
             self.ends.append(position)
             pieces.append(f"{title}\n{abstract}")
             position += len(SEPARATOR)
-        self.text = SEPARATOR.join(pieces).lower()
+        # Each paper lowercased alone: most are ASCII, which str.lower does in a fast loop,
+        # while the joined text of a chunk with one accent took the slow one (2,000 papers:
+        # 26 -> 3 ms). The same text: lowering depends on the neighbours only for a final
+        # sigma, and SEPARATOR's characters end its context as the text's end does.
+        self.text = SEPARATOR.join([piece.lower() for piece in pieces])
         # str.lower can lengthen a few letters (İ); offsets are then recomputed per paper.
         self.exact = len(self.text) == position - len(SEPARATOR) if papers else True
         self.anchors = anchors

@@ -109,7 +109,7 @@ EDGE_TOPIC = Topic(
 )
 WORDS = ["brain", "decoding", "eeg", "data", "fmri", "fMRI", "İstanbul", "ſ", "x1", "xylo",
          "spiking", "neural", "recordings", "transformers", "EEG", "-", "\n", " ", "  ", ".",
-         "Décoding", "KAN", "kan"]
+         "Décoding", "KAN", "kan", "Σ", "ΑΣ", "σ"]  # a final sigma lowercases by its context
 
 
 def reference_rows(papers, topics):
