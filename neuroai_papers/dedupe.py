@@ -137,10 +137,21 @@ def blocking_keys(key: str) -> frozenset[int]:
     leaves the key without that word the same, a dropped word makes one title equal to a
     key of the other, and an added word the reverse. A key leaves out a single word, so
     few titles share one and the candidates stay few however many papers there are.
+    `key` is a title key (title_key): its words are one space apart.
     """
-    words = key.split()
-    left_out = (" ".join(words[:i] + words[i + 1:]) for i in range(len(words)))
-    return frozenset(map(block_hash, (key, *left_out)))
+    # block_hash of each key without joining a string for it: CRC-32 carries on over
+    # concatenated bytes (crc32(b, crc32(a)) == crc32(a + b)), so a key without word i is
+    # the CRC of the words before it, carried on over the words after it (11.9 -> 7.8 µs a
+    # title; a test holds it equal to joining the words).
+    data = key.encode()
+    keys = [crc32(data)]
+    before, start = 0, 0  # the CRC of data[:start]: the words before the next, with spaces
+    for word in data.split(b" ")[:-1]:
+        end = start + len(word)
+        keys.append(crc32(data[end + 1:], before))
+        before, start = crc32(data[start:end + 1], before), end + 1
+    keys.append(crc32(data[:start - 1] if start else b""))  # without the last word
+    return frozenset(keys)
 
 
 class RecordKeys(NamedTuple):

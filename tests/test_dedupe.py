@@ -221,6 +221,21 @@ def test_any_title_key_follows_the_definition(text):
 
 
 @settings(max_examples=1000, deadline=None, derandomize=True, database=None)
+@given(st.text(alphabet=st.one_of(st.sampled_from(TRICKY),
+                                  st.characters(blacklist_categories=("Cs",))),
+               max_size=80))
+@example("")
+@example("brain")
+@example("brain decoding with diffusion priors")
+def test_blocking_keys_are_the_key_and_the_key_with_each_word_left_out(text):
+    from neuroai_papers.dedupe import block_hash
+    key = title_key(text)
+    words = key.split()
+    left_out = [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
+    assert blocking_keys(key) == {block_hash(k) for k in [key, *left_out]}
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
 @given(st.lists(st.one_of(st.sampled_from(["brain", "decoding", "fMRI", "Décodage", "ß", "x"]),
                           st.text(alphabet=st.sampled_from(TRICKY), min_size=1, max_size=6),
                           st.text(alphabet=" -.,;:!?()—…\u0301\u00a0", min_size=5, max_size=60)),
