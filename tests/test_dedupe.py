@@ -206,24 +206,21 @@ TRICKY = ("abcXYZ019 -_.,;:'\"!?()[]{}/\\^|~\t\n\x1f\x7f éÉèçñßİıΣσς�
           "\u0301\u0308\u0327\u00a0\u2009\u200b\u3000 αβγ中文ひらがなｆｕｌｌ①²½Ⅻ\u212a\U0001d400")
 
 
-@settings(max_examples=2000, deadline=None, derandomize=True, database=None)
-@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=120))
-def test_the_ascii_title_key_follows_the_definition(text):
-    assert title_key(text) == REFERENCE.title_key(text)
+# Titles in ASCII (title_key's shortcut) and in any script, with TRICKY's cases often.
+TITLES = st.one_of(st.text(alphabet=st.characters(max_codepoint=127), max_size=120),
+                   st.text(alphabet=st.one_of(st.sampled_from(TRICKY),
+                                              st.characters(blacklist_categories=("Cs",))),
+                           max_size=120))
 
 
-@settings(max_examples=2000, deadline=None, derandomize=True, database=None)
-@given(st.text(alphabet=st.one_of(st.sampled_from(TRICKY),
-                                  st.characters(blacklist_categories=("Cs",))),
-               max_size=120))
-def test_any_title_key_follows_the_definition(text):
+@settings(max_examples=4000, deadline=None, derandomize=True, database=None)
+@given(TITLES)
+def test_the_title_key_follows_the_definition(text):
     assert title_key(text) == REFERENCE.title_key(text)
 
 
 @settings(max_examples=1000, deadline=None, derandomize=True, database=None)
-@given(st.text(alphabet=st.one_of(st.sampled_from(TRICKY),
-                                  st.characters(blacklist_categories=("Cs",))),
-               max_size=80))
+@given(TITLES)
 @example("")
 @example("brain")
 @example("brain decoding with diffusion priors")
