@@ -25,9 +25,9 @@ dump that sorts before an old one, or a new dump that turns an old date into an 
 one (problems are numbered in file order, so that would renumber them).
 
 The update is checked where it changed (row counts, the links of every new or changed row);
-the whole-file checks of a full build (quick_check, foreign_key_check, the full-text
-index check) take some 30 s at a million records, twice what the rest of the update takes,
-and the copied file passed them when it was built.
+the whole-file checks of a full build (quick_check, the foreign keys, the full-text
+index) take some 15 s at a million records, several times what the rest of the update
+takes, and the file passed them when it was built.
 """
 
 from __future__ import annotations

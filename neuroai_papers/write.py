@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -220,6 +221,16 @@ def build_search_index(conn: sqlite3.Connection, table: str) -> None:
     conn.commit()
 
 
+@dataclass(frozen=True)
+class IndexedTexts:
+    """Where the texts of a SearchIndexBuild stay until the build is checked: the titles
+    (table `titles`, n = the row's rowid) in the index's own file, and the abstracts in a
+    texts.DiskList file (n = rowid - 1)."""
+
+    titles: Path
+    abstracts: Path
+
+
 class SearchIndexBuild:
     """A table's FTS5 index, built into a new SQLite file at `path` by a thread: the index
     alone, without the table, from the rows' indexed columns (`titles`, in rowid order from
@@ -233,6 +244,7 @@ class SearchIndexBuild:
 
     def __init__(self, path: Path, table: str, titles: list[str], abstracts: Path):
         self.path = path
+        self.texts = IndexedTexts(path, abstracts)
         self.stopping = False
         self.conn = sqlite3.connect(path, check_same_thread=False, uri=True)
         try:
@@ -314,17 +326,47 @@ def count_terms(conn: sqlite3.Connection, table: str) -> None:
     conn.commit()
 
 
-def check_search_index(path: Path, table: str) -> None:
-    """Raise BuildCheckError unless the table's FTS index in the file agrees with the table
-    (every row's tokens, the index's own structure)."""
+def check_search_index(path: Path, table: str, against_table: bool = True) -> None:
+    """Raise BuildCheckError unless the table's FTS index in the file is sound: its own
+    structure, and (`against_table`) every row's tokens, read again from the table."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         # An INSERT by its syntax, but it only reads: it holds no lock that stops a reader.
-        conn.execute(f"INSERT INTO {table}_fts({table}_fts, rank) VALUES ('integrity-check', 1)")
+        conn.execute(f"INSERT INTO {table}_fts({table}_fts, rank) "
+                     f"VALUES ('integrity-check', {int(against_table)})")
     except sqlite3.DatabaseError as error:
         raise BuildCheckError(f"{table}_fts: {error}") from None
     finally:
         conn.close()
+
+
+def check_indexed_texts(conn: sqlite3.Connection, texts: IndexedTexts) -> None:
+    """Raise BuildCheckError unless the papers hold, row for row, the texts their full-text
+    index was built from (`texts`), and the index holds one entry per paper.
+
+    FTS5 built the index from exactly those texts, so this and the index's structural check
+    prove what its check against the table proves (every row's tokens), without tokenizing
+    a gigabyte of abstracts again: at a million records 1.9 + 13.7 s instead of 25.6 s."""
+    conn.execute("ATTACH DATABASE ? AS indexed_titles", (f"file:{texts.titles}?mode=ro",))
+    conn.execute("ATTACH DATABASE ? AS indexed_abstracts", (f"file:{texts.abstracts}?mode=ro",))
+    try:
+        (differ,) = conn.execute(
+            "SELECT count(*) FROM papers LEFT JOIN indexed_titles.titles AS t "
+            "ON t.n = papers.rowid LEFT JOIN indexed_abstracts.items AS a "
+            "ON a.n = papers.rowid - 1 "
+            "WHERE papers.title IS NOT t.title OR papers.abstract IS NOT a.value").fetchone()
+        (papers, titles, entries) = conn.execute(
+            "SELECT (SELECT count(*) FROM papers), (SELECT count(*) FROM indexed_titles.titles), "
+            "(SELECT count(*) FROM papers_fts_docsize)").fetchone()
+    finally:
+        conn.execute("DETACH DATABASE indexed_titles")
+        conn.execute("DETACH DATABASE indexed_abstracts")
+    if differ:
+        raise BuildCheckError(f"papers_fts: {differ} papers differ from the text their "
+                              f"full-text index was built from")
+    if not papers == titles == entries:
+        raise BuildCheckError(f"papers_fts: {entries} index entries for {papers} papers "
+                              f"({titles} titles indexed)")
 
 
 def load_docs(conn: sqlite3.Connection, metadata: dict, build_info: dict[str, str]) -> None:
@@ -343,25 +385,29 @@ def load_docs(conn: sqlite3.Connection, metadata: dict, build_info: dict[str, st
                      [(key, str(value)) for key, value in build_info.items()])
 
 
-def check_database(path: Path, expected: dict[str, int]) -> None:
+def check_database(path: Path, expected: dict[str, int],
+                   indexed: IndexedTexts | None = None) -> None:
     """Raise BuildCheckError unless the file is sound and holds the expected row counts.
 
-    The full-text index's check, the longest (36 s at a million records), runs in a thread
-    on its own connection beside the others: all of them only read, and SQLite lets go of
-    Python's lock while it works, so they take two cores (64 -> 38 s at a million)."""
+    The full-text index's check, the longest, runs in a thread on its own connection beside
+    the others: all of them only read, and SQLite lets go of Python's lock while it works,
+    so they take two cores. Given the texts the index was built from (`indexed`, while the
+    build still has them), the index is checked against them instead of the table (see
+    check_indexed_texts)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        search = pool.submit(check_search_index, path, "papers")
+        search = pool.submit(check_search_index, path, "papers", against_table=indexed is None)
         try:
-            check_pages_and_rows(path, expected)
+            check_pages_and_rows(path, expected, indexed)
         finally:
             search.exception()  # wait for it, whatever happened here
     search.result()  # its error, if it failed
 
 
-def check_pages_and_rows(path: Path, expected: dict[str, int]) -> None:
-    """Raise BuildCheckError unless the file's pages and foreign keys are sound and its
-    tables hold the expected numbers of rows."""
-    conn = sqlite3.connect(path)
+def check_pages_and_rows(path: Path, expected: dict[str, int],
+                         indexed: IndexedTexts | None = None) -> None:
+    """Raise BuildCheckError unless the file's pages and foreign keys are sound, its tables
+    hold the expected numbers of rows and the papers the texts they were `indexed` from."""
+    conn = sqlite3.connect(path, uri=True)
     try:
         # quick_check reads every page, b-tree and record. integrity_check would also match
         # every index entry with its row, which CREATE INDEX after the load guarantees, and
@@ -369,18 +415,38 @@ def check_pages_and_rows(path: Path, expected: dict[str, int]) -> None:
         result = conn.execute("PRAGMA quick_check").fetchone()[0]
         if result != "ok":
             raise BuildCheckError(f"quick_check: {result}")
-        violations = conn.execute("PRAGMA foreign_key_check").fetchall()
-        if violations:
-            raise BuildCheckError(f"foreign keys broken: {violations[:3]}")
+        broken = list(broken_links(conn))
+        if broken:
+            raise BuildCheckError(f"foreign keys broken: {'; '.join(broken)}")
         for table, count in expected.items():
             found = conn.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0]
             if found != count:
                 raise BuildCheckError(f"{table}: {found} rows written, {count} expected")
         check_search_rowids(conn)
+        if indexed is not None:
+            check_indexed_texts(conn, indexed)
     except sqlite3.DatabaseError as error:
         raise BuildCheckError(str(error)) from None
     finally:
         conn.close()
+
+
+def broken_links(conn: sqlite3.Connection) -> Iterator[str]:
+    """Yield each foreign key of TABLES (one column each) that holds a value its table does
+    not, with how many and the first.
+
+    What PRAGMA foreign_key_check finds, but each distinct value looked up once, read from
+    the column's index in order, instead of every row's: at a million records 2.2 s instead
+    of 9.0 (a paper's id is in 6 evidence rows and 1.3 sightings on average)."""
+    for table, (_, _, foreign_keys) in TABLES.items():
+        for column, (other, other_column) in foreign_keys.items():
+            count, first = conn.execute(
+                f"SELECT count(*), min(value) FROM (SELECT DISTINCT [{column}] AS value "
+                f"FROM [{table}] WHERE [{column}] IS NOT NULL) "
+                f"WHERE value NOT IN (SELECT [{other_column}] FROM [{other}] "
+                f"WHERE [{other_column}] IS NOT NULL)").fetchone()
+            if count:
+                yield f"{table}.{column}: {count} values not in {other}.{other_column} ({first!r}...)"
 
 
 def check_search_rowids(conn: sqlite3.Connection) -> None:
@@ -565,7 +631,8 @@ class DatabaseWriter:
             self.db.close()
             self.db = None
             check_database(self.tmp, {**self.counts, **expected,
-                                      "papers_fts": expected.get("papers", self.counts["papers"])})
+                                      "papers_fts": expected.get("papers", self.counts["papers"])},
+                           self.search.texts)
             with open(self.tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
             put_in_place(self.tmp, self.out)

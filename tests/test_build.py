@@ -156,6 +156,74 @@ def test_the_closing_check_catches_a_damaged_file(real_db, tmp_path, damage, err
         check_database(damaged, expected)
 
 
+def test_the_link_check_finds_what_sqlites_foreign_key_check_finds(real_db, tmp_path):
+    """broken_links looks each distinct value up once instead of PRAGMA foreign_key_check's
+    every row: with one row of every linking column pointing nowhere, both name the same
+    links, and neither names any in the built file."""
+    import shutil
+
+    from neuroai_papers.write import TABLES, broken_links, storage_order
+
+    def pragma_finds(conn):
+        columns = {(table, fk[0]): fk[3] for table in TABLES
+                   for fk in conn.execute(f"pragma foreign_key_list([{table}])")}
+        return {(table, columns[table, fk_id])
+                for table, _, _, fk_id in conn.execute("pragma foreign_key_check")}
+
+    damaged = tmp_path / "damaged.db"
+    shutil.copyfile(real_db, damaged)
+    conn = sqlite3.connect(damaged)
+    try:
+        assert pragma_finds(conn) == set() and list(broken_links(conn)) == []
+        links = [(table, column) for table, (_, _, keys) in TABLES.items() for column in keys]
+        for table, column in links:
+            key = storage_order(table)  # the rowid, or the primary key WITHOUT ROWID
+            conn.execute(f"update [{table}] set [{column}] = 'nowhere' "
+                         f"where ({key}) = (select {key} from [{table}] limit 1)")
+        found = {tuple(line.split(":")[0].split(".")) for line in broken_links(conn)}
+        assert found == pragma_finds(conn)
+        assert found == {(t, c) for t, c in links if rows(real_db, f"select count(*) from [{t}]")[0][0]}
+        assert {("sightings", "paper_id"), ("paper_topics", "paper_id")} <= found
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("damaged, damage, error", [
+    ("papers", "update papers set abstract = 'quite different words now' where rowid = 2",
+     r"^papers_fts: 1 papers differ from the text their full-text index was built from$"),
+    ("papers", "update papers set title = title || ' again' where rowid = 3",
+     r"^papers_fts: 1 papers differ from the text"),
+    ("titles", "delete from titles where n = (select max(n) from titles)",
+     r"^papers_fts: 1 papers differ from the text"),
+])
+def test_the_build_checks_the_index_against_the_texts_it_was_built_from(
+        real_db, tmp_path, damaged, damage, error):
+    """In a build, the full-text index is checked against the titles and abstracts it was
+    built from (and its own structure), not tokenized again from the table: a paper whose
+    text differs from them, or a text missing, fails the check."""
+    import shutil
+
+    from neuroai_papers.texts import DiskList
+    from neuroai_papers.write import BuildCheckError, IndexedTexts, check_database
+
+    db, titles, abstracts = tmp_path / "papers.db", tmp_path / "titles.db", tmp_path / "abstracts.db"
+    shutil.copyfile(real_db, db)
+    with sqlite3.connect(titles) as conn:
+        conn.execute("create table titles (n integer primary key, title text)")
+        conn.executemany("insert into titles values (?, ?)",
+                         rows(real_db, "select rowid, title from papers"))
+    with DiskList(abstracts) as texts:
+        for (abstract,) in rows(real_db, "select abstract from papers order by rowid"):
+            texts.append(abstract)
+        texts.flush()
+        indexed = IndexedTexts(titles, abstracts)
+        check_database(db, {}, indexed)  # the build's own file passes
+        with sqlite3.connect(db if damaged == "papers" else titles) as conn:
+            conn.execute(damage)
+        with pytest.raises(BuildCheckError, match=error):
+            check_database(db, {}, indexed)
+
+
 def test_ranked_search_puts_title_matches_first(real_db):
     top = rows(real_db, "select papers.title from papers_fts join papers on papers.rowid = "
                         "papers_fts.rowid where papers_fts match 'spiking' "
