@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -295,7 +296,10 @@ def make_organization_rows(sightings: list[Sighting], places: OrganizationIndex)
 
 def latest(values: list) -> object:
     """Return the last value that is not None (sightings are in dump order)."""
-    return next((value for value in reversed(values) if value is not None), None)
+    for value in reversed(values):
+        if value is not None:
+            return value
+    return None
 
 
 def paper_rows(corpus: Corpus, dedup: Deduplicator, abstracts: DiskList,
@@ -308,7 +312,9 @@ def paper_rows(corpus: Corpus, dedup: Deduplicator, abstracts: DiskList,
 def paper_row(paper: Paper, abstract: str, order: Mapping[str, int],
               organization_names: Mapping[str, str], places: OrganizationIndex) -> dict:
     """Return a paper's row: its first sighting's text, the latest of what its sightings show."""
-    seen = sorted(paper.sightings, key=lambda s: (order[s.dump], s.record.position))
+    seen = paper.sightings
+    if len(seen) > 1:  # three papers in four have one sighting: nothing to sort
+        seen = sorted(seen, key=lambda s: (order[s.dump], s.record.position))
     dated = choose_date(seen)
     org_id = latest([places.place(s.record.organization).id if s.record.organization
                      else None for s in seen])
@@ -328,20 +334,31 @@ def paper_row(paper: Paper, abstract: str, order: Mapping[str, int],
         "first_seen_dump": dumps[0],
         "last_seen_dump": dumps[-1],
         "dumps_seen": len(set(dumps)),
-        "dumps": json.dumps(list(dict.fromkeys(dumps))),
+        "dumps": dumps_json(tuple(dict.fromkeys(dumps))),
         "topics": assigned_topics(paper),
         "title_key": paper.key,
         "search_rowid": paper.number + 1,  # papers are rows 1, 2 ... in paper order
     }
 
 
+@lru_cache(maxsize=65_536)
+def dumps_json(dumps: tuple[str, ...]) -> str:
+    """Return the `dumps` column: a JSON array of dump names (papers seen in the same dumps
+    share it: encoded once, not per paper)."""
+    return json.dumps(list(dumps))
+
+
 def choose_date(sightings: list[Sighting]) -> Sighting | None:
     """Return the sighting whose date the paper takes: a read date first, then any resolved one."""
-    for wanted in (lambda s: s.date_method == READ, lambda s: s.published is not None,
-                   lambda s: s.record.date_text is not None):
-        for sighting in sightings:
-            if wanted(sighting):
-                return sighting
+    for sighting in sightings:
+        if sighting.date_method == READ:
+            return sighting
+    for sighting in sightings:
+        if sighting.published is not None:
+            return sighting
+    for sighting in sightings:
+        if sighting.record.date_text is not None:
+            return sighting
     return None
 
 
