@@ -221,3 +221,5 @@ def test_the_noise_gate_matches_exactly_the_characters_normalizing_removes_or_re
         char = chr(code)
         removed = any(p.fullmatch(char) for p in (CONTROL, INVISIBLE, ODD_SPACES))
         assert bool(NOISE.fullmatch(char)) == removed, hex(code)
+        # normalize_text searches for noise only in a text str.isprintable refuses
+        assert not (removed and char.isprintable()), hex(code)
