@@ -17,6 +17,7 @@ all keys at once, since a rebuild in Python would cost a second per million keys
 from __future__ import annotations
 
 from array import array
+from itertools import chain
 from typing import Collection
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 LOAD = 0.5  # the share of slots in use at which the table doubles (keeps probes short)
 TAIL = 1024  # spare slots after the last home slot, where the last clusters run on
 FIRST_CAPACITY = 1 << 12
+PAIR_SHIFT = 31  # packed_pairs: the paper's rowid in the low 31 bits, the key above
 
 
 class BlockIndex:
@@ -134,6 +136,26 @@ class BlockIndex:
         self.allocate(capacity)
         np.frombuffer(self.keys, dtype=np.uint64)[slots] = stored
         np.frombuffer(self.holders, dtype=np.int32)[slots] = holders
+
+    def packed_pairs(self) -> np.ndarray:
+        """Return every (key, number + 1) the index holds, packed as key << 31 | number + 1
+        (below 2**63, a SQLite integer), in increasing order: the title_blocks rows, in the
+        order of their primary key (block, paper_rowid)."""
+        keys = np.frombuffer(self.keys, dtype=np.uint64)
+        holders = np.frombuffer(self.holders, dtype=np.int32)
+        alone = (keys != 0) & (holders >= 0)
+        shared_slots = np.flatnonzero((keys != 0) & (holders < 0))
+        lists = [self.shared[~held] for held in holders[shared_slots].tolist()]
+        counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        numbers = np.concatenate([
+            holders[alone].astype(np.uint64),
+            np.fromiter(chain.from_iterable(lists), dtype=np.uint64, count=int(counts.sum()))])
+        packed = np.concatenate([keys[alone], np.repeat(keys[shared_slots], counts)])
+        packed -= np.uint64(1)  # the slots hold key + 1
+        packed <<= np.uint64(PAIR_SHIFT)
+        packed |= numbers + np.uint64(1)
+        packed.sort()
+        return packed
 
     def clear(self) -> None:
         """Hand the memory back (the build drops the keys once matching is done)."""

@@ -1,5 +1,5 @@
 """Work on two cores: a worker process parses the dumps ahead of matching, and another
-does what each new paper alone determines (its topics and title blocks).
+does what each new paper alone determines (its topics).
 
 Reading (DumpReader). Parsing a dump and computing its records' keys (title key, abstract
 fingerprint, blocking keys: dedupe.record_keys) depend on the dump alone, while matching
@@ -9,13 +9,12 @@ matches the dumps already sent: a million records spend about 60 s on parsing an
 which then overlap with matching. A dump the worker refuses is refused with the same
 DumpError, at the same place in the order, as if the build had read it itself.
 
-New papers (NewPapers). A paper's topics and its title blocks (the blocking keys of its
-title key, the title_blocks rows) depend only on its first sighting, so they are known the
-moment matching creates the paper. From READER_MIN_BYTES of dumps on, the build hands each
-dump's new papers to a worker that matches the topic rules and makes the blocking keys
-while the build goes on matching (on the time the reader leaves free) and then writes the
-rows that need neither; the build then copies the worker's rows in, in paper order, as if
-one process had made them all (a test holds them equal).
+New papers (NewPapers). A paper's topics depend only on its first sighting, so they are
+known the moment matching creates the paper. From READER_MIN_BYTES of dumps on, the build
+hands each dump's new papers to a worker that matches the topic rules while the build goes
+on matching (on the time the reader leaves free) and then writes the rows that need no
+topics; the build then copies the worker's rows in, as if one process had made them all
+(a test holds them equal).
 
 Each worker is a fresh Python process (spawned, not forked: a fork would share the build's
 memory only until it touched it), and dies with the build if the build is killed. A failure
@@ -37,21 +36,20 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Iterator
 
-from .dedupe import Deduplicator, Paper, RecordKeys, paper_blocks, record_keys
+from .dedupe import Deduplicator, Paper, RecordKeys, record_keys
 from .parse import DumpError, ParsedDump, read_dump
 from .texts import DiskList
 from .topics import Topic, load_topics, topics_of_papers
 from .write import TABLES, BuildCheckError, DatabaseWriter
 
 EVIDENCE = list(TABLES["paper_topics"][0])
-BLOCKS = list(TABLES["title_blocks"][0])
 READER_MIN_BYTES = 16_000_000  # about 10,000 records
 READ_AHEAD = 16  # parsed dumps waiting in the queue at most (bounds the memory they take)
 NEW_PAPERS_BACKLOG = 400  # dumps' new papers waiting for the worker at most (~20,000 papers)
 WORKER_BATCH = 2_000  # papers whose rows the worker inserts together
 PR_SET_PDEATHSIG = 1
-# The database's tables the worker's rows go to, and the worker's tables that hold them.
-SORTED_FOR_COPY = {"paper_topics": "evidence", "title_blocks": "blocks"}
+# The database's table the worker's rows go to, and the worker's table that holds them.
+SORTED_FOR_COPY = {"paper_topics": "evidence"}
 
 
 class DumpReader:
@@ -153,7 +151,7 @@ def read_ahead(build: int, paths: list[Path], out) -> None:
 
 
 class NewPapers:
-    """What each paper alone determines: its topics, topic evidence and title blocks.
+    """What each paper alone determines: its topics and topic evidence.
 
     On a large corpus (`worker`), the papers go to a worker process as matching creates
     them (`add`), so the work runs on the core that matching leaves free, and goes on while
@@ -183,12 +181,11 @@ class NewPapers:
             return "in this process, once the papers are known"
         return f"in process {self.process.pid}, as matching finds the papers"
 
-    def add(self, papers: list[tuple[Paper, str, frozenset[int]]]) -> None:
-        """Hand the worker new papers, in paper order, with their abstracts and the blocking
-        keys of their title keys (matching has them: the worker need not compute them again)."""
+    def add(self, papers: list[tuple[Paper, str]]) -> None:
+        """Hand the worker new papers, in paper order, with their abstracts."""
         if self.process is not None and papers:
-            self.send([(paper.number, paper.id, paper.title, blocks, abstract)
-                       for paper, abstract, blocks in papers])
+            self.send([(paper.number, paper.id, paper.title, abstract)
+                       for paper, abstract in papers])
 
     def send(self, message: list | None) -> None:
         while True:  # a full queue waits for the worker, unless the worker is gone
@@ -199,18 +196,17 @@ class NewPapers:
                     raise self.worker_failed() from None
 
     def assign(self, dedup: Deduplicator, abstracts: DiskList, writer: DatabaseWriter) -> None:
-        """Set each paper's `topics`. Without a worker, also insert the paper_topics and
-        title_blocks rows; a worker's rows come with `copy_rows`."""
+        """Set each paper's `topics`. Without a worker, also insert the paper_topics rows;
+        a worker's rows come with `copy_rows`."""
         if self.process is None:
             writer.insert("paper_topics", self.matched_here(dedup.papers, abstracts))
-            writer.insert("title_blocks", dedup.blocking_rows())
             return
         self.wait(until=self.topics_done)
         self.read_assigned(dedup.papers)
 
     def copy_rows(self, writer: DatabaseWriter) -> None:
-        """Insert the worker's paper_topics and title_blocks rows (after `assign`), once it
-        has sorted them (sort_for_copy, while the build made the papers' rows)."""
+        """Insert the worker's paper_topics rows (after `assign`), once it has sorted them
+        (sort_for_copy, while the build made the papers' rows)."""
         if self.process is None:
             return
         self.wait()
@@ -282,8 +278,8 @@ class NewPapers:
 
 
 def work(build: int, inbox, topics_path: Path, scratch: Path, failure, topics_done) -> None:
-    """The worker: topics, evidence and title blocks of the papers that come through
-    `inbox`, until None, into `scratch`; set `topics_done` once they are committed, then
+    """The worker: topics and evidence of the papers that come through `inbox`, until
+    None, into `scratch`; set `topics_done` once they are committed, then
     sort them for the copy; exit 0, or 3 with the reason in `failure`."""
     die_with_parent(build)
     gc.disable()  # as in the build (build.cycle_collection_paused): it makes no cycles
@@ -293,14 +289,11 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure, topics_do
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("CREATE TABLE assigned (n INTEGER PRIMARY KEY, topics TEXT)")
         conn.execute(f"CREATE TABLE evidence ({', '.join(EVIDENCE)})")
-        conn.execute(f"CREATE TABLE blocks ({', '.join(BLOCKS)})")
         numbers: list[int] = []  # of the papers read so far (the rules read ahead a chunk)
 
         def texts() -> Iterator[dict]:
             while (batch := inbox.get()) is not None:
-                conn.executemany("INSERT INTO blocks VALUES (?, ?)", (
-                    row for n, _, _, blocks, _ in batch for row in paper_blocks(n, blocks)))
-                for n, paper_id, title, _, abstract in batch:
+                for n, paper_id, title, abstract in batch:
                     numbers.append(n)
                     yield {"id": paper_id, "title": title, "abstract": abstract}
 
@@ -328,13 +321,13 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure, topics_do
 
 
 def sort_for_copy(conn: sqlite3.Connection, sorted_path: Path) -> None:
-    """Copy the evidence and the blocks into a new SQLite file, in tables kept in the order
-    of the database's paper_topics and title_blocks (their primary keys).
+    """Copy the evidence into a new SQLite file, in a table kept in the order of the
+    database's paper_topics (its primary key).
 
     The worker does it once its papers' topics are committed, while the build makes the
-    papers' rows, on the second core (the reader is done by then). The build's
-    copy then reads the rows in its own order and only appends: at 300,000 records, 2.0 and
-    0.7 s for title_blocks, 2.5 and 1.3 s for paper_topics, sorted by the copy or before.
+    papers' rows, on the second core (the reader is done by then). The build's copy then
+    reads the rows in its own order and only appends: at 300,000 records 2.5 s for
+    paper_topics sorted by the copy, 1.3 s sorted before.
     Another file, because the build reads the topics from the first one meanwhile: in the
     same file a reader would keep the worker from writing its sorted pages."""
     conn.execute("ATTACH DATABASE ? AS sorted", (str(sorted_path),))

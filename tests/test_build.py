@@ -250,6 +250,17 @@ def test_documentation_travels_inside_the_database(real_db):
     assert all(path.name in info["dumps"] for path in REAL_DUMPS.glob("*.txt"))
 
 
+def test_title_blocks_hold_the_blocking_keys_of_every_papers_title_key(real_db):
+    """The build writes title_blocks from matching's block index (packed pairs unpacked by
+    SQLite): they must be the blocking keys of each paper's title key, no more, no fewer."""
+    from neuroai_papers.dedupe import blocking_keys
+
+    expected = sorted((block, rowid) for rowid, key in rows(real_db, "select rowid, title_key from papers")
+                      for block in blocking_keys(key))
+    assert rows(real_db, "select block, paper_rowid from title_blocks order by block, paper_rowid") == expected
+    assert len(expected) > 3 * rows(real_db, "select count(*) from papers")[0][0]
+
+
 def test_foreign_keys_and_indexes_exist(real_db):
     conn = sqlite3.connect(real_db)
     fks = {(r[2], r[3]) for r in conn.execute("pragma foreign_key_list(sightings)")}

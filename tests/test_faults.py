@@ -178,7 +178,7 @@ def parent_of(pid: int) -> int | None:
     return int(re.search(r"^PPid:\s*(\d+)$", status, re.M)[1])
 
 
-@pytest.mark.parametrize("announced", ["reading the dumps", "topics and title blocks:"],
+@pytest.mark.parametrize("announced", ["reading the dumps", "topics:"],
                          ids=["dump reader", "new papers"])
 def test_killing_the_build_also_ends_its_worker(tmp_path, announced):
     # Enough papers that the worker needs seconds of its own: an orphan would still be there.

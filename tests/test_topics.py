@@ -174,7 +174,7 @@ def test_the_worker_process_gives_the_rows_computed_in_one_process(tmp_path):
     out = tmp_path / "papers.db"
     result = run_build(dumps, out)
     assert result.returncode == 0, result.stderr
-    assert "topics and title blocks: in process" in result.stderr
+    assert "topics: in process" in result.stderr
     papers = [{"id": i, "title": t, "abstract": a}
               for i, t, a in rows(out, "select id, title, abstract from papers order by rowid")]
     expected = assign_topics(papers, TOPICS)
@@ -205,8 +205,8 @@ def seed_papers():
 
 
 def written_rows(new_papers, dedup, abstracts, tmp_path, name):
-    """Return the paper_topics and title_blocks rows `new_papers` write into a new database
-    (in the build's order: assign, the papers' rows, copy_rows), and the papers' topics."""
+    """Return the paper_topics rows `new_papers` write into a new database (in the build's
+    order: assign, the papers' rows, copy_rows), and the papers' topics."""
     from neuroai_papers.texts import DiskList
     from neuroai_papers.write import DatabaseWriter, storage_order
 
@@ -218,16 +218,13 @@ def written_rows(new_papers, dedup, abstracts, tmp_path, name):
             stored.append(abstract)
         new_papers.assign(dedup, stored, writer)
         new_papers.copy_rows(writer)
-        written = [writer.db.conn.execute(f"select * from {table} "
-                                          f"order by {storage_order(table)}").fetchall()
-                   for table in ("paper_topics", "title_blocks")]
-        assert [writer.counts[table] for table in ("paper_topics", "title_blocks")] == \
-            [len(rows) for rows in written]
+        written = writer.db.conn.execute(f"select * from paper_topics "
+                                         f"order by {storage_order('paper_topics')}").fetchall()
+        assert writer.counts["paper_topics"] == len(written)
     return written, [paper.topics for paper in dedup.papers]
 
 
 def test_new_papers_in_a_worker_give_the_rows_made_here(tmp_path):
-    from neuroai_papers.dedupe import blocking_keys
     from neuroai_papers.parallel import NewPapers
 
     dedup, abstracts = seed_papers()
@@ -235,14 +232,13 @@ def test_new_papers_in_a_worker_give_the_rows_made_here(tmp_path):
     with NewPapers(TOPICS, path, tmp_path / "here", False) as new_papers:
         here = written_rows(new_papers, dedup, abstracts, tmp_path, "here")
     with NewPapers(TOPICS, path, tmp_path / "there", True) as new_papers:
-        pairs = [(paper, abstract, blocking_keys(paper.key))
-                 for paper, abstract in zip(dedup.papers, abstracts, strict=True)]
+        pairs = list(zip(dedup.papers, abstracts, strict=True))
         for start in range(0, len(pairs), 50):  # as matching hands them over: a dump at a time
             new_papers.add(pairs[start:start + 50])
         there = written_rows(new_papers, dedup, abstracts, tmp_path, "there")
     assert there == here
-    (evidence, blocks), topics = here
-    assert len(evidence) > len(dedup.papers) and len(blocks) > len(dedup.papers)
+    evidence, topics = here
+    assert len(evidence) > len(dedup.papers)
     assert None not in topics
     assert not (tmp_path / "there").exists()
     assert not (tmp_path / "there-sorted").exists()
@@ -253,7 +249,7 @@ def test_a_dead_worker_fails_the_build_with_one_line(tmp_path):
     from neuroai_papers.write import BuildCheckError
 
     dedup, abstracts = seed_papers()
-    one = [(dedup.papers[0], abstracts[0], frozenset())]
+    one = [(dedup.papers[0], abstracts[0])]
     path = ROOT / "reference" / "topics.yml"
     with NewPapers(TOPICS, path, tmp_path / "scratch", True) as new_papers:
         new_papers.process.kill()
