@@ -24,7 +24,7 @@ import operator
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, MutableSequence, NamedTuple
+from typing import Iterator, MutableSequence, NamedTuple
 from zlib import crc32
 
 from rapidfuzz import fuzz, process
@@ -392,19 +392,15 @@ class Deduplicator:
         return pair in self.lookalike_pairs
 
     def blocking_rows(self) -> Iterator[dict]:
-        """Yield the rows of table title_blocks: which paper holds which blocking key.
+        """Yield the rows of table title_blocks for these papers: which paper holds which
+        blocking key (what an incremental build adds; a full build takes them all from the
+        block index at once, BlockIndex.packed_pairs).
 
         The database keeps them so that an incremental build finds a new title's fuzzy
         candidates without recomputing the keys of every paper."""
         for paper in self.papers:
-            for block, rowid in paper_blocks(paper.number, blocking_keys(paper.key)):
-                yield {"block": block, "paper_rowid": rowid}
-
-
-def paper_blocks(number: int, blocks: Iterable[int]) -> list[tuple[int, int]]:
-    """Return the title_blocks rows (block, paper rowid) of paper `number`, whose title
-    key has the blocking keys `blocks` (parallel.py's worker makes them too)."""
-    return [(block, number + 1) for block in blocks]
+            for block in blocking_keys(paper.key):
+                yield {"block": block, "paper_rowid": paper.number + 1}
 
 
 def deduplicate(sightings: list[Sighting]) -> Deduplicator:
