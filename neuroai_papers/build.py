@@ -276,7 +276,8 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
     with ExitStack() as stack:
         writer = stack.enter_context(DatabaseWriter(out))
         abstracts = stack.enter_context(DiskList(writer.scratch_path("abstracts")))
-        fingerprints = stack.enter_context(DiskList(writer.scratch_path("fingerprints")))
+        fingerprints = stack.enter_context(DiskList(writer.scratch_path("fingerprints"),
+                                                    private=True))  # matching's alone
         dedup = Deduplicator(fingerprints)
         new_papers = stack.enter_context(NewPapers(
             inputs.topics, TOPICS, writer.scratch_path("new-papers"), worker=large_corpus(inputs.paths)))
@@ -309,7 +310,7 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
             # the worker down and the build waited for the worker instead.
             writer.start_search_index([paper.title for paper in dedup.papers], abstracts.path)
             writer.insert("topics", topic_rows(inputs.topics, papers_per_topic(dedup.papers)))
-        with stages.timed("rows"):
+        with stages.timed("rows"), writer.cache_for_random_inserts():
             writer.insert("papers", paper_rows(corpus, dedup, abstracts, inputs.places))
         with stages.timed("topics"):  # the worker has sorted its rows meanwhile
             new_papers.copy_rows(writer)

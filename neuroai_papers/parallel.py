@@ -40,7 +40,7 @@ from .dedupe import Deduplicator, Paper, RecordKeys, record_keys
 from .parse import DumpError, ParsedDump, read_dump
 from .texts import DiskList
 from .topics import Topic, load_topics, topics_of_papers
-from .write import TABLES, BuildCheckError, DatabaseWriter
+from .write import TABLES, BuildCheckError, DatabaseWriter, shaped_copy_sql
 
 EVIDENCE = list(TABLES["paper_topics"][0])
 READER_MIN_BYTES = 16_000_000  # about 10,000 records
@@ -213,7 +213,7 @@ class NewPapers:
         # Millions of rows at a million papers: SQLite copies them, not Python, in the
         # order the tables store them.
         for table, source in SORTED_FOR_COPY.items():
-            writer.insert_from(table, sorted_scratch(self.scratch), source)
+            writer.copy_from(table, sorted_scratch(self.scratch), source)
 
     def wait(self, until=None) -> None:
         """Wait until the worker has done every paper it was given and ended, or only until
@@ -321,13 +321,14 @@ def work(build: int, inbox, topics_path: Path, scratch: Path, failure, topics_do
 
 
 def sort_for_copy(conn: sqlite3.Connection, sorted_path: Path) -> None:
-    """Copy the evidence into a new SQLite file, in a table kept in the order of the
-    database's paper_topics (its primary key).
+    """Copy the evidence into a new SQLite file, in a table of the same shape as the
+    database's paper_topics (kept in the order of its primary key), then index it as the
+    database indexes paper_topics.
 
     The worker does it once its papers' topics are committed, while the build makes the
-    papers' rows, on the second core (the reader is done by then). The build's copy then
-    reads the rows in its own order and only appends: at 300,000 records 2.5 s for
-    paper_topics sorted by the copy, 1.3 s sorted before.
+    papers' rows, on the second core (the reader is done by then). The build then copies
+    the table and its index as they are (DatabaseWriter.copy_from): at 300,000 records 2.4 s
+    instead of 1.8 s to copy the rows and 2.6 s to index them.
     Another file, because the build reads the topics from the first one meanwhile: in the
     same file a reader would keep the worker from writing its sorted pages."""
     conn.execute("ATTACH DATABASE ? AS sorted", (str(sorted_path),))
@@ -336,10 +337,12 @@ def sort_for_copy(conn: sqlite3.Connection, sorted_path: Path) -> None:
     with conn:
         for table, source in SORTED_FOR_COPY.items():
             columns, key, _ = TABLES[table]
-            conn.execute(f"CREATE TABLE sorted.{source} ({', '.join(columns)}, "
-                         f"PRIMARY KEY ({', '.join(key)})) WITHOUT ROWID")
+            create_table, create_indexes = shaped_copy_sql(table, "sorted", source)
+            conn.execute(create_table)
             conn.execute(f"INSERT INTO sorted.{source} SELECT {', '.join(columns)} "
                          f"FROM main.{source} ORDER BY {', '.join(key)}")
+            for statement in create_indexes:  # after the rows: SQLite sorts them once
+                conn.execute(statement)
 
 
 def sorted_scratch(scratch: Path) -> Path:

@@ -33,7 +33,12 @@ def reported_as_os_error(path: Path):
 class DiskList:
     """An append-only list of strings in a scratch file: append, read by index, iterate."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, private: bool = False):
+        """`private`: no other connection reads the file while the list is open, so the
+        list holds SQLite's lock on it from its first read to its end (locking_mode
+        EXCLUSIVE) instead of taking and releasing it around every lookup: matching looks
+        up a paper's fingerprint by number, at random, in 11 instead of 24 µs (750,000 of
+        them in the file)."""
         self.path = path
         self.pending: list[str] = []
         with reported_as_os_error(path):
@@ -41,6 +46,8 @@ class DiskList:
             # A scratch file: nothing to recover after a crash, so no journal and no syncing.
             self.conn.execute("PRAGMA journal_mode = OFF")
             self.conn.execute("PRAGMA synchronous = OFF")
+            if private:
+                self.conn.execute("PRAGMA locking_mode = EXCLUSIVE")
             self.conn.execute("CREATE TABLE IF NOT EXISTS items (n INTEGER PRIMARY KEY, value TEXT)")
             self.stored = self.conn.execute("SELECT count(*) FROM items").fetchone()[0]
 

@@ -306,6 +306,20 @@ def test_truncated_record_gives_a_problem_and_a_sound_database(dumps_dir, tmp_pa
     assert rows(out, "select reason from problems") == [("title with no abstract after it (truncated record)",)]
 
 
+def test_the_larger_cache_holds_only_for_its_block(tmp_path):
+    from neuroai_papers.write import INSERT_CACHE_KIB, DatabaseWriter
+
+    with DatabaseWriter(tmp_path / "papers.db") as writer:
+        cache = lambda: writer.conn.execute("pragma cache_size").fetchone()[0]  # noqa: E731
+        default = cache()
+        with writer.cache_for_random_inserts():
+            assert cache() == -INSERT_CACHE_KIB != default
+        assert cache() == default
+        with pytest.raises(ZeroDivisionError), writer.cache_for_random_inserts():
+            1 / 0
+        assert cache() == default
+
+
 def test_interrupted_write_leaves_no_file_in_place(copy_real_dumps, tmp_path, monkeypatch):
     from neuroai_papers import build as build_module, write
 

@@ -244,6 +244,58 @@ def test_new_papers_in_a_worker_give_the_rows_made_here(tmp_path):
     assert not (tmp_path / "there-sorted").exists()
 
 
+def test_the_worker_sorted_copy_has_the_shape_of_paper_topics_and_copies_whole(tmp_path):
+    """The worker's sorted table and its index are declared as paper_topics is (what SQLite's
+    transfer optimization asks for: column affinities, key, WITHOUT ROWID, indexes), and
+    copy_from brings the rows and the index entries over as they are."""
+    import sqlite3
+
+    from neuroai_papers.write import (INDEXES, TABLES, DatabaseWriter, shaped_copy_sql,
+                                      storage_order)
+
+    def shape(conn, schema, table):
+        columns = [row[1:3] + row[3:4] + row[5:6] for row in
+                   conn.execute(f"pragma {schema}.table_xinfo([{table}])")]
+        indexes = sorted(
+            [column for (_, _, column) in conn.execute(f"pragma {schema}.index_info([{name}])")]
+            for (_, name, unique, origin, _) in conn.execute(f"pragma {schema}.index_list([{table}])")
+            if origin == "c")
+        without_rowid = conn.execute(f"select sql like '%WITHOUT ROWID' from {schema}.sqlite_master "
+                                     f"where name = ?", (table,)).fetchone()[0]
+        return columns, indexes, without_rowid
+
+    source = tmp_path / "sorted.db"
+    conn = sqlite3.connect(source)
+    create_table, create_indexes = shaped_copy_sql("paper_topics", "main", "evidence")
+    conn.execute(create_table)
+    evidence = [(f"paper-{n % 7}", f"topic-{n % 3}", "abstract" if n % 2 else "title",
+                 f"rule {n}", f"text {n}", n) for n in range(60)]
+    conn.executemany("insert into evidence values (?, ?, ?, ?, ?, ?)", evidence)
+    for statement in create_indexes:
+        conn.execute(statement)
+    conn.commit()
+    with DatabaseWriter(tmp_path / "papers.db") as writer:
+        db = writer.db.conn
+        db.execute("ATTACH DATABASE ? AS sorted", (str(source),))
+        names = lambda s: [column[0] for column in s[0]]  # noqa: E731
+        theirs, ours = shape(db, "sorted", "evidence"), shape(db, "main", "paper_topics")
+        assert names(ours) == list(TABLES["paper_topics"][0])
+        # the same columns, declared types, NOT NULLs, key and indexes, without rowid both
+        assert [c[1:] for c in theirs[0]] == [c[1:] for c in ours[0]]
+        assert theirs[1] == INDEXES["paper_topics"] and theirs[2] == ours[2] == 1
+        db.execute("COMMIT")
+        db.execute("DETACH DATABASE sorted")
+        db.execute("BEGIN")
+        assert writer.copy_from("paper_topics", source, "evidence") == 60
+        assert db.execute(f"select * from paper_topics "
+                          f"order by {storage_order('paper_topics')}").fetchall() == sorted(evidence)
+        assert shape(db, "main", "paper_topics")[1] == INDEXES["paper_topics"]
+        assert db.execute("pragma integrity_check").fetchall() == [("ok",)]
+        by_topic = db.execute("select topic, paper_id from paper_topics indexed by "
+                              "idx_paper_topics_topic_paper_id order by topic, paper_id").fetchall()
+        assert by_topic == sorted((row[1], row[0]) for row in evidence)
+
+
 def test_a_dead_worker_fails_the_build_with_one_line(tmp_path):
     from neuroai_papers.parallel import NEW_PAPERS_BACKLOG, NewPapers
     from neuroai_papers.write import BuildCheckError
