@@ -519,6 +519,11 @@ def remove_stale_temporaries(out: Path) -> None:
 
 
 SORT_THREADS = min(os.cpu_count() or 1, 4)
+# Pages of 16 KiB instead of SQLite's 4: building an index reads the whole papers table
+# (its abstracts too), once per index, a page at a time; four times fewer pages made the 12
+# indexes of 225,000 papers 5.0 -> 3.4-3.8 s, copying the table 3.9-4.1 -> 2.5-3.2 s, and
+# the table 9% smaller (less room lost at the end of pages for rows of 2 KB).
+PAGE_BYTES = 16_384
 INSERT_CACHE_KIB = 96 * 1024  # see DatabaseWriter.cache_for_random_inserts
 DEFAULT_CACHE_PAGES = -2000  # SQLite's default cache_size (2,000 KiB)
 PACKED_CHUNK = 1_000_000  # pairs per JSON text in insert_packed_pairs (about 20 MB of it)
@@ -559,6 +564,8 @@ class DatabaseWriter:
             if copy_of is not None:
                 copy_database(copy_of, self.tmp)
             self.db = sqlite_utils.Database(self.tmp)
+            if copy_of is None:  # before the first table: a file's page size is then fixed
+                self.db.execute(f"PRAGMA page_size = {PAGE_BYTES}")
             # Nothing needs a journal: a failed build throws the whole temporary file away.
             self.db.execute("PRAGMA journal_mode = OFF")
             self.db.execute("PRAGMA synchronous = OFF")

@@ -306,6 +306,14 @@ def test_truncated_record_gives_a_problem_and_a_sound_database(dumps_dir, tmp_pa
     assert rows(out, "select reason from problems") == [("title with no abstract after it (truncated record)",)]
 
 
+def test_the_built_file_has_the_builds_page_size_and_is_sound(real_db):
+    from neuroai_papers.write import PAGE_BYTES
+
+    assert PAGE_BYTES != 4096  # SQLite's default: the build sets its own
+    assert rows(real_db, "pragma page_size") == [(PAGE_BYTES,)]
+    assert rows(real_db, "pragma integrity_check") == [("ok",)]
+
+
 def test_the_larger_cache_holds_only_for_its_block(tmp_path):
     from neuroai_papers.write import INSERT_CACHE_KIB, DatabaseWriter
 
