@@ -648,8 +648,7 @@ class DatabaseWriter:
             conn.execute("COMMIT")  # SQLite attaches a file only outside a transaction
             conn.execute("ATTACH DATABASE ? AS source", (str(path),))
             conn.execute("BEGIN")
-            for columns in INDEXES.get(table, []):  # the transfer fills them too
-                self.db[table].create_index(columns, if_not_exists=True)
+            self.index([table])  # on the empty table: the transfer fills them too
             copied = conn.execute(f"insert into main.[{table}] "
                                   f"select * from source.[{source}]").rowcount
             conn.execute("COMMIT")
