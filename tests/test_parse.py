@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import pytest
 
 from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, blank_separated
@@ -11,7 +14,10 @@ from neuroai_papers.parse import (
     LAYOUT_NO_BLANK_LINES,
     DumpDate,
     DumpError,
+    LONGEST_METADATA_LINE,
+    Record,
     line_claims,
+    line_kind,
     parse_dump,
     read_dump,
 )
@@ -228,3 +234,30 @@ def test_parsing_is_idempotent_on_its_own_output():
     again = parse_dump("x.txt", "\n\n".join(f"{r.title}\n\n{r.abstract}" for r in parsed.records))
     assert [(r.title, r.abstract) for r in again.records] == [
         (r.title, r.abstract) for r in parsed.records]
+
+
+@pytest.mark.parametrize("line", [
+    "• 99999 authors", "· 12 Authors", "99999 authors", "·", "•",
+    "September. 30, 2025 999999", "September 30, 2025 999999", "Sept. 30, 2025 999999", "September 30 2025 999999",
+    "Feb 25", "Feb 25 13",
+])
+def test_the_longest_metadata_lines_are_within_the_bound_line_kind_skips_above(line):
+    """line_kind calls any line longer than LONGEST_METADATA_LINE text without trying the
+    patterns: no metadata line may be longer."""
+    assert line_kind(line) != "text"
+    assert len(line) <= LONGEST_METADATA_LINE
+    assert line_kind(line + " x" * 20) == "text"
+
+
+def test_a_record_survives_pickling_field_for_field():
+    """The reader process sends records to the build pickled (Record.__reduce__ lists the
+    fields): every field must come back, whatever its position."""
+    values = {"position": 7, "line": 11, "title": "A title", "abstract": "An abstract.",
+              "end_line": 19, "authors": 4, "organization": "Some Lab",
+              "date_text": "Feb 25, 2025", "date": DumpDate(2, 25, 2025), "comments": 3,
+              "has_separator": True}
+    assert [field.name for field in dataclasses.fields(Record)] == list(values)
+    record = Record(**values)
+    again = pickle.loads(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+    assert dataclasses.asdict(again) == dataclasses.asdict(record) == {
+        **values, "date": {"month": 2, "day": 25, "year": 2025}}
