@@ -61,9 +61,19 @@ class DumpReader:
         if sum(map(file_size, paths)) >= min_bytes:  # see large_corpus
             context = multiprocessing.get_context("spawn")
             self.queue = context.Queue(maxsize=READ_AHEAD)
-            self.process = context.Process(target=read_ahead, args=(os.getpid(), paths, self.queue),
+            # The paths go through a queue of their own, not as the process's arguments:
+            # start() writes the arguments into a pipe the new process reads as it starts,
+            # and one that dies before (a script that starts the build without a __main__
+            # guard, re-run by spawn) would leave start() waiting forever on the 650 KB of
+            # 16,000 paths. A queue writes them from a thread, and the reading below finds
+            # the process dead.
+            self.paths_inbox = context.Queue()
+            self.paths_inbox.cancel_join_thread()  # an exit must not wait for a dead reader
+            self.process = context.Process(target=read_ahead,
+                                           args=(os.getpid(), self.paths_inbox, self.queue),
                                            daemon=True)
             self.process.start()
+            self.paths_inbox.put(paths)
             # Only the worker writes to the queue. Without the build's own copy of the pipe's
             # writing end, a worker killed halfway through a message leaves the build an end
             # of file (EOFError) instead of a read that waits forever for the rest.
@@ -108,6 +118,7 @@ class DumpReader:
                 self.process.kill()
             self.process.join()
             self.queue.close()
+            self.paths_inbox.close()
 
     def __enter__(self) -> "DumpReader":
         return self
@@ -130,13 +141,14 @@ def file_size(path: Path) -> int:
         return 0
 
 
-def read_ahead(build: int, paths: list[Path], out) -> None:
-    """The reader worker: ("dump", parsed, keys) for each dump in order, or ("refused",
-    why) for the first dump refused; ("failed", why) and exit 3 if anything else fails."""
+def read_ahead(build: int, inbox, out) -> None:
+    """The reader worker: for the dumps it gets from `inbox`, ("dump", parsed, keys) for
+    each in order, or ("refused", why) for the first dump refused; ("failed", why) and exit
+    3 if anything else fails."""
     die_with_parent(build)
     gc.disable()  # as in the build (build.cycle_collection_paused): it makes no cycles
     try:
-        for path in paths:
+        for path in inbox.get():
             try:
                 dump, keys = read_with_keys(path)
             except DumpError as error:

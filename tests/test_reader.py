@@ -5,11 +5,14 @@ included, and its death must fail the build with one line."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 from benchmarks.generate import generate_corpus
-from conftest import REAL_DUMPS, rows, run_build
+from conftest import REAL_DUMPS, ROOT, rows, run_build
 from neuroai_papers.dedupe import record_keys
 from neuroai_papers.parallel import DumpReader
 from neuroai_papers.parse import DumpError, read_dump
@@ -66,6 +69,30 @@ def test_a_dead_worker_fails_the_read_with_one_line(mixed_dumps):
                                                   r"ended with exit code -9"):
             for _ in dumps:  # what it queued before it died may still come
                 pass
+
+
+def test_a_worker_that_dies_as_it_starts_fails_the_read_instead_of_hanging(tmp_path):
+    """A script that reads the dumps without a __main__ guard: spawn runs it again in the
+    worker, whose own DumpReader then fails before the worker has read anything. With
+    16,000 paths given as the process's arguments (650 KB through a pipe nobody reads any
+    more), start() used to wait forever; here 3,000 paths make 200 KB."""
+    script = tmp_path / "no_guard.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(ROOT)!r})
+        from neuroai_papers.parallel import DumpReader
+        paths = [Path({str(tmp_path)!r}) / f"{{n:06d}}_a_dump_with_a_long_name.txt"
+                 for n in range(3000)]
+        with DumpReader(paths, min_bytes=0) as reader:
+            next(iter(reader))
+        """))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        "neuroai_papers.write.BuildCheckError: reading the dumps: the worker process ended "
+        "with exit code 1")
 
 
 def test_a_large_build_reads_in_a_worker_and_keeps_every_record_in_order(tmp_path):
