@@ -287,6 +287,12 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         # the rows (72 MB of packed pairs instead of the index's 201 MB at a million records).
         title_blocks = dedup.blocks.packed_pairs()
         dedup.blocks.clear()
+        abstracts.flush()  # the index, and the topics without a worker, read the file
+        # The full-text index needs the papers' texts only: it is built in a thread
+        # (write.SearchIndexBuild) from here on, beside the rows. Started after the topics,
+        # it was still running when the rows were done, and the build waited for it with a
+        # core idle (a million records: write stage 62-68 s, 36 s when started here).
+        writer.start_search_index([paper.title for paper in dedup.papers], abstracts.path)
         progress.line("dates, organizations, sightings")
         with stages.timed("rows"):  # first the rows that need no topics
             corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places)
@@ -303,12 +309,7 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
                 writer.index(WRITTEN_BEFORE_TOPICS)
         progress.line(f"topics of {len(dedup.papers):,} papers, then the papers")
         with stages.timed("topics"):  # with a worker: what is left of its work
-            abstracts.flush()  # the index, and the topics without a worker, read the file
             new_papers.assign(dedup, abstracts, writer)
-            # A core is free from here on: the full-text index is built in a thread beside
-            # the rest (write.SearchIndexBuild). Started at the end of matching, it slowed
-            # the worker down and the build waited for the worker instead.
-            writer.start_search_index([paper.title for paper in dedup.papers], abstracts.path)
             writer.insert("topics", topic_rows(inputs.topics, papers_per_topic(dedup.papers)))
         with stages.timed("rows"), writer.cache_for_random_inserts():
             writer.insert("papers", paper_rows(corpus, dedup, abstracts, inputs.places))

@@ -97,6 +97,7 @@ LEADING_BOUNDARY = re.compile(r"\b")
 SEPARATOR = "\n\x00\n"  # between papers: no word and no rule can span it
 SCAN_CHUNK = 2_000  # papers scanned together: bounds the joined text and the hits held
 MAX_STARTS = 64  # literal starts of one rule tracked at most (alternations multiply them)
+REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT)
 
 
 @dataclass
@@ -183,14 +184,24 @@ def sure_starts(source: str) -> tuple[str, ...] | None:
         return None
     if not starts or min(map(len, starts)) < 2:
         return None
-    return tuple(sorted(starts))
+    # A start that begins with another adds nothing but the same places found twice.
+    return tuple(sorted(start for start in starts
+                        if not any(start != other and start.startswith(other)
+                                   for other in starts)))
 
 
 def literal_starts(items: list) -> tuple[set[str], bool]:
     """Return the literal prefixes of a parsed pattern, and whether they are all of it.
 
     Literals extend every prefix; a group or an alternation extends them with each of its
-    own prefixes; anything else (a repeat, a class, an escape) ends them.
+    own prefixes, an optional item (`s?`, `(?:the )?`) with each of its own and with
+    nothing, a class of a few letters (`[- ]`) with each letter; a repeat that must match
+    at least once extends them with its item's prefixes and ends them; anything else (a
+    repeat that may match nothing, a range, an escape) ends them.
+
+    Going on past an optional item matters: `models? of` starts with `model`, a word of
+    every other abstract, but with `model of` or `models of` only, where the rule is tried
+    a hundred times less often.
     """
     found = {""}
     for op, value in items:
@@ -203,6 +214,14 @@ def literal_starts(items: list) -> tuple[set[str], bool]:
             branches = [literal_starts(list(branch)) for branch in value[1]]
             inner = set().union(*(starts for starts, _ in branches))
             complete = all(whole for _, whole in branches)
+        elif op in REPEATS and value[0] >= 1:  # at least one: it starts so, then who knows
+            inner, _ = literal_starts(list(value[2]))
+            complete = False
+        elif op in REPEATS and (value[0], value[1]) == (0, 1):
+            inner, complete = literal_starts(list(value[2]))
+            inner = inner | {""}
+        elif op is sre_constants.IN and all(kind is sre_constants.LITERAL for kind, _ in value):
+            inner, complete = {chr(code) for _, code in value}, True
         else:
             return found, False
         found = {start + more for start in found for more in inner}
@@ -278,7 +297,9 @@ class ChunkScan:
                 last = bisect_right(self.starts, end - 1) - 1
                 redo.update(range(index, last + 1))
                 continue
-            hits = found.setdefault(index, Hits([], [], True))
+            hits = found.get(index)
+            if hits is None:  # not setdefault: that would make a Hits for every match
+                hits = found[index] = Hits([], [], True)
             if end <= self.title_ends[index]:
                 hits.title.append(self.titles[index][start - self.starts[index]:
                                                      end - self.starts[index]])

@@ -254,8 +254,9 @@ class SearchIndexBuild:
     alone, without the table, from the rows' indexed columns (`titles`, in rowid order from
     1, and the abstracts in the scratch file of a texts.DiskList at `abstracts`).
 
-    The build starts it once the new-papers worker is done, so the index is written on the
-    core the worker leaves free while the build makes the papers' rows. The titles go into
+    The build starts it as soon as matching is done (build.full_build), so the index is
+    written beside the rows, on whatever core the build and the new-papers worker leave
+    free, and is ready by the time the rows are. The titles go into
     the file first; then one INSERT ... SELECT joins them with the abstracts, inside SQLite:
     a thread that fed the index row by row from Python took Python's lock for every row,
     and slowed the rows down by as much as it saved."""

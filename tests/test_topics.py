@@ -97,7 +97,7 @@ def test_evaluate_counts_true_and_false_positives(precision, recall, expected):
 from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
 from neuroai_papers.topics import (Hits, Rules, Topic, paper_hits, scanning_regex,  # noqa: E402
-                                   topic_evidence)
+                                   sure_starts, topic_evidence)
 
 # Rules that can span a field's end (\s, \W) or a paper's end, or none, and an uppercase-free
 # escape: the cases where the joined text could disagree with each field matched alone.
@@ -144,6 +144,34 @@ def test_joined_scan_equals_each_paper_alone(pairs):
     topics = [EDGE_TOPIC, *TOPICS]
     assert assign_topics(papers, topics) == reference_rows(papers, topics)
     assert [p["topics"] for p in papers] == [p["reference_topics"] for p in papers]
+
+
+RULES = sorted(set().union(*(topic.all_sources for topic in TOPICS)) | {
+    "models? of (?:the )?brain", "brain[- ]like", "multi-?unit", r"(?:ab)+c", r"x\w*",
+    "(?:the )?brain", r"[a-c]x", "a?bc", r"spik(?:e|ing)s? [^x]", r"eeg\W+eeg"})
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.sampled_from(RULES).flatmap(
+    lambda rule: st.tuples(st.just(rule), st.from_regex(rule, fullmatch=True))))
+def test_every_match_of_a_rule_begins_with_one_of_its_sure_starts(rule_and_match):
+    """The scan tries a rule only where one of its sure starts occurs (Anchors): a match
+    that began otherwise would be lost."""
+    rule, text = rule_and_match
+    starts = sure_starts(rule)
+    assert starts is None or text.startswith(starts), (rule, text, starts)
+
+
+def test_sure_starts_go_on_past_optional_items_and_small_classes():
+    assert sure_starts("models? of (?:the )?brain") == (
+        "model of brain", "model of the brain", "models of brain", "models of the brain")
+    assert sure_starts("state[- ]space models?") == ("state space model", "state-space model")
+    assert sure_starts(r"(?:ab)+c") == ("ab",)  # once at least, then anything
+    assert sure_starts(r"decod\w* from") == ("decod",)
+    assert sure_starts("a?bc") == ("abc", "bc")
+    assert sure_starts("a?b") is None  # `b`: a start of one letter is found everywhere
+    assert sure_starts(r"x\w*") is None and sure_starts("[a-c]x") is None
 
 
 def test_a_match_across_title_and_abstract_counts_for_neither_field():
