@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import ahocorasick
+import ahocorasick_rs
 import yaml
 
 from .parse import DumpError
@@ -155,23 +155,26 @@ class Anchors:
     rule's regex is then tried only there, instead of scanning the whole text once per rule
     (179 rules over a gigabyte of abstracts at a million papers). Rules whose starts are
     not sure (an opening \\w*, a character class) are scanned the ordinary way.
+
+    The automaton is ahocorasick_rs's DFA: on 30,000 abstracts (45 million characters) it
+    finds the 265,000 starts in 0.65 s where pyahocorasick's automaton took 1.32 s, the
+    same starts (a test holds them to a plain search for each start).
     """
 
     def __init__(self, sources: list[str]):
         self.of_rule = {source: sure_starts(source) for source in sources}
-        self.automaton = ahocorasick.Automaton()
-        for starts in self.of_rule.values():
-            for start in starts or ():
-                self.automaton.add_word(start, start)
-        if len(self.automaton):
-            self.automaton.make_automaton()
+        self.words = sorted({start for starts in self.of_rule.values() for start in starts or ()})
+        self.automaton = ahocorasick_rs.AhoCorasick(
+            self.words, implementation=ahocorasick_rs.Implementation.DFA) if self.words else None
 
     def find(self, text: str) -> dict[str, list[int]]:
-        """Return where each literal start occurs in `text` (ascending positions)."""
+        """Return where each literal start occurs in `text` (ascending positions; string
+        indexes, not UTF-8 offsets), overlapping ones included."""
         found: dict[str, list[int]] = {}
-        if len(self.automaton):
-            for end, start in self.automaton.iter(text):
-                found.setdefault(start, []).append(end - len(start) + 1)
+        if self.automaton is not None:
+            words = self.words
+            for number, start, _ in self.automaton.find_matches_as_indexes(text, overlapping=True):
+                found.setdefault(words[number], []).append(start)
         return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_evaluate_counts_true_and_false_positives(precision, recall, expected):
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
-from neuroai_papers.topics import (Hits, Rules, Topic, paper_hits, scanning_regex,  # noqa: E402
+from neuroai_papers.topics import (Anchors, Hits, Rules, Topic, paper_hits, scanning_regex,  # noqa: E402
                                    sure_starts, topic_evidence)
 
 # Rules that can span a field's end (\s, \W) or a paper's end, or none, and an uppercase-free
@@ -161,6 +162,24 @@ def test_every_match_of_a_rule_begins_with_one_of_its_sure_starts(rule_and_match
     rule, text = rule_and_match
     starts = sure_starts(rule)
     assert starts is None or text.startswith(starts), (rule, text, starts)
+
+
+ANCHOR_WORDS = ["brain", "brain decoding", "decod", "ain", "é b", "eeg", "eeg eeg"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(["brain", " decoding", "eeg", " ", "é", "😀", "ß", "x",
+                                 "ain", "\n\x00\n"]), max_size=20).map("".join))
+def test_anchors_are_found_wherever_they_occur_even_overlapping(text):
+    """The automaton gives, for each start, every string index where it occurs: starts
+    inside others and after characters of two to four UTF-8 bytes included."""
+    anchors = Anchors([re.escape(word) for word in ANCHOR_WORDS])
+    expected = {}
+    for word in ANCHOR_WORDS:
+        places = [i for i in range(len(text)) if text.startswith(word, i)]
+        if places:
+            expected[word] = places
+    assert anchors.find(text) == expected
 
 
 def test_sure_starts_go_on_past_optional_items_and_small_classes():
