@@ -208,11 +208,21 @@ def test_mutated_real_dumps_are_read_or_refused_with_file_and_line(dump_path, da
 @given(st.lists(st.sampled_from([" ", "  ", "\t", "\u00a0", "\u200b", "\x07", "a", "é", "\n"]),
                 max_size=60).map("".join))
 def test_normalizing_collapses_every_run_of_spaces_as_the_regex_would(text):
-    """normalize_text collapses runs with str.replace; the result must be the regex's."""
+    """normalize_text collapses runs with str.find; the result must be the regex's."""
     from neuroai_papers.parse import (CONTROL, INVISIBLE, ODD_SPACES, RUN_OF_SPACES,
                                       normalize_text)
     expected = RUN_OF_SPACES.sub(" ", CONTROL.sub("", ODD_SPACES.sub(" ", INVISIBLE.sub("", text))))
     assert normalize_text(text) == expected
+
+
+@BOUNDED
+@given(st.lists(st.one_of(st.sampled_from([" ", "  ", "     ", "\n"]), st.text(max_size=8)),
+                max_size=40).map("".join))
+def test_runs_of_spaces_collapse_as_the_regex_collapses_them(text):
+    """Runs at the start, at the end, next to each other across a line break, and in any
+    script: collapse_runs_of_spaces must give what RUN_OF_SPACES.sub(" ") gives."""
+    from neuroai_papers.parse import RUN_OF_SPACES, collapse_runs_of_spaces
+    assert collapse_runs_of_spaces(text) == RUN_OF_SPACES.sub(" ", text)
 
 
 def test_the_noise_gate_matches_exactly_the_characters_normalizing_removes_or_replaces():
