@@ -283,6 +283,7 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
             inputs.topics, TOPICS, writer.scratch_path("new-papers"), worker=large_corpus(inputs.paths)))
         progress.line(f"topics: {new_papers.where}")
         parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages, new_papers)
+        new_papers.all_sent()
         # Matching is done: its keys become the title_blocks rows, and their memory goes to
         # the rows (72 MB of packed pairs instead of the index's 201 MB at a million records).
         title_blocks = dedup.blocks.packed_pairs()

@@ -199,6 +199,16 @@ class NewPapers:
             self.send([(paper.number, paper.id, paper.title, abstract)
                        for paper, abstract in papers])
 
+    def all_sent(self) -> None:
+        """Tell the worker that no more papers come (matching is done), so that it finishes
+        the last papers and sorts its rows at once, not when the build first waits for it:
+        in a 1M build it sat idle for about 17 s after matching, then sorted while the
+        build made the papers' rows beside the full-text index's thread, three busy
+        threads on two cores (the build then waited 5.1-6.8 s for it, 4.0-4.5 s now)."""
+        if self.process is not None and not self.sent_all:
+            self.send(None)
+            self.sent_all = True
+
     def send(self, message: list | None) -> None:
         while True:  # a full queue waits for the worker, unless the worker is gone
             try:
@@ -232,9 +242,7 @@ class NewPapers:
         the event `until` (at once without a worker)."""
         if self.process is None or self.finished:
             return
-        if not self.sent_all:
-            self.send(None)  # no more papers
-            self.sent_all = True
+        self.all_sent()
         while until is not None and self.process.is_alive():
             if until.wait(timeout=1.0):
                 return

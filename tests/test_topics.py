@@ -291,6 +291,29 @@ def test_new_papers_in_a_worker_give_the_rows_made_here(tmp_path):
     assert not (tmp_path / "there-sorted").exists()
 
 
+def test_the_worker_finishes_on_its_own_once_told_that_matching_is_done(tmp_path):
+    """The build calls all_sent as matching ends: the worker then does its last papers and
+    sorts its rows without the build waiting on it, and what the build reads afterwards
+    is the same as when it was told only by the build's first wait."""
+    from neuroai_papers.parallel import NewPapers
+
+    dedup, abstracts = seed_papers()
+    path = ROOT / "reference" / "topics.yml"
+    written = []
+    for tell_early in (False, True):
+        with NewPapers(TOPICS, path, tmp_path / f"early-{tell_early}", True) as new_papers:
+            new_papers.add(list(zip(dedup.papers, abstracts, strict=True)))
+            if tell_early:
+                new_papers.all_sent()
+                new_papers.process.join(timeout=60)
+                assert new_papers.process.exitcode == 0  # done and sorted, nobody waiting
+                new_papers.all_sent()  # the build's later waits tell it again: harmless
+            written.append(written_rows(new_papers, dedup, abstracts, tmp_path,
+                                        f"early-{tell_early}"))
+    assert written[0] == written[1]
+    assert len(written[0][0]) > len(dedup.papers)
+
+
 def test_the_worker_sorted_copy_has_the_shape_of_paper_topics_and_copies_whole(tmp_path):
     """The worker's sorted table and its index are declared as paper_topics is (what SQLite's
     transfer optimization asks for: column affinities, key, WITHOUT ROWID, indexes), and
