@@ -204,7 +204,8 @@ class NewPapers:
         the last papers and sorts its rows at once, not when the build first waits for it:
         in a 1M build it sat idle for about 17 s after matching, then sorted while the
         build made the papers' rows beside the full-text index's thread, three busy
-        threads on two cores (the build then waited 5.1-6.8 s for it, 4.0-4.5 s now)."""
+        threads on two cores (the build's `topics` stage, its waits for the worker and the
+        copy of its rows: 5.1-6.8 s in three 1M builds, 4.0-4.5 s with this)."""
         if self.process is not None and not self.sent_all:
             self.send(None)
             self.sent_all = True
