@@ -133,8 +133,8 @@ def test_search_rowid_repeats_the_rowid_and_the_check_catches_a_stray(real_db, t
     # The full-text index no longer agrees with its table (checked in the second thread).
     ("update papers set abstract = 'quite different words now' where rowid = 2",
      r"^papers_fts: .*"),
-    ("insert into sightings (dump, line, paper_id) values ('nowhere.txt', 1, 'no-such-paper')",
-     r"^foreign keys broken: "),
+    ("update sightings set paper_id = 'no-such-paper' where id = (select min(id) from sightings)",
+     r"^foreign keys broken: sightings.paper_id: 1 values not in papers.id \('no-such-paper'"),
     ("delete from sightings where id = (select max(id) from sightings)",
      r"^sightings: \d+ rows written, \d+ expected$"),
 ])
@@ -193,35 +193,46 @@ def test_the_link_check_finds_what_sqlites_foreign_key_check_finds(real_db, tmp_
      r"^papers_fts: 1 papers differ from the text their full-text index was built from$"),
     ("papers", "update papers set title = title || ' again' where rowid = 3",
      r"^papers_fts: 1 papers differ from the text"),
-    ("titles", "delete from titles where n = (select max(n) from titles)",
+    ("built", "delete from titles where n = (select max(n) from titles)",
      r"^papers_fts: 1 papers differ from the text"),
+    # The index in the file is no longer the one FTS5 built from the texts.
+    ("papers", "update papers_fts_data set block = block || x'00' "
+               "where id = (select max(id) from papers_fts_data)",
+     r"^papers_fts: the index is not the one built from the texts: "
+     r"papers_fts_data: 1 rows not as built \((\d+) rows, \1 built\)$"),
+    ("papers", "delete from papers_fts_idx where (segid, term) = "
+               "(select segid, term from papers_fts_idx order by segid, term desc limit 1)",
+     r"^papers_fts: the index is not the one built from the texts: "
+     r"papers_fts_idx: 0 rows not as built \((\d+) rows, (?!\1)\d+ built\)$"),
+    ("built", "update papers_fts_docsize set sz = x'00' where id = 1",
+     r"^papers_fts: the index is not the one built from the texts: papers_fts_docsize: 1 rows"),
 ])
 def test_the_build_checks_the_index_against_the_texts_it_was_built_from(
         real_db, tmp_path, damaged, damage, error):
     """In a build, the full-text index is checked against the titles and abstracts it was
-    built from (and its own structure), not tokenized again from the table: a paper whose
-    text differs from them, or a text missing, fails the check."""
+    built from, and against the index FTS5 built from them in its own file, not tokenized
+    again from the table: a paper whose text differs from them, a text missing, or an index
+    that is not, row for row, the one built from them, fails the check. The index built
+    here from the file's texts, as the build builds it, is the one in the file."""
     import shutil
 
     from neuroai_papers.texts import DiskList
-    from neuroai_papers.write import BuildCheckError, IndexedTexts, check_database
+    from neuroai_papers.write import BuildCheckError, SearchIndexBuild, check_database
 
-    db, titles, abstracts = tmp_path / "papers.db", tmp_path / "titles.db", tmp_path / "abstracts.db"
+    db, built = tmp_path / "papers.db", tmp_path / "search.db"
     shutil.copyfile(real_db, db)
-    with sqlite3.connect(titles) as conn:
-        conn.execute("create table titles (n integer primary key, title text)")
-        conn.executemany("insert into titles values (?, ?)",
-                         rows(real_db, "select rowid, title from papers"))
-    with DiskList(abstracts) as texts:
+    with DiskList(tmp_path / "abstracts.db") as texts:
         for (abstract,) in rows(real_db, "select abstract from papers order by rowid"):
             texts.append(abstract)
         texts.flush()
-        indexed = IndexedTexts(titles, abstracts)
-        check_database(db, {}, indexed)  # the build's own file passes
-        with sqlite3.connect(db if damaged == "papers" else titles) as conn:
+        titles = [title for (title,) in rows(real_db, "select title from papers order by rowid")]
+        search = SearchIndexBuild(built, "papers", titles, texts.path)
+        search.wait()
+        check_database(db, {}, search.texts)  # the build's own file passes
+        with sqlite3.connect(db if damaged == "papers" else built) as conn:
             conn.execute(damage)
         with pytest.raises(BuildCheckError, match=error):
-            check_database(db, {}, indexed)
+            check_database(db, {}, search.texts)
 
 
 def test_ranked_search_puts_title_matches_first(real_db):
