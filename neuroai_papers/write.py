@@ -318,6 +318,12 @@ class SearchIndexBuild:
             self.conn.close()
 
 
+# The shadow tables that hold an FTS5 index (copy_search_index copies
+# them, copied_index_differences compares them): key, value columns.
+SEARCH_INDEX_SHADOWS = {"data": (("id",), ("block",)), "idx": (("segid", "term"), ("pgno",)),
+                        "docsize": (("id",), ("sz",))}
+
+
 def copy_search_index(conn: sqlite3.Connection, table: str, path: Path) -> None:
     """Create the table's full-text index from the one in the SQLite file at `path`.
 
@@ -331,7 +337,7 @@ def copy_search_index(conn: sqlite3.Connection, table: str, path: Path) -> None:
     conn.execute("BEGIN")
     conn.execute(search_index_sql(table))
     # main. everywhere: an unqualified name would find the attached file's tables too.
-    for shadow in ("data", "idx", "docsize"):
+    for shadow in SEARCH_INDEX_SHADOWS:
         conn.execute(f"DELETE FROM main.[{table}_fts_{shadow}]")
         conn.execute(f"INSERT INTO main.[{table}_fts_{shadow}] "
                      f"SELECT * FROM source.[{table}_fts_{shadow}]")
@@ -408,11 +414,6 @@ def check_indexed_texts(path: Path, texts: IndexedTexts) -> None:
     if copied:
         raise BuildCheckError(f"papers_fts: the index is not the one built from the texts: "
                               f"{'; '.join(copied)}")
-
-
-# The shadow tables that hold an FTS5 index (see copy_search_index): key, value columns.
-SEARCH_INDEX_SHADOWS = {"data": (("id",), ("block",)), "idx": (("segid", "term"), ("pgno",)),
-                        "docsize": (("id",), ("sz",))}
 
 
 def copied_index_differences(conn: sqlite3.Connection, table: str,
