@@ -513,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only time the site (search pages, facets) on DB, a database "
                              "built before (a --keep file); print its figures")
     args = parser.parse_args(argv)
+    if args.builds < 1:
+        parser.error("--builds: at least 1")
     if args.site:
         print(site_report(args.site, args.repeats))
         return 0

@@ -63,7 +63,6 @@ def test_site_figures_of_a_kept_database(real_db, tmp_path, capsys):
         assert f"\n| {query} | " in printed
 
 
-
 def test_best_of_takes_the_fastest_build_with_its_stages_the_largest_peak_and_each_fastest_floor():
     from benchmarks.run import best_of
 
