@@ -206,6 +206,12 @@ def test_the_link_check_finds_what_sqlites_foreign_key_check_finds(real_db, tmp_
      r"papers_fts_idx: 0 rows not as built \((\d+) rows, (?!\1)\d+ built\)$"),
     ("built", "update papers_fts_docsize set sz = x'00' where id = 1",
      r"^papers_fts: the index is not the one built from the texts: papers_fts_docsize: 1 rows"),
+    # The terms counted from it, copied with it.
+    ("papers", "update terms set papers = papers + 1 where term = (select min(term) from terms)",
+     r"^papers_fts: the index is not the one built from the texts: terms: 1 rows not as built"),
+    ("built", "delete from terms where term = (select max(term) from terms)",
+     r"^papers_fts: the index is not the one built from the texts: terms: 1 rows not as built "
+     r"\((\d+) rows, (?!\1)\d+ built\)$"),
 ])
 def test_the_build_checks_the_index_against_the_texts_it_was_built_from(
         real_db, tmp_path, damaged, damage, error):
