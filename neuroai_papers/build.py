@@ -27,7 +27,8 @@ from pathlib import Path
 from . import __version__
 from .blocks import PAIR_SHIFT
 from .dedupe import Deduplicator, Sighting
-from .enrich import build_corpus, load_manifest, paper_rows, sighting_rows
+from .enrich import (INVALID_DATE_REASON, build_corpus, load_manifest, paper_rows,
+                     sighting_rows)
 from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
                           last_rowids, manifest_entries, new_dumps)
 from .organizations import OrganizationIndex, load_reference
@@ -212,6 +213,16 @@ def reusable_inputs_fingerprint(reference: Path) -> str:
     return digest.hexdigest()
 
 
+def report_date_problems(problems: list[dict], paths: list[Path], progress: Progress) -> None:
+    """Warn about each date found impossible (Feb 29 of a year that has none), as about a
+    line the parser could not read: both are problems of a dump's line."""
+    where = {path.name: path for path in paths}
+    for row in problems:
+        if row["reason"] == INVALID_DATE_REASON:
+            progress.line(f"warning: {where.get(row['dump'], row['dump'])}:{row['line']}: "
+                          f"{row['reason']}: {row['text'][:80]!r}")
+
+
 def report_unplaced(places: OrganizationIndex, reference: Path, progress: Progress) -> None:
     for line in places.unplaced():
         progress.line(f"warning: organization not on the map: {line!r} (add it to {reference})")
@@ -297,6 +308,7 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         progress.line("dates, organizations, sightings")
         with stages.timed("rows"):  # first the rows that need no topics
             corpus = build_corpus(parsed, dedup, inputs.manifest, inputs.places)
+            report_date_problems(corpus.problems, inputs.paths, progress)
             report_unplaced(inputs.places, inputs.reference, progress)
             for table in ("dumps", "organizations"):  # WRITTEN_BEFORE_TOPICS
                 writer.insert(table, getattr(corpus, table))
@@ -362,6 +374,12 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
                                                  inputs.topics)
                 dumps = [(row["name"], row["sha256"]) for row in conn.execute(
                     "select name, sha256 from dumps order by position")]
+            report_date_problems(
+                [{"dump": dump, "line": line, "text": text, "reason": reason}
+                 for dump, line, text, reason in conn.execute(
+                     "select dump, line, text, reason from problems where rowid > ? order by rowid",
+                     [since["problems"]])],
+                inputs.paths, progress)
         except sqlite3.Error as error:
             raise writer.error(error) from None
         report_unplaced(inputs.places, inputs.reference, progress)

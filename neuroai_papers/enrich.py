@@ -19,19 +19,20 @@ of that page. Every date carries the method that produced it.
 
 from __future__ import annotations
 
+import calendar
 import json
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Iterator, Mapping
 
-import yaml
 
 from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
+from .yamlfiles import read_yaml
 from .texts import DiskList
 
 MANIFEST = "manifest.yml"
@@ -79,18 +80,18 @@ class Corpus:
 def load_manifest(dumps_dir: Path, dump_names: set[str]) -> dict[str, date | int]:
     """Return the capture dates or years a maintainer stated in dumps/manifest.yml."""
     path = dumps_dir / MANIFEST
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):  # a broken link is refused, not ignored
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise DumpError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    data = read_yaml(path) or {}
     captures = data.get("captures") or {} if isinstance(data, dict) else None
     if not isinstance(captures, dict):
         raise DumpError(f"{path}: expected a `captures:` mapping of dump file name to date")
     for name, value in captures.items():
         if name not in dump_names:
             raise DumpError(f"{path}: `{name}` is not a dump in {dumps_dir}")
+        if isinstance(value, datetime):
+            raise DumpError(f"{path}: `{name}`: expected YYYY-MM-DD or a year, without a time; "
+                            f"got {value.isoformat()}")
         if not (isinstance(value, date) or (isinstance(value, int) and 1990 <= value <= 2100)):
             raise DumpError(f"{path}: `{name}`: expected YYYY-MM-DD or a year, got {value!r}")
     return captures
@@ -121,12 +122,9 @@ def infer_capture(
     """Return the capture date of one dump, with the method and the bounds on its year."""
     page = parsed.capture
     capture = Capture(parsed.capture_text, parsed.capture_line, None, None, "unknown")
+    if stated is not None:
+        refuse_contradicted_capture(parsed, sightings, stated)
     if isinstance(stated, date):
-        if page and (page.month, page.day) != (stated.month, stated.day):
-            raise DumpError(
-                f"{parsed.name}:{parsed.capture_line}: the page shows {parsed.capture_text} "
-                f"but {MANIFEST} states {stated.isoformat()}"
-            )
         capture.date, capture.year, capture.method = stated.isoformat(), stated.year, "stated"
         return capture
     if isinstance(stated, int):
@@ -138,6 +136,27 @@ def infer_capture(
     if page and capture.year and (full := make_date(capture.year, page)):
         capture.date = full.isoformat()
     return capture
+
+
+def refuse_contradicted_capture(parsed: ParsedDump, sightings: list[Sighting],
+                                stated: date | int) -> None:
+    """Raise DumpError if the page contradicts the capture the manifest states: another
+    page date, or a paper dated after the capture (a page cannot show a later date)."""
+    page = parsed.capture
+    year = stated if isinstance(stated, int) else stated.year
+    if page and ((page.year is not None and page.year != year) or (
+            isinstance(stated, date) and (page.month, page.day) != (stated.month, stated.day))):
+        shown = stated if isinstance(stated, int) else stated.isoformat()
+        raise DumpError(f"{parsed.name}:{parsed.capture_line}: the page shows "
+                        f"{parsed.capture_text} but {MANIFEST} states {shown}")
+    for sighting in sightings:
+        when = sighting.record.date
+        if not (when and when.year and (full := make_date(when.year, when))):
+            continue
+        if full.year > year or (isinstance(stated, date) and full > stated):
+            shown = stated if isinstance(stated, int) else stated.isoformat()
+            raise DumpError(f"{parsed.name}:{sighting.record.line}: this paper is dated "
+                            f"{full.isoformat()}, after the capture {MANIFEST} states ({shown})")
 
 
 def bound_capture_year(
@@ -162,7 +181,20 @@ def bound_capture_year(
         capture.year = capture.year_min = capture.year_max = pins.pop()
         capture.method = "inferred"
     elif capture.year_min is not None:
+        # A page that shows Feb 29 is a leap year's: the earliest year is the first leap
+        # year from the bound. (A pinned year above wins over it: a paper's date read
+        # elsewhere is firmer evidence, and a Feb 29 it contradicts is reported.)
+        yearless = [s.record.date for s in sightings if s.record.date and not s.record.date.year]
+        if any((when.month, when.day) == (2, 29) for when in [page, *yearless] if when):
+            capture.year_min = next_leap_year(capture.year_min)
         capture.year, capture.method = capture.year_min, "inferred_earliest"
+
+
+def next_leap_year(year: int) -> int:
+    """Return `year` if it is a leap year, else the next one."""
+    while not calendar.isleap(year):
+        year += 1
+    return year
 
 
 def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, str | None]:

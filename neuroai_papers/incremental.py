@@ -149,9 +149,11 @@ class StoredDeduplicator(Deduplicator):
         return self.loaded[rowid]
 
     def papers_with_key(self, key: str) -> list[Paper]:
+        # The newest BLOCK_CANDIDATES, as Deduplicator.papers_with_key: the stored ones first.
         stored = [self.stored_paper(rowid) for (rowid,) in self.conn.execute(
-            "select rowid from papers where title_key = ? order by rowid", (key,))]
-        return stored + super().papers_with_key(key)
+            "select rowid from papers where title_key = ? order by rowid desc limit ?",
+            (key, BLOCK_CANDIDATES))]
+        return (stored[::-1] + super().papers_with_key(key))[-BLOCK_CANDIDATES:]
 
     def candidate_numbers(self, blocks: list[int]) -> list[int]:
         # Only the newest candidates of a block are compared: the stored ones come first.

@@ -25,13 +25,16 @@ OUT = ROOT / "build" / "notebooks"
 TIMEOUT = 600  # seconds per cell
 
 
-def execute_notebook(path: Path, db: Path) -> nbformat.NotebookNode:
-    """Return the notebook at `path` executed against `db`; raise on the first failing cell."""
+def execute_notebook(path: Path, db: Path, root: Path = ROOT,
+                     folder: Path | None = None) -> nbformat.NotebookNode:
+    """Return the notebook at `path` executed against `db`, with `root` as the repository it
+    may read (the hand labels) and `folder` as its working folder (its own by default);
+    raise on the first failing cell."""
     notebook = nbformat.read(path, as_version=4)
     os.environ["PAPERS_DB"] = str(db.resolve())
-    os.environ["NEUROAI_ROOT"] = str(ROOT)
+    os.environ["NEUROAI_ROOT"] = str(root)
     client = NotebookClient(notebook, timeout=TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(folder or path.parent)}})
     client.execute()
     return notebook
 

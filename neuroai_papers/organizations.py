@@ -19,11 +19,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from rapidfuzz import fuzz, process
 
 from .dedupe import slugify, title_key
 from .parse import DumpError
+from .yamlfiles import read_yaml
 
 FUZZY_MIN_SCORE = 90.0
 REQUIRED = ("id", "name", "city", "country", "latitude", "longitude")
@@ -60,10 +60,7 @@ def squash(text: str) -> str:
 
 def load_reference(path: Path) -> list[dict]:
     """Return the reference organizations; raise DumpError naming the file and entry if malformed."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise DumpError(f"{path}: cannot be read ({str(error).splitlines()[0]})") from None
+    data = read_yaml(path) or {}
     entries = data.get("organizations") or []
     for number, entry in enumerate(entries, 1):
         missing = [key for key in REQUIRED if entry.get(key) in (None, "")]

@@ -53,7 +53,8 @@ DATE_LINE = re.compile(
     r"(?:(?:, ?| )(?P<year>(?:19|20)\d\d)(?!\d))?"
     r"(?: (?P<count>\d{1,6}))?$"
 )
-AUTHORS_LINE = re.compile(r"^(?:[•·*-] ?)?(?P<n>\d{1,5}) authors?$", re.IGNORECASE)
+# The count may be written with a thousands separator (`• 1,234 authors`).
+AUTHORS_LINE = re.compile(r"^(?:[•·*-] ?)?(?P<n>\d{1,2},\d{3}|\d{1,5}) authors?$", re.IGNORECASE)
 SEPARATOR_LINE = re.compile(r"^[·•]$")
 # A sentence boundary: end punctuation, optional closing quote or bracket, space, capital.
 SENTENCE_BREAK = re.compile(r"[.!?][\"')\]]? +[A-Z(\"]")
@@ -66,7 +67,7 @@ RUN_OF_SPACES = re.compile(r" {2,}")
 # none, and one search costs a third of the three substitutions.
 NOISE = re.compile("[" + "".join(p.pattern[1:-1] for p in (ODD_SPACES, INVISIBLE, CONTROL)) + "]")
 
-# No metadata line is longer: `• 99999 authors` (15), `·` (1), `September. 30, 2025 999999`
+# No metadata line is longer: `• 99,999 authors` (16), `·` (1), `September. 30, 2025 999999`
 # (26). Any longer line is text without trying the three patterns (a test holds the bound).
 LONGEST_METADATA_LINE = 26
 
@@ -293,8 +294,11 @@ def looks_like_abstract(text: str) -> bool:
 
 
 def looks_like_organization(text: str) -> bool:
-    """True for a short name line (`Korea University`), not a sentence."""
-    return len(text) <= 80 and not text.endswith((".", "!", "?")) and line_kind(text) == "text"
+    """True for a short name line (`Korea University`), not a sentence, nor a bulleted item:
+    the pages bullet their metadata (`• 3 authors`), never an organization, so a bulleted
+    line no pattern reads (`• many authors`) is a problem, not a name."""
+    return (len(text) <= 80 and not text.endswith((".", "!", "?")) and not text.startswith("•")
+            and line_kind(text) == "text")
 
 
 def line_kind(text: str) -> str:
@@ -454,7 +458,7 @@ class RecordAssembler:
         if record.date_text is not None:
             return False  # the date closes the metadata block
         if kind == "authors" and record.authors is None and not record.has_separator:
-            record.authors = int(AUTHORS_LINE.match(line.text)["n"])
+            record.authors = int(AUTHORS_LINE.match(line.text)["n"].replace(",", ""))
         elif (
             kind == "text"
             and record.organization is None

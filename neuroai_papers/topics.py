@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import ahocorasick_rs
-import yaml
 
 from .parse import DumpError
+from .yamlfiles import read_yaml
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def has_uppercase_literal(source: str) -> bool:
 def load_topics(path: Path) -> list[Topic]:
     """Return the taxonomy; raise DumpError naming the file and topic if a rule is malformed."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
         groups = data["groups"]
         topics = []
         for entry in data["topics"]:
@@ -80,7 +80,7 @@ def load_topics(path: Path) -> list[Topic]:
                 exclude=Rules.of(entry.get("exclude") or []),
                 abstract_hits=int(entry.get("abstract_hits", 1)),
             ))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, re.error) as error:
+    except (KeyError, TypeError, ValueError, re.error) as error:
         raise DumpError(f"{path}: {type(error).__name__}: {error}") from None
     return topics
 
@@ -408,11 +408,15 @@ def topic_matches(topic: Topic, hits_of: dict[str, dict[int, Hits]]) -> dict[int
 
 
 def topic_rows(topics: list[Topic], papers_per_topic: Counter) -> list[dict]:
-    """Return one row per topic with its description, rules and number of papers."""
+    """Return one row per topic with its description, every part of its rules (so that the
+    file alone says how papers get it) and its number of papers."""
     return [{
         "id": topic.id, "label": topic.label, "topic_group": topic.group,
         "description": topic.description,
-        "rules": json.dumps(list(topic.title_rules.sources)),
+        "title_rules": json.dumps(list(topic.title_rules.sources)),
+        "abstract_rules": json.dumps(list(topic.abstract_rules.sources)),
+        "abstract_hits": topic.abstract_hits,
+        "exclude_rules": json.dumps(list(topic.exclude.sources)),
         "papers": papers_per_topic[topic.id],
     } for topic in topics]
 

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import sqlite_utils
-import yaml
 from sqlite_utils.db import DescIndex
+
+from .parse import DumpError
+from .yamlfiles import read_yaml
 
 
 DATABASE = "papers"  # the database's name in Datasette's URLs and in metadata.yml
@@ -79,8 +81,8 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
          "dump": ("dumps", "name")},
     ),
     "topics": (
-        {"id": str, "label": str, "topic_group": str, "description": str, "rules": str,
-         "papers": int},
+        {"id": str, "label": str, "topic_group": str, "description": str, "title_rules": str,
+         "abstract_rules": str, "abstract_hits": int, "exclude_rules": str, "papers": int},
         "id", {},
     ),
     "paper_topics": (
@@ -154,7 +156,17 @@ class WriteError(OSError):
 
 
 def load_metadata(path: Path) -> dict:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    """Return metadata.yml; raise DumpError naming the file if it is not Datasette metadata
+    with the documentation of this database's tables."""
+    metadata = read_yaml(path)
+    try:
+        tables = table_descriptions(metadata)
+    except (KeyError, TypeError):
+        tables = None
+    if not isinstance(tables, dict):
+        raise DumpError(f"{path}: expected `databases: {DATABASE}: tables:` with the "
+                        f"description of every table")
+    return metadata
 
 
 def table_descriptions(metadata: dict) -> dict:

@@ -407,3 +407,18 @@ def test_the_build_pauses_the_cycle_collector_and_gives_it_back(copy_real_dumps,
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("databases: [\n", "metadata.yml:2: not valid YAML ("),
+    ("title: no databases\n", "metadata.yml: expected `databases: papers: tables:`"),
+    ("databases:\n  papers:\n    tables: 3\n", "metadata.yml: expected `databases: papers: tables:`"),
+])
+def test_a_bad_metadata_file_is_refused_in_one_line(dumps_dir, tmp_path, text, message):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    metadata = tmp_path / "metadata.yml"
+    metadata.write_text(text)
+    result = run_build(dumps_dir, tmp_path / "papers.db", "--metadata", str(metadata))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "papers.db").exists()

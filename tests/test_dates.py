@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, blank_separated, rows, run_build
 
 
@@ -102,3 +104,78 @@ def test_real_dumps_capture_years_come_with_their_method(real_db):
     # No date is presented as read unless the dump shows its year.
     assert rows(real_db, "select count(*) from sightings where date_method = 'read' "
                          "and date_text not like '%, ____'") == [(0,)]
+
+
+def test_impossible_date_is_printed_as_a_warning_with_its_file_and_line(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Odd", ABSTRACT_C, ["·", "Feb 30, 2024"])))
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 0, result.stderr
+    assert (f"warning: {dumps_dir / 'a.txt'}:18: impossible date (kept as written, not as a "
+            f"date): 'Feb 30, 2024'") in result.stderr
+
+
+def test_a_page_showing_feb_29_takes_the_earliest_leap_year_the_evidence_allows(dumps_dir, tmp_path):
+    """A yearless Feb 29 is itself evidence: the page was captured in a leap year. The
+    earliest year the other papers allow (2025 here) has no Feb 29; 2028 is the first that
+    has one, and the date is kept, not reported impossible."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Leap paper", ABSTRACT_A, ["·", "Feb 29"]),
+        ("Old paper", ABSTRACT_B, ["·", "Jan 5, 2024"]),
+    ).replace("Apr 17", "Mar 3"))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select capture_date, capture_year, capture_method, capture_year_min "
+                    "from dumps") == [("2028-03-03", 2028, "inferred_earliest", 2028)]
+    assert rows(db, "select published, date_method from papers where title = 'Leap paper'") == [
+        ("2028-02-29", "year_from_inferred_capture")]
+    assert rows(db, "select count(*) from problems") == [(0,)]
+
+
+def test_manifest_year_that_contradicts_the_pages_year_is_refused(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)).replace(
+        "Apr 17", "Apr 17, 2025"))
+    for stated in ("2024", "2024-04-17"):
+        (dumps_dir / "manifest.yml").write_text(f"captures:\n  a.txt: {stated}\n")
+        result = run_build(dumps_dir, tmp_path / "papers.db")
+        assert result.returncode == 2, result.stderr
+        assert f"a.txt:11: the page shows Apr 17, 2025 but manifest.yml states {stated}" in result.stderr
+        assert not (tmp_path / "papers.db").exists()
+
+
+def test_manifest_capture_before_a_dated_paper_on_the_page_is_refused(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Lone", ABSTRACT_A, ["·", "Feb 2, 2025"])).replace("Apr 17", "Jan 17"))
+    for stated, shown in (("2020", "2020"), ("2025-01-17", "2025-01-17")):
+        (dumps_dir / "manifest.yml").write_text(f"captures:\n  a.txt: {stated}\n")
+        result = run_build(dumps_dir, tmp_path / "papers.db")
+        assert result.returncode == 2, result.stderr
+        assert (f"a.txt:13: this paper is dated 2025-02-02, after the capture manifest.yml "
+                f"states ({shown})") in result.stderr
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ("captures:\n  a.txt: 2025-02-30\n", "manifest.yml:2: not valid YAML (2025-02-30 is not a date"),
+    ("captures:\n  a.txt: 2025-13-01\n", "manifest.yml:2: not valid YAML (2025-13-01 is not a date"),
+    ("captures:\n  a.txt: 2024\n  a.txt: 2025\n", "manifest.yml:3: not valid YAML (`a.txt` is given twice)"),
+    ("captures:\n  a.txt: [2024\n", "manifest.yml:3: not valid YAML ("),
+    ("captures:\n  a.txt: 2025-03-03 10:00:00\n", "`a.txt`: expected YYYY-MM-DD or a year, without a time"),
+])
+def test_a_bad_manifest_is_refused_with_its_file_and_line(dumps_dir, tmp_path, manifest, message):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    (dumps_dir / "manifest.yml").write_text(manifest)
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "papers.db").exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "broken link"])
+def test_a_manifest_that_cannot_be_read_is_refused(dumps_dir, tmp_path, kind):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    if kind == "directory":
+        (dumps_dir / "manifest.yml").mkdir()
+    else:
+        (dumps_dir / "manifest.yml").symlink_to(tmp_path / "gone.yml")
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2, result.stderr
+    assert f"{dumps_dir / 'manifest.yml'}: cannot be read" in result.stderr

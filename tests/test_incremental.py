@@ -232,3 +232,39 @@ def test_the_update_check_finds_new_rows_that_point_nowhere_or_went_to_another_p
         "paper_topics: 2 rows of the new papers, 3 added",
     ]
     conn.close()
+
+
+def untitled_dump(abstracts: list[str]) -> str:
+    return blank_separated(*[("Untitled", abstract) for abstract in abstracts])
+
+
+def random_abstracts(count: int, seed: int) -> list[str]:
+    import random
+    import string
+
+    rng = random.Random(seed)
+    return [" ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
+                     for _ in range(70)).capitalize() + "." for _ in range(count)]
+
+
+def test_a_title_many_papers_share_is_compared_with_its_64_newest_only(tmp_path):
+    """`Untitled` held by 70 distinct papers: a new copy is compared with the 64 newest (as
+    for a blocking key), so cost and look-alike rows grow with the records, not their
+    square. A copy of one of them merges; a copy of an older one becomes a new paper (the
+    price of the bound), and an incremental build draws the same line."""
+    first, second = random_abstracts(70, seed=1), random_abstracts(10, seed=2)
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    (folder / "a.txt").write_text(untitled_dump(first))
+    (folder / "b.txt").write_text(untitled_dump([*second, first[60], first[2]]))
+    result, incremental, full = incremental_then_full(folder, ["b.txt"], tmp_path)
+    assert contents(incremental) == contents(full)
+    assert rows(full, "select count(*) from papers") == [(70 + 10 + 1,)]
+    assert rows(full, "select paper_id, match_method from sightings where dump = 'b.txt' "
+                      "and line = (select max(line) from sightings where dump = 'b.txt')") == [
+        ("untitled-81", "new")]  # first[2] was not among the 64 newest
+    assert rows(full, "select paper_id, match_method from sightings where dump = 'b.txt' "
+                      "order by line limit 10, 1") == [("untitled-61", "identical")]
+    # Each record is compared with at most 64 earlier papers of the key.
+    compared = sum(min(n, 64) for n in range(80)) + 64 + 64
+    assert 0 < rows(full, "select count(*) from lookalikes")[0][0] <= compared

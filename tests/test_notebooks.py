@@ -36,3 +36,43 @@ def test_rendered_html_has_the_plots_and_the_topic_scores(rendered_notebooks):
     assert sorted(p.name for p in rendered_notebooks.iterdir()) == ["explore.html", "maintain.html"]
     assert html.count("data:image/png") >= 4
     assert "overall" in html and "precision" in html
+
+
+def test_explore_runs_for_someone_who_downloaded_only_the_file(real_db, tmp_path):
+    """The tour is for a downloaded papers.db: without the repository, every section but
+    the scoring of the topic rules (which needs the hand labels) runs, and that one says why
+    it shows nothing."""
+    download = tmp_path / "download"
+    download.mkdir()
+    db = download / "papers.db"
+    db.write_bytes(real_db.read_bytes())
+    executed = execute_notebook(NOTEBOOKS / "explore.ipynb", db, root=download, folder=download)
+    outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "No hand labels at" in text
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) == 3  # not the scores
+
+
+def test_explore_highlights_search_matches_in_escaped_text(rendered_notebooks):
+    html = (rendered_notebooks / "explore.html").read_text()
+    assert "<mark>brain computation</mark>" in html or "<mark>decoding</mark>" in html
+    assert "\x02" not in html and "\x03" not in html
+
+
+def search_helper_of_explore():
+    """The notebook's `fts_query`, defined as its search cell defines it."""
+    notebook = json.loads((NOTEBOOKS / "explore.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in notebook["cells"]
+                if "def fts_query" in "".join(c["source"]))
+    namespace: dict = {}
+    exec(cell.split("def search")[0], namespace)
+    return namespace["fts_query"]
+
+
+@pytest.mark.parametrize("query", ["decoding fmri", "brain-computer", "EEG-to-fMRI", '"spiking net',
+                                   '"neural decoding" fmri', "AND", "-", "a  b", 'x ""', "naïve"])
+def test_the_notebooks_search_quotes_words_as_the_site_does(query):
+    from datasette.utils import escape_fts
+
+    assert search_helper_of_explore()(query) == escape_fts(query)

@@ -237,7 +237,7 @@ def test_parsing_is_idempotent_on_its_own_output():
 
 
 @pytest.mark.parametrize("line", [
-    "• 99999 authors", "· 12 Authors", "99999 authors", "·", "•",
+    "• 99999 authors", "• 99,999 authors", "· 12 Authors", "99999 authors", "·", "•",
     "September. 30, 2025 999999", "September 30, 2025 999999", "Sept. 30, 2025 999999", "September 30 2025 999999",
     "Feb 25", "Feb 25 13",
 ])
@@ -261,3 +261,24 @@ def test_a_record_survives_pickling_field_for_field():
     again = pickle.loads(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
     assert dataclasses.asdict(again) == dataclasses.asdict(record) == {
         **values, "date": {"month": 2, "day": 25, "year": 2025}}
+
+
+def test_an_author_count_with_a_thousands_separator_is_read():
+    parsed = parse_dump("x.txt", blank_separated(("Big", ABSTRACT_A, ["  • 1,234 authors", "·", "Feb 3"])))
+    (record,) = parsed.records
+    assert (record.authors, record.organization, record.date_text) == (1234, None, "Feb 3")
+    assert parsed.problems == []
+
+
+def test_a_bulleted_line_no_pattern_reads_is_a_problem_not_an_organization():
+    """`• many authors` before the separator is where an organization could stand, but the
+    pages bullet only their metadata: the build reports it rather than invent a name."""
+    text = blank_separated(("Paper", ABSTRACT_A, ["  • many authors", "·", "Feb 3"]))
+    parsed = parse_dump("x.txt", text)
+    (record,) = parsed.records
+    assert (record.organization, record.authors, record.date_text) == (None, None, None)
+    assert [(p.line, p.text) for p in parsed.problems][0] == (17, "• many authors")
+    claimed = {line for r in parsed.records for line in range(r.line, r.end_line + 1)}
+    reported = {p.line for p in parsed.problems}
+    content = {n for n, line in enumerate(text.splitlines(), 1) if line.strip()}
+    assert content - set(parsed.furniture_lines) <= claimed | reported  # no line lost

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 
 import pytest
 
@@ -385,3 +386,34 @@ def test_a_dead_worker_fails_the_build_with_one_line(tmp_path):
         with pytest.raises(BuildCheckError, match=r"^new papers: the worker process ended "
                                                   r"with exit code -9$"):
             new_papers.assign(dedup, None, None)
+
+
+def topics_from_the_files_own_rules(topic: dict, title: str, abstract: str) -> bool:
+    """Whether `topic` (a row of the topics table) applies, read as its columns' docs say."""
+    def matches(rules: str, text: str) -> int:
+        return sum(len(re.findall(rf"\b(?:{rule})\b", text.lower()))
+                   for rule in json.loads(rules))
+    if matches(topic["exclude_rules"], f"{title}\n{abstract}"):
+        return False
+    return bool(matches(topic["title_rules"], title)) or (
+        matches(topic["abstract_rules"], abstract) >= topic["abstract_hits"])
+
+
+def test_the_topics_table_holds_the_whole_rules_that_assign_them(real_db):
+    """A reader of the downloaded file who applies each topic's stored rules, as
+    column_docs describes them, gets exactly the topics the build gave every paper."""
+    conn = sqlite3.connect(f"file:{real_db}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    topics = conn.execute("select * from topics order by rowid").fetchall()
+    papers = conn.execute("select id, title, abstract, topics from papers").fetchall()
+    conn.close()
+    kept_off = 0  # papers some rule matched but the exclusions or the hit count kept off
+    for paper in papers:
+        expected = [t["id"] for t in topics
+                    if topics_from_the_files_own_rules(t, paper["title"], paper["abstract"])]
+        assert json.loads(paper["topics"]) == expected, paper["id"]
+        kept_off += sum(
+            1 for t in topics if t["id"] not in expected
+            and re.search(rf"\b(?:{'|'.join(json.loads(t['abstract_rules']))})\b",
+                          paper["abstract"].lower()))
+    assert kept_off > 0  # the exclusions and hit counts are exercised by the seed papers
