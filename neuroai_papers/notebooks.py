@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+from jinja2 import DictLoader
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
@@ -23,6 +24,14 @@ from .build import ROOT
 NOTEBOOKS = ROOT / "notebooks"
 OUT = ROOT / "build" / "notebooks"
 TIMEOUT = 600  # seconds per cell
+# nbconvert's page loads require.js, MathJax and Mermaid from a CDN, for widgets, formulas
+# and diagrams these notebooks do not have: offline (and on a site that should not call
+# third parties) they only failed in the console. The template leaves them out.
+OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
 
 
 def execute_notebook(path: Path, db: Path, root: Path = ROOT,
@@ -44,7 +53,9 @@ def render_notebooks(db: Path, out: Path = OUT) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        html, _ = HTMLExporter().from_notebook_node(execute_notebook(path, db))
+        exporter = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
+                                template_file="offline.html.j2")
+        html, _ = exporter.from_notebook_node(execute_notebook(path, db))
         target = out / f"{path.stem}.html"
         target.write_text(html, encoding="utf-8")
         written.append(target)

@@ -6,9 +6,8 @@ snippet() put around matching words into <strong> tags, so a `<script>` in a dum
 stays literal text.
 """
 
-from urllib.parse import quote
-
 from datasette import hookimpl
+from datasette.utils import tilde_encode
 from markupsafe import Markup, escape
 
 START, END = "[[hl]]", "[[/hl]]"
@@ -33,7 +32,7 @@ def preview(text, limit=ABSTRACT_PREVIEW):
 
 def paper_link(paper_id):
     """Return a link to the paper's page (query results carry no links of their own)."""
-    return Markup('<a href="/papers/papers/{}">{}</a>').format(quote(paper_id, safe=""), paper_id)
+    return Markup('<a href="/papers/papers/{}">{}</a>').format(tilde_encode(paper_id), paper_id)
 
 
 @hookimpl
@@ -50,3 +49,6 @@ def render_cell(value, column, table, database):
 @hookimpl
 def prepare_jinja2_environment(env):
     env.filters["highlight"] = highlight
+    # A row's address is its key tilde-encoded, as Datasette writes its own links: with
+    # urlencode, `/papers/dumps/004_x.txt` asked for the row `004_x` as text (a 404).
+    env.filters["tilde_encode"] = tilde_encode

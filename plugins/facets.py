@@ -39,9 +39,9 @@ import weakref
 from array import array
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
-
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
 from datasette.facets import ArrayFacet, ColumnFacet
@@ -325,11 +325,11 @@ class ListFacet(ArrayFacet):
             for value, count in counts[:size]:
                 value = str(value)
                 selected = (f"{column}__arraycontains", value) in pairs
-                change = path_with_removed_args if selected else path_with_added_args
+                change = with_filter_removed if selected else with_filter_added
                 values.append({
                     "value": value, "label": value, "count": count, "selected": selected,
                     "toggle_url": self.ds.absolute_url(
-                        self.request, change(self.request, {f"{column}__arraycontains": value})),
+                        self.request, change(self.request, f"{column}__arraycontains", value)),
                 })
             results.append({
                 "name": column, "type": self.type, "results": values,
@@ -377,6 +377,8 @@ class IndexedFacet(ColumnFacet):
             for facet in found:
                 facet["toggle_url"] = self.ds.urls.path(
                     path_with_removed_args(self.request, {f"_facet_{self.type}": column}))
+                for item in facet["results"]:  # Datasette's toggles keep the cursor
+                    item["toggle_url"] = without_cursor(item["toggle_url"])
             results += found
             timed_out += gave_up
         return results, timed_out
@@ -391,8 +393,8 @@ class IndexedFacet(ColumnFacet):
         values = []
         for value, count in shown:
             selected = (column_qs, str(value)) in pairs
-            toggle = (path_with_removed_args(self.request, {column_qs: str(value)}) if selected
-                      else path_with_added_args(self.request, {column_qs: value}))
+            toggle = (with_filter_removed(self.request, column_qs, str(value)) if selected
+                      else with_filter_added(self.request, column_qs, value))
             values.append({
                 "value": value, "label": labels.get((column, value), value), "count": count,
                 "toggle_url": self.ds.absolute_url(self.request, self.ds.urls.path(toggle)),
@@ -436,6 +438,26 @@ def declared_facets(datasette):
                     for kind, column in facet.items():
                         if kind in kinds:
                             yield database, table, column, kinds[kind]
+
+
+def with_filter_added(request, key: str, value) -> str:
+    """The page's path with the filter `key=value` added, from the first page again: the
+    cursor (`_next`) of the listing before was a place in other rows, and kept, it skipped
+    the newest matches with no link back to them."""
+    return path_with_added_args(request, [(key, value), ("_next", None)])
+
+
+def without_cursor(url: str) -> str:
+    """`url` without its `_next` (see with_filter_added)."""
+    base, _, query = url.partition("?")
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "_next"]
+    return base + ("?" + urlencode(kept) if kept else "")
+
+
+def with_filter_removed(request, key: str, value: str) -> str:
+    """The page's path without the filter `key=value`, from the first page again."""
+    return path_with_removed_args(request, {"_next"},
+                                  path=path_with_removed_args(request, {key: value}))
 
 
 @hookimpl

@@ -75,17 +75,24 @@ async def paper_page(datasette, paper_id):
     }
 
 
-async def ranked_matches(datasette, request, columns):
-    """Return the best matches for the table page's search, honouring its column filters."""
+async def ranked_matches(datasette, request):
+    """Return the best matches for the table page's search, within the same filters as the
+    table below it: column filters (on any column, shown or hidden by `_col`/`_nocol`),
+    `_where` clauses, and the search read raw or escaped as `_searchmode` says. A page
+    filtered in a way this cannot repeat (`_through`, a search of one column) gets no
+    ranked list rather than one that contradicts the table."""
     search = request.args.get("_search", "").strip()
-    if not search:
+    if not search or any(key == "_through" or key.startswith("_search_") for key in request.args):
         return {}
+    columns = await datasette.get_database(DATABASE).table_columns("papers")
     pairs = [(key, value) for key in request.args.keys() for value in request.args.getlist(key)
              if not key.startswith("_") and key.split("__")[0] in columns]
     where, params = Filters(sorted(pairs)).build_where_clauses("papers")
+    where += [f"({clause})" for clause in request.args.getlist("_where")]
     within = f"and rowid in (select rowid from papers where {' and '.join(where)})" if where else ""
+    raw = request.args.get("_searchmode") == "raw"
     try:
-        ranked = await select(datasette, ranked_sql(within, RANKED_LIMIT),
+        ranked = await select(datasette, ranked_sql(within, RANKED_LIMIT, raw),
                               {**params, "search": search})
     except QueryInterrupted:
         # A common word matches most papers: if ranking them all outlasts the SQL time
@@ -94,20 +101,22 @@ async def ranked_matches(datasette, request, columns):
     return {"ranked": ranked, "ranked_search": search}
 
 
-def ranked_sql(within: str, limit: int) -> str:
+def ranked_sql(within: str, limit: int, raw: bool = False) -> str:
     """Return the ranked-search query: the best `limit` matches (rowid breaks ties).
 
     Ranking is done on the full-text index alone, and the snippets and rows are fetched for
     the best matches only: a word that matches most of a million papers would otherwise
     cost a snippet and a row read for every match (three times slower at 300,000 papers).
     `within` restricts the matches to the rowids of papers that pass the page's filters.
-    The canned query `search` in metadata.yml has the same shape.
+    The canned query `search` in metadata.yml has the same shape. `raw` reads the search as
+    FTS5 syntax (`_searchmode=raw`), as Datasette's table does.
     """
+    match = ":search" if raw else "escape_fts(:search)"
     return f"""
         with best as (
           select rowid, bm25(papers_fts, 10.0, 1.0) as rank
           from papers_fts
-          where papers_fts match escape_fts(:search) {within}
+          where papers_fts match {match} {within}
           order by rank, rowid limit {limit}
         )
         select papers.id, papers.title, papers.published, papers.organization,
@@ -115,7 +124,7 @@ def ranked_sql(within: str, limit: int) -> str:
         from best  -- cross join: SQLite keeps this order, the best matches first
         cross join papers_fts on papers_fts.rowid = best.rowid
         cross join papers on papers.rowid = best.rowid
-        where papers_fts match escape_fts(:search)
+        where papers_fts match {match}
         order by best.rank, best.rowid
     """
 
@@ -128,7 +137,7 @@ def extra_template_vars(view_name, table, request, columns, datasette):
         if view_name == "row" and table == "papers":
             return await paper_page(datasette, tilde_decode(request.url_vars["pks"]))
         if view_name == "table" and table == "papers" and request is not None:
-            return await ranked_matches(datasette, request, columns or [])
+            return await ranked_matches(datasette, request)
         return {}
 
     return inner

@@ -41,6 +41,27 @@ def test_search_shows_ranked_highlighted_results(page, site):
     assert page.locator("table.rows-and-columns th.col-search_rowid").count() == 1
     assert not page.locator("table.rows-and-columns th.col-search_rowid").is_visible()
     screenshot(page, "search-ranked")
+    # A visitor's own SQL shows every column it selects, search_rowid included.
+    page.goto(site + "/papers?sql=select+id,+search_rowid+from+papers+limit+3")
+    assert page.locator("table.rows-and-columns th.col-search_rowid").is_visible()
+
+
+def test_the_dump_links_of_a_paper_page_open_the_dumps_rows(page, site, real_db):
+    """Dump names hold a dot (`004_x.txt`): their row addresses must be tilde-encoded as
+    Datasette writes its own links, or Datasette reads `.txt` as a format (a 404)."""
+    (paper_id,) = rows(real_db, "select id from papers order by dumps_seen desc, id limit 1")[0]
+    page.goto(site + f"/papers/papers/{paper_id}")
+    names = page.locator(".sightings a[href^='/papers/dumps/']").all_inner_texts()
+    assert len(names) > 1
+    for name in names:
+        with page.expect_navigation():
+            page.locator(f".sightings a[href^='/papers/dumps/']:text-is('{name}')").first.click()
+        assert page.locator("h1").inner_text().strip().endswith(name)
+        page.go_back()
+    page.goto(site + "/")
+    page.locator("a[href^='/papers/dumps/']").first.click()
+    page.wait_for_load_state()
+    assert "dumps" in page.url and page.locator("h1").inner_text().strip().endswith(".txt")
 
 
 def test_clicking_a_facet_narrows_the_count(page, site):

@@ -103,6 +103,12 @@ HOSTILE_PARAMETERS = [
     "papers%20d)%3E0",
     "/papers.csv?sql=with%20recursive%20r(i)%20as%20(select%201%20union%20all%20select%20i%2B1"
     "%20from%20r)%20select%20count(*)%20from%20r",
+    "/papers/papers?_facet_list=%7B%7D",  # the site's own facet types
+    "/papers/papers.json?_facet_indexed=%7B%7D",
+    "/papers.json?sql=&_shape=array",
+    "/papers.csv?sql=",
+    "/papers/paper_topics/x",  # a compound key with one part of four
+    "/papers/title_blocks/1.json",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -36,6 +37,8 @@ def test_rendered_html_has_the_plots_and_the_topic_scores(rendered_notebooks):
     assert sorted(p.name for p in rendered_notebooks.iterdir()) == ["explore.html", "maintain.html"]
     assert html.count("data:image/png") >= 4
     assert "overall" in html and "precision" in html
+    for page in rendered_notebooks.iterdir():  # nothing loaded from elsewhere (a CDN)
+        assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?(https?:)?//", page.read_text())
 
 
 def test_explore_runs_for_someone_who_downloaded_only_the_file(real_db, tmp_path):

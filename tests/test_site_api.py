@@ -309,7 +309,7 @@ async def test_ranked_matches_are_the_best_of_all_matches_with_their_snippets(ds
     for url_filter, where, params in (("", "", ()),
                                       (f"&published_year={year}", "and published_year = ?", (year,))):
         request = Request.fake(f"/papers/papers?_search={search}{url_filter}")
-        found = await module.ranked_matches(ds, request, list(PAPERS["columns"]))
+        found = await module.ranked_matches(ds, request)
         assert [(r["id"], r["snippet"], round(r["rank"], 6)) for r in found["ranked"]] == \
             ranked_reference(real_db, search, where, params)
         assert found["ranked"], search
@@ -327,16 +327,74 @@ async def test_a_search_too_common_to_rank_in_time_still_lists_its_matches(real_
     plugin = importlib.util.spec_from_file_location("site_pages", ROOT / "plugins" / "site_pages.py")
     module = importlib.util.module_from_spec(plugin)
     plugin.loader.exec_module(module)
-    module.ranked_sql = lambda within, limit: (  # a ranking that cannot finish in 1 ms
+    module.ranked_sql = lambda within, limit, raw: (  # a ranking that cannot finish in 1 ms
         "with recursive n(i) as (select 1 union all select i + 1 from n) "
         "select count(*) from n")
     request = Request.fake("/papers/papers?_search=brain")
-    assert await module.ranked_matches(slow, request, ["title"]) == {
+    assert await module.ranked_matches(slow, request) == {
         "ranked_search": "brain", "ranked_too_slow": True}
 
 
-async def test_empty_search_returns_nothing_instead_of_an_error(ds):
-    assert await get_json(ds, "/papers/search.json?q=&_shape=array") == []
+@pytest.mark.parametrize("query", [
+    "_search=fmri&_nocol=published_year&published_year={year}",  # a filter on a hidden column
+    "_search=fmri&_col=title&published_year={year}",
+    "_search=fmri&_where=authors%3E5",
+    "_search=brain&_where=authors%3E3&_where=published_year%3E2022",
+    "_searchmode=raw&_search=fmri%20NOT%20eeg",
+    "_searchmode=raw&_search=%22neural%20decoding%22%20OR%20spiking",
+])
+async def test_the_ranked_matches_are_among_the_rows_of_the_table_below_them(ds, real_db, query):
+    """The box says "best matches ... within the filters below": its papers must be
+    rows of the table under it, as many as it holds up to ten."""
+    import re
+
+    year = rows(real_db, "select published_year from papers where published_year is not null "
+                         "group by 1 order by count(*) desc limit 1")[0][0]
+    query = query.format(year=year)
+    page = await ds.client.get(f"/papers/papers?{query}")
+    assert page.status_code == 200
+    ranked = re.findall(r'class="ranked-title" href="/papers/papers/([^"]+)"', page.text)
+    table = await get_json(ds, f"/papers/papers.json?{query}&_shape=array&_size=max&_col=id")
+    listed = {row["id"] for row in table}
+    assert listed and set(ranked) <= listed
+    assert len(ranked) == min(10, len(listed))
+
+
+async def test_a_filter_the_ranked_box_cannot_repeat_gets_no_box(ds):
+    page = await ds.client.get("/papers/papers?_search=brain&_search_title=decoding")
+    assert page.status_code == 200 and 'class="ranked-title"' not in page.text
+
+
+async def test_a_facet_chosen_on_a_later_page_starts_the_filtered_list_from_its_first_page(ds, real_db):
+    first = await get_json(ds, "/papers/papers.json?_size=20")
+    later = await get_json(ds, f"/papers/papers.json?_size=20&_next={first['next']}")
+    links = [item["toggle_url"] for facet in later["facet_results"].values()
+             for item in facet["results"]]
+    assert links and not [link for link in links if "_next=" in link]
+    (topic,) = [item for item in later["facet_results"]["topics"]["results"]
+                if item["value"] == "transformers"]
+    path = topic["toggle_url"].split("://", 1)[1].split("/", 1)[1]
+    chosen = await get_json(ds, "/" + path.replace("/papers/papers?", "/papers/papers.json?", 1)
+                            + "&_shape=objects")
+    expected = rows(real_db, "select id from papers where exists (select 1 from paper_topics "
+                             "where paper_id = papers.id and topic = 'transformers') "
+                             "order by published desc, id limit 20")
+    assert [row["id"] for row in chosen["rows"]] == [paper_id for (paper_id,) in expected]
+    # And choosing it again (to remove it) also starts from the first page.
+    selected = await get_json(ds, f"/papers/papers.json?_size=20&topics__arraycontains="
+                                  f"transformers&_next={chosen['next']}")
+    (again,) = [item for item in selected["facet_results"]["topics"]["results"]
+                if item["value"] == "transformers"]
+    assert again["selected"] and "_next=" not in again["toggle_url"]
+
+
+@pytest.mark.parametrize("q", ["", " ", '"', '""', '" "'])
+async def test_empty_search_returns_nothing_instead_of_an_error(ds, q):
+    """Nothing to search for, once quoted as the site quotes words (escape_fts), is no
+    match: FTS5 would refuse the empty query with a syntax error."""
+    response = await ds.client.get("/papers/search.json", params={"q": q, "_shape": "array"})
+    assert response.status_code == 200, response.text[:200]
+    assert response.json() == []
 
 
 @pytest.mark.parametrize("name", sorted(QUERIES))
@@ -458,6 +516,42 @@ async def test_topic_feed_only_carries_that_topic(ds, real_db):
     assert len(ids) == expected > 0
     for paper_id in ids:
         assert "EEG" in json.loads(rows(real_db, "select topics from papers where id = ?", (paper_id,))[0][0])
+
+
+@pytest.mark.parametrize("topic", ["eeg", "no-such-topic", "'", "NULL"])
+async def test_a_feed_with_no_entries_is_an_empty_feed_not_an_error(ds, real_db, topic):
+    import xml.etree.ElementTree as ET
+
+    response = await ds.client.get("/papers/feed.atom", params={"topic": topic})
+    assert response.status_code == 200, response.text[:300]
+    root = ET.fromstring(response.text)
+    atom = "{http://www.w3.org/2005/Atom}"
+    assert root.findall(f"{atom}entry") == []
+    built = rows(real_db, "select value from build_info where key = 'built_at'")[0][0]
+    assert root.find(f"{atom}updated").text[:19] == built[:19]
+    assert root.find(f"{atom}title").text == "Atom feed of new papers"
+
+
+async def test_every_feed_entry_has_a_real_date_and_an_author(ds, real_db):
+    """Atom requires both. Papers of a dump without a capture date and without a date of
+    their own are dated by the build, not by 1970."""
+    import xml.etree.ElementTree as ET
+
+    atom = "{http://www.w3.org/2005/Atom}"
+    undated = rows(real_db, "select count(*) from papers join dumps on dumps.name = "
+                            "papers.first_seen_dump where dumps.capture_date is null "
+                            "and papers.published is null")[0][0]
+    assert undated > 0  # the seed has such papers (dump 001 shows no dates)
+    built = rows(real_db, "select value from build_info where key = 'built_at'")[0][0]
+    seen_build_date = 0
+    for topic in ("", "transformers", "EEG"):
+        response = await ds.client.get("/papers/feed.atom", params={"topic": topic})
+        for entry in ET.fromstring(response.text).findall(f"{atom}entry"):
+            updated = entry.find(f"{atom}updated").text
+            assert not updated.startswith("1970")
+            seen_build_date += updated[:19] == built[:19]
+            assert entry.find(f"{atom}author/{atom}name").text
+    assert seen_build_date > 0
 
 
 async def test_papers_table_facets_on_topics(ds, real_db):
