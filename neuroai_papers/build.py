@@ -27,7 +27,7 @@ from pathlib import Path
 from . import __version__
 from .blocks import PAIR_SHIFT
 from .dedupe import Deduplicator, Sighting
-from .enrich import (INVALID_DATE_REASON, build_corpus, load_manifest, paper_rows,
+from .enrich import (DATE_REASONS, build_corpus, load_manifest, paper_rows,
                      sighting_rows)
 from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
                           last_rowids, manifest_entries, new_dumps)
@@ -214,11 +214,12 @@ def reusable_inputs_fingerprint(reference: Path) -> str:
 
 
 def report_date_problems(problems: list[dict], paths: list[Path], progress: Progress) -> None:
-    """Warn about each date found impossible (Feb 29 of a year that has none), as about a
-    line the parser could not read: both are problems of a dump's line."""
+    """Warn about each date found impossible (Feb 29 of a year that has none, a date after
+    the page's own), as about a line the parser could not read: both are problems of a
+    dump's line."""
     where = {path.name: path for path in paths}
     for row in problems:
-        if row["reason"] == INVALID_DATE_REASON:
+        if row["reason"] in DATE_REASONS:
             progress.line(f"warning: {where.get(row['dump'], row['dump'])}:{row['line']}: "
                           f"{row['reason']}: {row['text'][:80]!r}")
 

@@ -44,6 +44,10 @@ FROM_INFERRED_YEAR = "year_from_inferred_capture"
 YEAR_UNKNOWN = "year_unknown"
 INVALID = "invalid_date"
 INVALID_DATE_REASON = "impossible date (kept as written, not as a date)"
+LATER_THAN_PAGE_REASON = ("a date without a year later in the year than the page's own date: "
+                          "in the capture year it would follow the capture (kept as written, "
+                          "not as a date)")
+DATE_REASONS = (INVALID_DATE_REASON, LATER_THAN_PAGE_REASON)
 
 
 @dataclass
@@ -207,9 +211,19 @@ def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, s
     if capture.year is None:
         return None, YEAR_UNKNOWN
     full = make_date(capture.year, when)
-    if full is None:
-        return None, INVALID
+    if full is None or (capture.date is not None and full.isoformat() > capture.date):
+        return None, INVALID  # no such day, or after the page was captured (date_problem)
     return full.isoformat(), FROM_STATED_YEAR if capture.stated else FROM_INFERRED_YEAR
+
+
+def date_problem(sighting: Sighting, capture: Capture) -> dict:
+    """Return the problem row of a sighting whose date resolve_date found invalid."""
+    record = sighting.record
+    when = record.date
+    later = (not when.year and capture.year is not None
+             and make_date(capture.year, when) is not None)
+    return {"dump": sighting.dump, "line": record.end_line, "text": record.date_text,
+            "reason": LATER_THAN_PAGE_REASON if later else INVALID_DATE_REASON}
 
 
 def build_corpus(
@@ -259,8 +273,7 @@ def resolve_dates(dedup: Deduplicator, captures: dict[str, Capture]) -> list[dic
             sighting.published, sighting.date_method = resolve_date(
                 record.date, captures[sighting.dump])
             if sighting.date_method == INVALID:
-                problems.append({"dump": sighting.dump, "line": record.end_line,
-                                 "text": record.date_text, "reason": INVALID_DATE_REASON})
+                problems.append(date_problem(sighting, captures[sighting.dump]))
     return problems
 
 

@@ -42,7 +42,7 @@ from typing import Iterator
 
 from .dedupe import (BLOCK_CANDIDATES, Deduplicator, Paper, RecordKeys, Sighting,
                      abstract_fingerprint)
-from .enrich import (INVALID, INVALID_DATE_REASON, Capture, capture_columns, dump_row,
+from .enrich import (INVALID, Capture, capture_columns, date_problem, dump_row,
                      infer_capture, make_organization_rows, paper_row, problem_row,
                      read_dates_by_paper, resolve_date, sighting_row)
 from .organizations import OrganizationIndex
@@ -293,21 +293,22 @@ def date_new_sightings(update: Update, captures: dict[str, Capture]) -> list[dic
         record = sighting.record
         sighting.published, sighting.date_method = resolve_date(record.date, captures[sighting.dump])
         if sighting.date_method == INVALID:
-            problems.append({"dump": sighting.dump, "line": record.end_line,
-                             "text": record.date_text, "reason": INVALID_DATE_REASON})
+            problems.append(date_problem(sighting, captures[sighting.dump]))
     return problems
 
 
 def redate_stored_dump(update: Update, name: str, capture: Capture) -> tuple[list[tuple], set[str]]:
     """Return the changed (published, date_method, id) of a stored dump's sightings under its
-    new capture, and the papers of those sightings; raise CannotUpdate if a date turns
-    impossible (or possible)."""
+    new capture, and the papers of those sightings; raise CannotUpdate if a date is
+    impossible under the old capture or the new one (its problem row would appear, go, or
+    change its reason)."""
     changes, papers = [], set()
     for row in update.conn.execute("select * from sightings where dump = ? order by position", (name,)):
         published, method = resolve_date(record_of(row).date, capture)
-        if (method == INVALID) != (row["date_method"] == INVALID):
-            raise CannotUpdate(f"a new dump makes a date of {name} line {row['end_line']} "
-                               "impossible, which renumbers the problems")
+        if INVALID in (method, row["date_method"]):
+            raise CannotUpdate(f"a new dump changes the capture of {name}, where the date of "
+                               f"line {row['end_line']} is or was impossible, which renumbers "
+                               "the problems")
         if (published, method) != (row["published"], row["date_method"]):
             papers.add(row["paper_id"])
             changes.append((published, method, row["id"]))

@@ -179,3 +179,24 @@ def test_a_manifest_that_cannot_be_read_is_refused(dumps_dir, tmp_path, kind):
     result = run_build(dumps_dir, tmp_path / "papers.db")
     assert result.returncode == 2, result.stderr
     assert f"{dumps_dir / 'manifest.yml'}: cannot be read" in result.stderr
+
+
+def test_a_yearless_date_after_the_pages_own_date_is_a_problem_not_a_later_date(dumps_dir, tmp_path):
+    """A page of Jan 3 cannot show a paper of Dec 28 of its own year: in the capture year
+    the date would follow the capture. It is kept as written and reported, not stored as a
+    date the page never showed; the other yearless dates still get the capture year."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Late paper", ABSTRACT_A, ["·", "Dec 28"]),
+        ("Early paper", ABSTRACT_B, ["·", "Jan 2"]),
+        ("Old paper", ABSTRACT_C, ["·", "Mar 5, 2025"]),
+    ).replace("Apr 17", "Jan 3"))
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 0, result.stderr
+    db = tmp_path / "papers.db"
+    assert rows(db, "select title, published, date_method, date_text from papers order by title") == [
+        ("Early paper", "2026-01-02", "year_from_inferred_capture", "Jan 2"),
+        ("Late paper", None, "invalid_date", "Dec 28"),
+        ("Old paper", "2025-03-05", "read", "Mar 5, 2025")]
+    (problem,) = rows(db, "select line, text, reason from problems")
+    assert problem[:2] == (18, "Dec 28") and "later in the year than the page's own date" in problem[2]
+    assert f"warning: {dumps_dir / 'a.txt'}:18: a date without a year later" in result.stderr
