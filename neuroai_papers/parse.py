@@ -58,8 +58,10 @@ AUTHORS_LINE = re.compile(r"^(?:[•·*-] ?)?(?P<n>\d{1,2},\d{3}|\d{1,5}) author
 SEPARATOR_LINE = re.compile(r"^[·•]$")
 # A sentence boundary: end punctuation, optional closing quote or bracket, space, capital.
 SENTENCE_BREAK = re.compile(r"[.!?][\"')\]]? +[A-Z(\"]")
-# Spaces a copy-paste brings in: no-break, narrow, figure, ideographic and the like.
-ODD_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t]")
+# Spaces a copy-paste brings in: no-break, narrow, figure, ideographic and the like, and the
+# Unicode line and paragraph separators and NEL (U+2028, U+2029, U+0085): lines are numbered
+# by their \n, \r\n or \r as an editor numbers them, so inside a line these are a space.
+ODD_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t\u0085\u2028\u2029]")
 INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 RUN_OF_SPACES = re.compile(r" {2,}")

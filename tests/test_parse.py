@@ -282,3 +282,9 @@ def test_a_bulleted_line_no_pattern_reads_is_a_problem_not_an_organization():
     reported = {p.line for p in parsed.problems}
     content = {n for n, line in enumerate(text.splitlines(), 1) if line.strip()}
     assert content - set(parsed.furniture_lines) <= claimed | reported  # no line lost
+
+
+def test_unicode_line_separators_inside_a_line_are_spaces():
+    text = blank_separated(("Brain\u2028decoding\u0085with\u2029spikes", ABSTRACT_A))
+    (record,) = parse_dump("x.txt", text).records
+    assert record.title == "Brain decoding with spikes"
