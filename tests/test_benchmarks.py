@@ -89,3 +89,44 @@ def test_several_builds_take_turns_with_their_floors_and_the_report_lists_them(t
     build, floor = re.search(r"\| build \(build_db.py, all stages\) \| ([\d.]+) s \| ([\d.]+) s",
                              printed).groups()
     assert (float(build), float(floor)) == (min(builds), min(floors))
+
+
+def test_quality_scores_pairs_against_the_truth_and_counts_merged_lookalikes():
+    from benchmarks.run import quality
+
+    # Records 0-1 are one paper, 2 another, 3 a look-alike of the first (its own paper).
+    truth = {"sightings": [0, 0, 1, 2], "lookalikes": [[3, 0]]}
+    assert quality(["a", "a", "b", "c"], truth) == {
+        "recall": 1.0, "precision": 1.0, "records": 4, "lookalikes": 1, "lookalikes_merged": 0}
+    # The look-alike merged into the paper it imitates: a wrong pair with each of its records.
+    merged = quality(["a", "a", "b", "a"], truth)
+    assert merged["lookalikes_merged"] == 1 and merged["precision"] == 1 / 3
+    # A repeat kept apart: half of nothing found.
+    assert quality(["a", "x", "b", "c"], truth)["recall"] == 0.0
+
+
+def test_percentiles_are_nearest_rank_for_every_figure():
+    from benchmarks.run import percentile
+
+    values = [float(v) for v in range(10, 0, -1)]  # 10 requests, in any order
+    assert percentile(values, 0.5) == 5.0 and percentile(values, 0.95) == 10.0
+    assert percentile([3.0], 0.5) == percentile([3.0], 0.95) == 3.0
+
+
+def test_an_incremental_build_that_falls_back_stops_the_run(tmp_path):
+    """The incremental figure is of an update: a build that says it adds the dump and then
+    builds everything after all (a fallback) must not be timed as one."""
+    import pytest
+
+    from benchmarks.run import run_build as timed_build
+    from conftest import ABSTRACT_A, ABSTRACT_C, blank_separated
+
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "a.txt").write_text(blank_separated(("Leap paper", ABSTRACT_C, ["·", "Feb 29"]),
+                                                 ("Shared paper", ABSTRACT_A, ["·", "Mar 21"])))
+    out = tmp_path / "papers.db"
+    timed_build(dumps, out)
+    (dumps / "b.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"])))
+    with pytest.raises(SystemExit, match="fell back to a full build"):
+        timed_build(dumps, out, "--incremental", expect="incremental: adding 1 new dumps")
