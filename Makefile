@@ -11,28 +11,36 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { echo "$(PYTHON) cannot create a virtual environment: install python3-venv (Debian: apt-get install python3-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# Adds the new dumps to papers.db; the build itself says why when it must build everything
+# (a changed or removed dump, new build code, topic rules or organization reference).
 build: $(STAMP)
-	$(BIN)/python build_db.py
+	$(BIN)/python build_db.py --incremental
 
 serve: $(STAMP)
 	$(BIN)/python -m neuroai_papers.site serve
 
 # JupyterLab on notebooks/, with papers.db built (the notebooks find it at ../papers.db).
+# Notebooks are saved without their outputs (JupyterLab autosaves): they are committed clean,
+# which a test checks, and a commit after `make lab` would otherwise fail the publish run.
 lab: $(STAMP)
 	$(BIN)/python -m neuroai_papers.site prepare
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks \
+	  --FileContentsManager.pre_save_hook=neuroai_papers.notebooks.strip_outputs
 
 # Browser tests drive Debian's chromium (never a downloaded browser build).
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  if [ -n "$$SUDO" ] && ! command -v sudo >/dev/null; then \
+	    echo "installing chromium needs root: run as root, or install sudo"; exit 1; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; \
 	fi
 	@/usr/bin/chromium --version
 

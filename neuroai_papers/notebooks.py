@@ -63,6 +63,17 @@ def render_notebooks(db: Path, out: Path = OUT) -> list[Path]:
     return written
 
 
+def strip_outputs(model: dict, **_) -> None:
+    """JupyterLab's pre-save hook (`make lab`): save a notebook without outputs or execution
+    counts, as the notebooks are committed. The open notebook keeps them on screen."""
+    if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
+        return
+    for cell in model["content"].get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neuroai_papers.notebooks")
     parser.add_argument("--db", type=Path, default=ROOT / "papers.db")

@@ -89,8 +89,28 @@ def publish_arguments(db: Path, sources: dict[str, Path]) -> dict:
     }
 
 
+# What the two bundles hold: a folder holding anything else is not one this wrote.
+BUNDLE_NAMES = {"Dockerfile", "metadata.json", "notebooks", "papers.db", "plugins", "static",
+                "templates", "index.html", ".nojekyll"}
+
+
+def replaceable_folder(out: Path) -> Path:
+    """Return `out` as an absolute path (the Docker folder below changes the working folder,
+    and a relative one was written there and deleted with it); raise SystemExit unless it is
+    missing, empty or a bundle written before: it is deleted and written anew."""
+    out = out.resolve()
+    if out == ROOT or out in ROOT.parents:
+        raise SystemExit(f"refusing to write a bundle over {out}: it holds the repository")
+    if out.exists() and (not out.is_dir()
+                         or not {p.name for p in out.iterdir()} <= BUNDLE_NAMES):
+        raise SystemExit(f"refusing to replace {out}: it holds files that are not a bundle's; "
+                         f"choose a new or empty folder")
+    return out
+
+
 def write_bundle(arguments: dict, out: Path) -> Path:
     """Write the exact folder `datasette publish cloudrun` would upload to `out`."""
+    out = replaceable_folder(out)
     with open(arguments["metadata_path"]) as metadata, temporary_docker_directory(
         arguments["files"], arguments["name"], metadata, arguments["extra_options"], None,
         arguments["template_dir"], arguments["plugins_dir"], arguments["static"],
@@ -121,8 +141,8 @@ def publish_cloudrun(service: str, dry_run: Path | None) -> int:
     with clean_sources(site_paths()["notebooks"]) as sources:
         arguments = publish_arguments(DB, sources)
         if dry_run:
-            write_bundle(arguments, dry_run)
-            print(f"wrote the deploy bundle to {dry_run} (nothing was uploaded)")
+            written = write_bundle(arguments, dry_run)
+            print(f"wrote the deploy bundle to {written} (nothing was uploaded)")
             return 0
         if not shutil.which("gcloud"):
             print("skipped Cloud Run: gcloud is not installed or not authenticated "
@@ -185,6 +205,7 @@ def build_info(db: Path) -> dict[str, str]:
 def publish_pages(out: Path, live_url: str | None, db: Path = DB,
                   notebooks_dir: Path | None = None) -> int:
     """Write the GitHub Pages bundle: papers.db, metadata.json, notebooks, landing page."""
+    out = replaceable_folder(out)
     if out.exists():
         shutil.rmtree(out)
     (out / "notebooks").mkdir(parents=True)

@@ -96,15 +96,16 @@ def wait_until_up(base: str, process: subprocess.Popen, seconds: float = 60) -> 
 
 
 def stale(output: Path, inputs: list[Path]) -> bool:
-    """True if `output` is missing or older than one of `inputs`."""
+    """True if `output` is missing or older than one of `inputs` (files or folders)."""
     if not output.exists():
         return True
     made = output.stat().st_mtime
-    return any(path.stat().st_mtime > made for path in inputs if path.is_file())
+    return any(path.stat().st_mtime > made for path in inputs if path.exists())
 
 
 def database_inputs() -> list[Path]:
-    return [*ROOT.joinpath("dumps").iterdir(), ROOT / "metadata.yml",
+    # The folder itself too: removing or renaming a dump changes only the folder's date.
+    return [ROOT / "dumps", *ROOT.joinpath("dumps").iterdir(), ROOT / "metadata.yml",
             *ROOT.joinpath("reference").iterdir(), *ROOT.joinpath("neuroai_papers").glob("*.py")]
 
 

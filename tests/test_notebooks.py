@@ -79,3 +79,21 @@ def test_the_notebooks_search_quotes_words_as_the_site_does(query):
     from datasette.utils import escape_fts
 
     assert search_helper_of_explore()(query) == escape_fts(query)
+
+
+def test_jupyterlab_saves_notebooks_without_outputs(real_db, tmp_path):
+    """`make lab` saves through strip_outputs: a notebook run and saved in JupyterLab stays
+    as it is committed (JupyterLab autosaves; a commit with outputs would fail the tests)."""
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    from neuroai_papers.notebooks import strip_outputs
+
+    executed = execute_notebook(NOTEBOOKS / "maintain.ipynb", real_db)
+    assert any(cell.get("outputs") for cell in executed.cells if cell.cell_type == "code")
+    manager = FileContentsManager(root_dir=str(tmp_path),
+                                  pre_save_hook="neuroai_papers.notebooks.strip_outputs")
+    assert manager.pre_save_hook is strip_outputs
+    manager.save({"type": "notebook", "format": "json", "content": executed}, "saved.ipynb")
+    saved = json.loads((tmp_path / "saved.ipynb").read_text())
+    code = [cell for cell in saved["cells"] if cell["cell_type"] == "code"]
+    assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)

@@ -268,3 +268,40 @@ def test_published_database_records_its_commit_and_dumps(real_db):
     assert info["git_commit"] == expected
     for name, sha in rows(real_db, "select name, sha256 from dumps"):
         assert f"{name} (sha256 {sha[:12]})" in info["dumps"]
+
+
+def test_a_relative_dry_run_folder_is_written_where_it_was_asked(real_db, rendered_notebooks,
+                                                                 tmp_path, monkeypatch):
+    """Datasette's Docker folder changes the working folder: a relative `--dry-run deploy/`
+    was written inside it, deleted with it, and reported as written."""
+    with clean_sources(rendered_notebooks) as sources:
+        arguments = publish_arguments(real_db, sources)
+        monkeypatch.chdir(tmp_path)
+        written = write_bundle(arguments, Path("deploy"))
+        assert written == tmp_path / "deploy" and (tmp_path / "deploy" / "Dockerfile").exists()
+        write_bundle(arguments, Path("deploy"))  # a bundle written before is replaced
+
+
+def test_a_bundle_never_replaces_a_folder_it_did_not_write(real_db, rendered_notebooks, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    with clean_sources(rendered_notebooks) as sources:
+        arguments = publish_arguments(real_db, sources)
+        for write in (lambda: write_bundle(arguments, notes),
+                      lambda: publish_pages(notes, None, real_db, rendered_notebooks),
+                      lambda: publish_pages(ROOT, None, real_db, rendered_notebooks)):
+            with pytest.raises(SystemExit, match="refusing to"):
+                write()
+    assert (notes / "mine.txt").read_text() == "keep me"
+
+
+def test_only_main_is_ever_published_and_cloud_run_knows_its_region():
+    jobs = load_workflow("publish.yml")["jobs"]
+    for name in ("cloudrun", "pages"):
+        assert jobs[name]["if"] == "github.ref == 'refs/heads/main'"
+    assert "CLOUDSDK_RUN_REGION" in jobs["cloudrun"]["env"]
+
+
+def test_documentation_changes_run_the_tests_that_read_it():
+    assert "paths-ignore" not in json.dumps(load_workflow("test.yml")["on"])
