@@ -220,3 +220,25 @@ def test_a_reader_that_holds_the_file_fails_the_update_cleanly(tmp_path, monkeyp
     reader.close()
     assert out.read_bytes() == before and not journal(out).exists()
     assert run_build(dumps, out, "--incremental").returncode == 0  # once it is closed
+
+
+def test_removing_a_dump_makes_the_database_stale(tmp_path):
+    """`make serve` and `make lab` rebuild when an input is newer than papers.db: removing
+    or renaming a dump changes no file's date, only its folder's."""
+    import os
+
+    from neuroai_papers.site import stale
+
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "a.txt").write_text("a")
+    (dumps / "b.txt").write_text("b")
+    db = tmp_path / "papers.db"
+    db.write_text("built")
+    past = db.stat().st_mtime - 60
+    for path in (dumps, dumps / "a.txt", dumps / "b.txt"):
+        os.utime(path, (past, past))
+    inputs = lambda: [dumps, *dumps.iterdir()]  # as site.database_inputs lists them
+    assert not stale(db, inputs())
+    (dumps / "b.txt").unlink()
+    assert stale(db, inputs())
