@@ -174,7 +174,9 @@ in one SQLite file. Built {e(info.get("built_at", "?"))} from commit
 <code>{e(info.get("git_commit", "unknown")[:12])}</code>.</p>
 {live}
 <p><a id="lite" href="https://lite.datasette.io/">Open papers.db in Datasette Lite</a>: SQL in
-your browser, no server.</p>
+your browser, no server. The live site's own additions are not there: ranked search with
+snippets, related papers and the fuzzy title lookup (their SQL functions come from its
+plugins), its paper pages and its style.</p>
 <p><a href="papers.db" download>Download papers.db</a> (every table and column is described
 inside it, in <code>table_docs</code> and <code>column_docs</code>).</p>
 <ul>{links}</ul>
