@@ -28,12 +28,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Iterator, Mapping
 
-
 from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
-from .yamlfiles import read_yaml
 from .texts import DiskList
+from .yamlfiles import read_yaml
 
 MANIFEST = "manifest.yml"
 
