@@ -19,6 +19,10 @@ matches. And a sort on a column without an index has no index to walk. In both c
 hook adds Datasette's own clause on the rowid beside it, and SQLite reads the matches by
 rowid as before. A search is rare when the index holds fewer than COMMON_MATCHES matches,
 read from the index up to that number (a few ms).
+
+Also, a search with nothing left to search for once quoted (`"`, a space) matches nothing
+instead of failing: Datasette's escape_fts() turns it into an empty string, which FTS5
+refuses as a syntax error ("Invalid SQL" on the table page, a 400 on a canned query).
 """
 
 import sqlite3
@@ -26,12 +30,24 @@ import sqlite3
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
 from datasette.filters import FilterArguments
+from datasette.utils import escape_fts as quoted_words
 from datasette.utils import escape_sqlite
 
 # At or above this many matches the page walks an index: reading that many rows by rowid
 # costs about 25 ms, and an index walk meets a match every 100 papers or sooner at a
 # million papers, so it finds 50 within a few thousand rows.
 COMMON_MATCHES = 10_000
+
+
+def escape_fts(query: str) -> str:
+    """Datasette's escape_fts, except that nothing to search for is `""`, the empty phrase,
+    which FTS5 matches with no row."""
+    return quoted_words(query) or '""'
+
+
+@hookimpl(trylast=True)  # after Datasette's own registration of escape_fts, to replace it
+def prepare_connection(conn):
+    conn.create_function("escape_fts", 1, escape_fts, deterministic=True)
 
 
 def match_expression(table_metadata: dict, request) -> str:

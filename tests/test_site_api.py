@@ -388,6 +388,15 @@ async def test_a_facet_chosen_on_a_later_page_starts_the_filtered_list_from_its_
     assert again["selected"] and "_next=" not in again["toggle_url"]
 
 
+@pytest.mark.parametrize("search", [" ", '"', '""', '" "'])
+async def test_a_table_search_with_nothing_to_search_for_lists_nothing_instead_of_an_error(ds, search):
+    response = await ds.client.get("/papers/papers.json", params={"_search": search})
+    assert response.status_code == 200, response.text[:200]
+    assert response.json()["rows"] == []
+    page = await ds.client.get("/papers/papers", params={"_search": search})
+    assert page.status_code == 200
+
+
 @pytest.mark.parametrize("q", ["", " ", '"', '""', '" "'])
 async def test_empty_search_returns_nothing_instead_of_an_error(ds, q):
     """Nothing to search for, once quoted as the site quotes words (escape_fts), is no
