@@ -32,6 +32,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from datasette.utils import tilde_encode
 
+from benchmarks.run import commit
 from neuroai_papers.site import free_port, serve_command, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,9 +196,11 @@ def section(outcomes: Outcomes, db: Path, clients: int, seconds: float) -> str:
         f"{clients} clients, each sending its next request as soon as the last one is answered, "
         f"for {seconds:g} s against the site on loopback ({db.name}, {papers:,} papers), with the "
         f"project's settings. The kinds take turns: ranked search, facets, paper pages, the SQL "
-        f"editor, JSON and CSV exports (one streamed). The clients run on the same machine.\n\n"
+        f"editor, JSON and CSV exports (one streamed). The clients run on the same machine. "
+        f"Not a ratio to a floor, unlike the suite's figures: what one server answers under "
+        f"this load, on this machine, that day.\n\n"
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{date.today().isoformat()}.\n\n{table(outcomes)}\n")
+        f"{date.today().isoformat()}, commit {commit()}.\n\n{table(outcomes)}\n")
 
 
 def write_results(text: str, path: Path = RESULTS) -> None:

@@ -571,8 +571,9 @@ def commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                               capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, text=True, capture_output=True).stdout.strip()
+        dirty = subprocess.run(  # RESULTS.md is what the runs write, not code
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":!benchmarks/RESULTS.md"], cwd=ROOT, text=True, capture_output=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+changes" if dirty else "")
