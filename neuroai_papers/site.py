@@ -103,10 +103,10 @@ def stale(output: Path, inputs: list[Path]) -> bool:
     return any(path.stat().st_mtime > made for path in inputs if path.exists())
 
 
-def database_inputs() -> list[Path]:
+def database_inputs(root: Path = ROOT) -> list[Path]:
     # The folder itself too: removing or renaming a dump changes only the folder's date.
-    return [ROOT / "dumps", *ROOT.joinpath("dumps").iterdir(), ROOT / "metadata.yml",
-            *ROOT.joinpath("reference").iterdir(), *ROOT.joinpath("neuroai_papers").glob("*.py")]
+    return [root / "dumps", *root.joinpath("dumps").iterdir(), root / "metadata.yml",
+            *root.joinpath("reference").iterdir(), *root.joinpath("neuroai_papers").glob("*.py")]
 
 
 def notebook_inputs(db: Path) -> list[Path]:

@@ -35,6 +35,11 @@ def test_generated_corpus_is_repeatable_parses_cleanly_and_dedupes_to_the_truth(
     out = tmp_path / "papers.db"
     assert run_build(first, out).returncode == 0
     assert rows(out, "select count(*) from papers")[0][0] == truth["papers"]
+    from benchmarks.run import built_papers, quality
+
+    scored = quality(built_papers(out), truth)
+    assert (scored["recall"], scored["precision"], scored["lookalikes_merged"]) == (1.0, 1.0, 0)
+    assert scored["records"] == 1500 and scored["lookalikes"] > 0
 
 
 def test_facets_missing_from_the_json_are_the_ones_that_timed_out():

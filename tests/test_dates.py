@@ -200,3 +200,13 @@ def test_a_yearless_date_after_the_pages_own_date_is_a_problem_not_a_later_date(
     (problem,) = rows(db, "select line, text, reason from problems")
     assert problem[:2] == (18, "Dec 28") and "later in the year than the page's own date" in problem[2]
     assert f"warning: {dumps_dir / 'a.txt'}:18: a date without a year later" in result.stderr
+
+
+def test_a_year_on_the_pages_own_date_line_is_its_capture_year(dumps_dir, tmp_path):
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Recent paper", ABSTRACT_A, ["·", "Feb 25"])).replace("Apr 17", "Apr 17, 2024"))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select capture_date, capture_year, capture_method from dumps") == [
+        ("2024-04-17", 2024, "page")]
+    assert rows(db, "select published, date_method from papers") == [
+        ("2024-02-25", "year_from_stated_capture")]

@@ -285,3 +285,16 @@ def test_fuzzy_matches_are_those_of_distinct_candidates_ties_included():
         assert ours == reference_fuzzy_matches(dedup, key), key
         compared += len(ours) == 5
     assert compared > 50  # the cap of five mattered often
+
+
+def test_the_sql_similarity_functions_compare_titles_as_documented():
+    """title_similarity: ratio of the title keys (case, accents, punctuation erased);
+    token_similarity: word order and extra words ignored; NULL in, NULL out."""
+    assert REFERENCE.title_similarity("Brain Décoding: fMRI!", "brain decoding fmri") == 100
+    assert REFERENCE.title_similarity("fmri decoding brain", "brain decoding fmri") < 80
+    assert REFERENCE.token_similarity("fmri decoding brain", "Brain decoding, fMRI") == 100
+    assert REFERENCE.token_similarity("decoding the visual brain with fMRI", "visual brain") == 100
+    assert REFERENCE.token_similarity("spiking networks", "visual brain") < 50
+    assert REFERENCE.title_similarity(None, "x") is None and REFERENCE.token_similarity("x", None) is None
+    long = "brain " * 100_000  # cut to the first 1,000 characters: answers at once
+    assert REFERENCE.title_similarity(long, long) == 100

@@ -36,7 +36,13 @@ def test_rendered_html_has_the_plots_and_the_topic_scores(rendered_notebooks):
     html = (rendered_notebooks / "explore.html").read_text()
     assert sorted(p.name for p in rendered_notebooks.iterdir()) == ["explore.html", "maintain.html"]
     assert html.count("data:image/png") >= 4
-    assert "overall" in html and "precision" in html
+    # The scores table's overall row: labels, predictions, true positives, precision, recall.
+    overall = re.search(r"<th>overall</th>\s*<td>(\d+)</td>\s*<td>(\d+)</td>\s*<td>(\d+)</td>"
+                        r"\s*<td>(0\.\d+)</td>\s*<td>(0\.\d+)</td>", html)
+    assert overall, "the topic scores are not in the page"
+    labels, predicted, hits, precision, recall = overall.groups()
+    assert float(precision) == pytest.approx(int(hits) / int(predicted), abs=1e-6)
+    assert float(recall) == pytest.approx(int(hits) / int(labels), abs=1e-6)
     for page in rendered_notebooks.iterdir():  # nothing loaded from elsewhere (a CDN)
         assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?(https?:)?//", page.read_text())
 
@@ -97,3 +103,29 @@ def test_jupyterlab_saves_notebooks_without_outputs(real_db, tmp_path):
     saved = json.loads((tmp_path / "saved.ipynb").read_text())
     code = [cell for cell in saved["cells"] if cell["cell_type"] == "code"]
     assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)
+
+
+def test_explore_search_escapes_titles_and_abstracts_before_marking_matches(dumps_dir, tmp_path):
+    """The notebook's search() renders HTML: text from the dumps is escaped, and only the
+    matches become <mark>."""
+    import sqlite3
+
+    import pandas as pd
+
+    from conftest import ABSTRACT_A, blank_separated, run_build
+
+    abstract = ABSTRACT_A.replace("We decode", "We decode <script>alert(1)</script> & <b>more</b>", 1)
+    (dumps_dir / "a.txt").write_text(blank_separated(("Decoding <b>bold</b> brains", abstract)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    namespace = {"sql": lambda query, **params: pd.read_sql_query(query, conn, params=params)}
+    notebook = json.loads((NOTEBOOKS / "explore.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in notebook["cells"]
+                if "def fts_query" in "".join(c["source"]))
+    exec(cell.rsplit("\nsearch(", 1)[0], namespace)  # the definitions, not the example call
+    shown = namespace["search"]("decoding").to_html()
+    conn.close()
+    assert "Decoding &lt;b&gt;bold&lt;/b&gt; brains" in shown
+    assert "&lt;script&gt;" in shown and "<script>" not in shown and "<b>" not in shown
+    assert "<mark>decode</mark>" in shown

@@ -279,7 +279,9 @@ def test_a_relative_dry_run_folder_is_written_where_it_was_asked(real_db, render
         monkeypatch.chdir(tmp_path)
         written = write_bundle(arguments, Path("deploy"))
         assert written == tmp_path / "deploy" and (tmp_path / "deploy" / "Dockerfile").exists()
+        (tmp_path / "deploy" / "Dockerfile").write_text("stale")
         write_bundle(arguments, Path("deploy"))  # a bundle written before is replaced
+        assert (tmp_path / "deploy" / "Dockerfile").read_text().startswith("FROM ")
 
 
 def test_a_bundle_never_replaces_a_folder_it_did_not_write(real_db, rendered_notebooks, tmp_path):

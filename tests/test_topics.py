@@ -85,13 +85,15 @@ def test_papers_carry_topics_that_paper_topics_explains(real_db):
     assert {k: v for k, v in counted.items() if v} == facet
 
 
-@pytest.mark.parametrize("precision, recall, expected", [(1.0, 1.0, True), (0.5, 0.9, False)])
-def test_evaluate_counts_true_and_false_positives(precision, recall, expected):
+@pytest.mark.parametrize("predicted, precision, recall", [
+    ({"a": {"EEG"}, "b": {"EEG"}, "c": set()}, 1.0, 1.0),  # every label found, nothing more
+    ({"a": {"EEG"}, "b": set(), "c": {"EEG"}}, 0.5, 0.5),  # one found, one missed, one wrong
+    ({"a": set(), "b": set(), "c": set()}, None, 0.0),  # nothing predicted: no precision
+])
+def test_evaluate_counts_true_and_false_positives(predicted, precision, recall):
     labels = {"a": {"EEG"}, "b": {"EEG"}, "c": set()}
-    predicted = {"a": {"EEG"}, "b": {"EEG"}, "c": set()} if expected else {
-        "a": {"EEG"}, "b": set(), "c": {"EEG"}}
     scores = evaluate(labels, predicted, ["EEG"])["EEG"]
-    assert (scores["precision"], scores["recall"]) == ((1.0, 1.0) if expected else (0.5, 0.5))
+    assert (scores["precision"], scores["recall"]) == (precision, recall)
 
 
 # --- The corpus-wide scan gives what matching each paper alone gives -------------------------

@@ -227,18 +227,19 @@ def test_removing_a_dump_makes_the_database_stale(tmp_path):
     or renaming a dump changes no file's date, only its folder's."""
     import os
 
-    from neuroai_papers.site import stale
+    from neuroai_papers.site import database_inputs, stale
 
-    dumps = tmp_path / "dumps"
-    dumps.mkdir()
-    (dumps / "a.txt").write_text("a")
-    (dumps / "b.txt").write_text("b")
+    for folder in ("dumps", "reference", "neuroai_papers"):
+        (tmp_path / folder).mkdir()
+    for name in ("dumps/a.txt", "dumps/b.txt", "metadata.yml", "reference/topics.yml",
+                 "neuroai_papers/build.py"):
+        (tmp_path / name).write_text(name)
     db = tmp_path / "papers.db"
     db.write_text("built")
     past = db.stat().st_mtime - 60
-    for path in (dumps, dumps / "a.txt", dumps / "b.txt"):
-        os.utime(path, (past, past))
-    inputs = lambda: [dumps, *dumps.iterdir()]  # as site.database_inputs lists them
-    assert not stale(db, inputs())
-    (dumps / "b.txt").unlink()
-    assert stale(db, inputs())
+    for path in tmp_path.rglob("*"):
+        if path != db:
+            os.utime(path, (past, past))
+    assert not stale(db, database_inputs(tmp_path))
+    (tmp_path / "dumps" / "b.txt").unlink()
+    assert stale(db, database_inputs(tmp_path))
