@@ -135,3 +135,25 @@ def test_an_incremental_build_that_falls_back_stops_the_run(tmp_path):
     (dumps / "b.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"])))
     with pytest.raises(SystemExit, match="fell back to a full build"):
         timed_build(dumps, out, "--incremental", expect="incremental: adding 1 new dumps")
+
+
+def test_stock_is_asked_for_as_many_rows_as_the_sites_papers_page_shows(real_db):
+    """Stock runs without metadata.yml, whose `size` makes the site's page shorter than
+    Datasette's default: asked for papers_page_size() rows, it lists as many as the site."""
+    import asyncio
+
+    import yaml
+    from datasette.app import Datasette
+
+    from benchmarks.run import papers_page_size
+    from neuroai_papers.site import SETTINGS, site_paths
+
+    async def rows_shown(path, **options):
+        ds = Datasette([], immutables=[str(real_db)], settings=SETTINGS, **options)
+        return len((await ds.client.get(path)).json()["rows"])
+
+    metadata = yaml.safe_load(site_paths()["metadata"].read_text())
+    site = asyncio.run(rows_shown("/papers/papers.json?_search=brain", metadata=metadata))
+    stock = asyncio.run(rows_shown(f"/papers/papers.json?_search=brain&_size={papers_page_size()}"))
+    unasked = asyncio.run(rows_shown("/papers/papers.json?_search=brain"))
+    assert site == stock < unasked
