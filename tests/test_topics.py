@@ -15,8 +15,8 @@ TOPICS = load_topics(ROOT / "reference" / "topics.yml")
 LABELS = load_labels(ROOT / "tests" / "topic_labels.csv")
 # Measured on the hand-labelled sample with the rules as first written, before looking at
 # the labels (see notebooks/explore.ipynb). The test fails if a rule change lowers them.
-MIN_PRECISION = 0.77
-MIN_RECALL = 0.82
+MIN_PRECISION = 77 / 99  # 77 of the 99 predictions right (0.78)
+MIN_RECALL = 77 / 93  # 77 of the 93 labels found (0.83)
 
 
 def topics_of(title, abstract=""):
