@@ -187,6 +187,16 @@ def build_time() -> str:
     return moment.replace(microsecond=0).isoformat()
 
 
+def dumps_fact(dumps: list[tuple[str, str]]) -> str:
+    """Return build_info's `dumps`: how many, the first and last, and one sha256 of every
+    (name, sha256) in order. Bounded: the list itself grew by 55 bytes a dump and would
+    outgrow the site's 32 kB cap on a value (plugins/sql_limits.py) at about 600 dumps; the
+    `dumps` table has every name and hash."""
+    digest = hashlib.sha256("".join(f"{name}\0{sha}\n" for name, sha in dumps).encode())
+    span = f", {dumps[0][0]} to {dumps[-1][0]}" if dumps else ""
+    return f"{len(dumps)} dumps{span}; sha256 of their names and sha256s: {digest.hexdigest()}"
+
+
 def make_build_info(dumps: list[tuple[str, str]], reference: Path,
                     manifest: dict) -> dict[str, str]:
     """Return the build facts; `dumps` are (name, sha256) in name order."""
@@ -194,7 +204,7 @@ def make_build_info(dumps: list[tuple[str, str]], reference: Path,
         "built_at": build_time(),
         "neuroai_papers_version": __version__,
         "git_commit": git_commit(),
-        "dumps": ", ".join(f"{name} (sha256 {sha[:12]})" for name, sha in dumps),
+        "dumps": dumps_fact(dumps),
         "sqlite_utils_version": version("sqlite-utils"),
         "reusable_inputs_sha256": reusable_inputs_fingerprint(reference),
         "manifest": json.dumps(manifest_entries(manifest)),

@@ -44,7 +44,7 @@ from urllib.parse import parse_qsl, urlencode
 import numpy as np
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
-from datasette.facets import ArrayFacet, ColumnFacet
+from datasette.facets import ArrayFacet, ColumnFacet, DateFacet
 from datasette.utils import (escape_sqlite, path_with_added_args, path_with_removed_args,
                              sqlite_timelimit)
 
@@ -458,6 +458,26 @@ def with_filter_removed(request, key: str, value: str) -> str:
     """The page's path without the filter `key=value`, from the first page again."""
     return path_with_removed_args(request, {"_next"},
                                   path=path_with_removed_args(request, {key: value}))
+
+
+def starting_from_the_first_page(facet_results):
+    """Wrap a facet class's facet_results so that its value links drop the cursor, as
+    with_filter_added does for this module's own facets (see there)."""
+    async def facet_results_from_the_first_page(self):
+        results, timed_out = await facet_results(self)
+        for facet in results:
+            for item in facet.get("results", []):
+                item["toggle_url"] = without_cursor(item["toggle_url"])
+        return results, timed_out
+    facet_results_from_the_first_page.starts_from_the_first_page = True
+    return facet_results_from_the_first_page
+
+
+# Datasette's own facets (every table's `_facet=`, metadata.yml's facets of sightings,
+# paper_topics and problems) build their links in facet_results: there is no hook for them.
+for facet_class in (ColumnFacet, ArrayFacet, DateFacet):
+    if not getattr(facet_class.facet_results, "starts_from_the_first_page", False):
+        facet_class.facet_results = starting_from_the_first_page(facet_class.facet_results)
 
 
 @hookimpl

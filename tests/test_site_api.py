@@ -365,6 +365,14 @@ async def test_the_ranked_matches_are_among_the_rows_of_the_table_below_them(ds,
     assert len(ranked) == min(10, len(listed))
 
 
+async def test_all_ranked_results_are_offered_only_for_a_search_the_canned_query_repeats(ds):
+    plain = (await ds.client.get("/papers/papers?_search=eeg")).text
+    raw = (await ds.client.get("/papers/papers?_search=eeg%20OR%20meg&_searchmode=raw")).text
+    assert 'class="ranked-title"' in plain and 'class="ranked-title"' in raw
+    assert 'href="/papers/search?q=eeg">All ranked results' in plain
+    assert "All ranked results" not in raw
+
+
 async def test_a_filter_the_ranked_box_cannot_repeat_gets_no_box(ds):
     page = await ds.client.get("/papers/papers?_search=brain&_search_title=decoding")
     assert page.status_code == 200 and 'class="ranked-title"' not in page.text
@@ -391,6 +399,17 @@ async def test_a_facet_chosen_on_a_later_page_starts_the_filtered_list_from_its_
     (again,) = [item for item in selected["facet_results"]["topics"]["results"]
                 if item["value"] == "transformers"]
     assert again["selected"] and "_next=" not in again["toggle_url"]
+
+
+@pytest.mark.parametrize("path", ["/papers/sightings.json?_size=50",
+                                  "/papers/paper_topics.json?_size=50",
+                                  "/papers/papers.json?_size=20&_facet=date_method"])
+async def test_datasettes_own_facet_links_also_start_from_the_first_page(ds, path):
+    first = await get_json(ds, path)
+    later = await get_json(ds, f"{path}&_next={first['next']}")
+    links = [item["toggle_url"] for facet in later["facet_results"].values()
+             for item in facet["results"]]
+    assert links and not [link for link in links if "_next=" in link]
 
 
 @pytest.mark.parametrize("search", [" ", '"', '""', '" "'])
@@ -475,7 +494,54 @@ async def test_paper_page_shows_sightings_related_and_lookup_links(ds, real_db):
     related = await get_json(ds, f"/papers/related.json?paper_id={paper_id}&_shape=array")
     assert 0 < len(related) <= 5
     links = re.findall(r'<li><a href="/papers/papers/([^"]+)">', html)
-    assert links == [paper["id"] for paper in related]  # the page and the canned query agree
+    assert links == [paper["paper_id"] for paper in related]  # the page and the canned query agree
+    # The canned query's papers link to their pages, as every other query's do.
+    table = (await ds.client.get(f"/papers/related?paper_id={paper_id}")).text
+    assert [f'<a href="/papers/papers/{p["paper_id"]}">' in table for p in related] == [True] * len(related)
+
+
+async def test_pages_are_titled_by_what_they_show(ds):
+    """A page's title is what a tab, a bookmark or a screen reader names it by."""
+    def title(page):
+        return html.unescape(re.search(r"<title>(.*?)</title>", page.text, re.S).group(1)).strip()
+
+    assert title(await ds.client.get("/papers/search?q=brain")) == (
+        "Search papers, best matches first (papers)")
+    assert title(await ds.client.get("/papers/dumps/004_a2400baee32e0311~2Etxt")) == (
+        "dumps: 004_a2400baee32e0311.txt (papers)")
+    own = title(await ds.client.get("/papers?sql=select+id,+title+from+papers+where+authors+>+5+order+by+id"))
+    assert own.startswith("select id, title from papers") and len(own) < 90
+
+
+async def test_each_map_popup_links_to_as_many_papers_as_it_counts(ds):
+    places = await get_json(ds, "/papers/organization_map.json?_shape=array")
+    assert places
+    for place in places:
+        popup = json.loads(place["popup"])
+        listed = await get_json(ds, popup["link"].replace("/papers/papers?", "/papers/papers.json?_shape=array&_size=max&", 1))
+        assert popup["description"].startswith(f"{len(listed)} paper") and len(listed) == place["papers"]
+
+
+async def test_a_paper_that_changed_organization_is_listed_under_both(tmp_path):
+    """A later dump shows the paper under another organization: papers.organization_id
+    keeps the latest, but both popups count it, and both links must list it."""
+    from conftest import ABSTRACT_A, blank_separated, run_build
+
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["Korea University", "·", "Mar 3, 2025"])))
+    (dumps / "b.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["SakanaAI Sakana AI", "·", "Mar 3, 2025"])))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps, db).returncode == 0
+    paths = site_paths()
+    site = Datasette([], immutables=[str(db)], metadata=METADATA, plugins_dir=str(paths["plugins"]),
+                     template_dir=str(paths["templates"]), settings=SETTINGS)
+    places = await get_json(site, "/papers/organization_map.json?_shape=array")
+    assert len(places) == 2
+    for place in places:
+        link = json.loads(place["popup"])["link"]
+        listed = await get_json(site, link.replace("/papers/papers?", "/papers/papers.json?_shape=array&", 1))
+        assert [paper["title"] for paper in listed] == ["Shared paper"], place["name"]
 
 
 async def test_front_page_says_what_this_is_and_links_the_download(ds, real_db):
