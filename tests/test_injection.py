@@ -165,7 +165,8 @@ def test_map_popup_shows_the_organization_as_text(page, injection_site):
     popup.wait_for()
     text = popup.inner_text()
     assert PLACED_NAME in text and CITY in text and COUNTRY in text
-    assert popup.locator("a").get_attribute("href").startswith("/papers/papers?organization_id=")
+    assert popup.locator("a").get_attribute("href").startswith(
+        "/papers/papers?_where=id+in+(select+paper_id+from+sightings+where+organization_id+%3D+%27")
     assert_nothing_injected(page, "map popup")
 
 

@@ -453,7 +453,8 @@ async def test_map_query_gives_coordinates_and_popups(ds, real_db):
     placed = rows(real_db, "select count(*) from organizations where latitude is not null")[0][0]
     assert len(data) == placed > 0
     popup = json.loads(data[0]["popup"])
-    assert popup["link"].startswith("/papers/papers?organization_id=")
+    assert popup["link"] == ("/papers/papers?_where=id+in+(select+paper_id+from+sightings+where+"
+                             f"organization_id+%3D+%27{data[0]['id']}%27)")
     assert "paper" in popup["description"]
 
 
