@@ -456,8 +456,7 @@ def without_cursor(url: str) -> str:
 
 def with_filter_removed(request, key: str, value: str) -> str:
     """The page's path without the filter `key=value`, from the first page again."""
-    return path_with_removed_args(request, {"_next"},
-                                  path=path_with_removed_args(request, {key: value}))
+    return without_cursor(path_with_removed_args(request, {key: value}))
 
 
 def starting_from_the_first_page(facet_results):
