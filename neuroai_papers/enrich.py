@@ -80,11 +80,24 @@ class Corpus:
     sightings: list[Sighting]  # every sighting, in dump order then page order
 
 
-def load_manifest(dumps_dir: Path, dump_names: set[str]) -> dict[str, date | int]:
+class Manifest(dict):
+    """The capture dates or years stated in a manifest, by dump name; `path` names the
+    manifest's file, so that a refusal can name it and the dump with their folder."""
+
+    def __init__(self, path: Path, captures: dict[str, date | int] | None = None):
+        super().__init__(captures or {})
+        self.path = path
+
+    def where(self, name: str) -> Path:
+        """The path of the dump `name`, beside the manifest."""
+        return self.path.with_name(name)
+
+
+def load_manifest(dumps_dir: Path, dump_names: set[str]) -> Manifest:
     """Return the capture dates or years a maintainer stated in dumps/manifest.yml."""
     path = dumps_dir / MANIFEST
     if not (path.exists() or path.is_symlink()):  # a broken link is refused, not ignored
-        return {}
+        return Manifest(path)
     data = read_yaml(path) or {}
     captures = data.get("captures") or {} if isinstance(data, dict) else None
     if not isinstance(captures, dict):
@@ -97,7 +110,7 @@ def load_manifest(dumps_dir: Path, dump_names: set[str]) -> dict[str, date | int
                             f"got {value.isoformat()}")
         if not (isinstance(value, date) or (isinstance(value, int) and 1990 <= value <= 2100)):
             raise DumpError(f"{path}: `{name}`: expected YYYY-MM-DD or a year, got {value!r}")
-    return captures
+    return Manifest(path, captures)
 
 
 def make_date(year: int, when: DumpDate) -> date | None:
@@ -120,13 +133,14 @@ def read_dates_by_paper(papers: list[Paper]) -> dict[str, list[date]]:
 
 def infer_capture(
     parsed: ParsedDump, sightings: list[Sighting], read_dates: dict[str, list[date]],
-    stated: date | int | None,
+    manifest: Manifest | None,
 ) -> Capture:
     """Return the capture date of one dump, with the method and the bounds on its year."""
     page = parsed.capture
     capture = Capture(parsed.capture_text, parsed.capture_line, None, None, "unknown")
+    stated = manifest.get(parsed.name) if manifest else None
     if stated is not None:
-        refuse_contradicted_capture(parsed, sightings, stated)
+        refuse_contradicted_capture(parsed, sightings, stated, manifest)
     if isinstance(stated, date):
         capture.date, capture.year, capture.method = stated.isoformat(), stated.year, "stated"
         return capture
@@ -142,7 +156,7 @@ def infer_capture(
 
 
 def refuse_contradicted_capture(parsed: ParsedDump, sightings: list[Sighting],
-                                stated: date | int) -> None:
+                                stated: date | int, manifest: Manifest) -> None:
     """Raise DumpError if the page contradicts the capture the manifest states: another
     page date, or a paper dated after the capture (a page cannot show a later date)."""
     page = parsed.capture
@@ -150,16 +164,17 @@ def refuse_contradicted_capture(parsed: ParsedDump, sightings: list[Sighting],
     if page and ((page.year is not None and page.year != year) or (
             isinstance(stated, date) and (page.month, page.day) != (stated.month, stated.day))):
         shown = stated if isinstance(stated, int) else stated.isoformat()
-        raise DumpError(f"{parsed.name}:{parsed.capture_line}: the page shows "
-                        f"{parsed.capture_text} but {MANIFEST} states {shown}")
+        raise DumpError(f"{manifest.where(parsed.name)}:{parsed.capture_line}: the page shows "
+                        f"{parsed.capture_text} but {manifest.path} states {shown}")
     for sighting in sightings:
         when = sighting.record.date
         if not (when and when.year and (full := make_date(when.year, when))):
             continue
         if full.year > year or (isinstance(stated, date) and full > stated):
             shown = stated if isinstance(stated, int) else stated.isoformat()
-            raise DumpError(f"{parsed.name}:{sighting.record.line}: this paper is dated "
-                            f"{full.isoformat()}, after the capture {MANIFEST} states ({shown})")
+            raise DumpError(f"{manifest.where(parsed.name)}:{sighting.record.line}: this paper "
+                            f"is dated {full.isoformat()}, after the capture {manifest.path} "
+                            f"states ({shown})")
 
 
 def bound_capture_year(
@@ -226,7 +241,7 @@ def date_problem(sighting: Sighting, capture: Capture) -> dict:
 
 
 def build_corpus(
-    parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: dict[str, date | int],
+    parsed_dumps: list[ParsedDump], dedup: Deduplicator, manifest: Manifest,
     places: OrganizationIndex,
 ) -> Corpus:
     """Resolve every date and return the small tables (the topics table comes with the topics).
@@ -240,7 +255,7 @@ def build_corpus(
             by_dump[sighting.dump].append(sighting)
     read_dates = read_dates_by_paper(dedup.papers)
     captures = {
-        d.name: infer_capture(d, by_dump[d.name], read_dates, manifest.get(d.name))
+        d.name: infer_capture(d, by_dump[d.name], read_dates, manifest)
         for d in parsed_dumps
     }
     del by_dump, read_dates

@@ -260,7 +260,7 @@ class Update:
         for parsed in self.parsed:
             sightings = [s for s in self.new_sightings if s.dump == parsed.name]
             dates = self.read_dates({s.paper_id for s in sightings})
-            captures[parsed.name] = infer_capture(parsed, sightings, dates, manifest.get(parsed.name))
+            captures[parsed.name] = infer_capture(parsed, sightings, dates, manifest)
         return captures
 
     def changed_captures(self) -> dict[str, Capture]:
