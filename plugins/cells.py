@@ -23,11 +23,17 @@ def highlight(text):
 
 
 def preview(text, limit=ABSTRACT_PREVIEW):
-    """Return escaped text cut at a word boundary, with the full text on hover."""
+    """Return escaped text cut at a word boundary, that opens to the whole abstract.
+
+    A <details> element rather than a hover title: it opens with a click, a tap or the
+    keyboard, and screen readers announce it. The summary is the cut; opening it adds the
+    rest of the text after it, so the open cell reads as the abstract once, whole.
+    """
     if text is None or len(text) <= limit:
         return None
     cut = text[:limit].rsplit(" ", 1)[0]
-    return Markup('<span class="abstract-preview" title="{}">{} …</span>').format(text, cut)
+    return Markup('<details class="abstract-preview"><summary>{}<span class="more"> … more</span>'
+                  '</summary><span class="rest">{}</span></details>').format(cut, text[len(cut):])
 
 
 def paper_link(paper_id):

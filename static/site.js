@@ -10,3 +10,35 @@ document.addEventListener("DOMContentLoaded", () => {
   list.replaceWith(details);
   details.append(summary, list);
 });
+
+// Datasette's filter and sort controls carry no labels (a screen reader announces "combo
+// box"); name each one for what it sets. Rows of filters already applied are numbered.
+document.addEventListener("DOMContentLoaded", () => {
+  const names = [
+    [/^_filter_column(_(\d+))?$/, "column"],
+    [/^_filter_op(_(\d+))?$/, "operator"],
+    [/^_filter_value(_(\d+))?$/, "value"],
+  ];
+  document.querySelectorAll("form.filters select, form.filters input").forEach((control) => {
+    if (control.labels.length || control.hasAttribute("aria-label")) return;
+    if (control.name === "_sort") {
+      control.setAttribute("aria-label", "Sort by column");
+      return;
+    }
+    for (const [pattern, part] of names) {
+      const match = control.name.match(pattern);
+      if (match) {
+        const filter = match[2] ? `Filter ${match[2]}` : "New filter";
+        control.setAttribute("aria-label", `${filter}: ${part}`);
+      }
+    }
+  });
+});
+
+// The SQL editor types into CodeMirror's own hidden textarea, which has no name either.
+// Datasette starts CodeMirror from window.onload, after this listener: hence the timeout.
+window.addEventListener("load", () => setTimeout(() => {
+  document.querySelectorAll(".CodeMirror textarea").forEach((input) => {
+    if (!input.hasAttribute("aria-label")) input.setAttribute("aria-label", "SQL query");
+  });
+}, 0));

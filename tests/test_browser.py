@@ -148,3 +148,47 @@ def test_write_statement_is_refused_in_the_browser(page, site, real_db):
     page.goto(site + "/papers?sql=delete+from+papers")
     assert "Statement must be a SELECT" in page.content()
     assert rows(real_db, "select count(*) from papers") == before
+
+
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll("input, select, textarea")]
+    .filter((c) => c.type !== "hidden" && c.type !== "submit" && c.getClientRects().length)
+    .filter((c) => !(c.labels.length || c.getAttribute("aria-label")
+                     || c.getAttribute("aria-labelledby") || c.title))
+    .map((c) => c.name || c.id || c.outerHTML)"""
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/papers", "/papers/papers", "/papers/papers?_search=brain&topics=decoding",
+    "/papers/papers?_sort=title", "/papers/sightings", "/papers/search?q=brain",
+])
+def test_pages_state_their_language_and_name_every_control(page, site, path):
+    """A screen reader needs the page's language and a name for each form control;
+    Datasette's filter and sort controls have none of their own (static/site.js)."""
+    page.goto(site + path)
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert page.evaluate(UNNAMED_CONTROLS) == []
+
+
+def test_filter_controls_are_named_by_their_row(page, site):
+    page.goto(site + "/papers/papers?year__gte=2020")
+    names = [page.get_attribute(f"[name={name}]", "aria-label") for name in
+             ("_filter_column_1", "_filter_op_1", "_filter_value_1", "_filter_column")]
+    assert names == ["Filter 1: column", "Filter 1: operator", "Filter 1: value",
+                     "New filter: column"]
+
+
+def test_a_long_abstract_opens_in_its_cell_with_the_keyboard(page, site, real_db):
+    """The cell shows the first 260 characters; opening it shows the whole abstract, once."""
+    page.goto(site + "/papers/papers?_size=5")
+    cell = page.locator("td.col-abstract .abstract-preview").first
+    summary = cell.locator("summary")
+    shown = cell.inner_text()
+    assert shown.endswith("… more") and not cell.locator(".rest").is_visible()
+    summary.focus()
+    page.keyboard.press("Enter")
+    assert cell.locator(".rest").is_visible()
+    whole = cell.inner_text()
+    (full,) = rows(real_db, "select abstract from papers where abstract like ? || '%'",
+                   (shown.removesuffix("… more").strip(),))[0]
+    assert whole == full
+    screenshot(page, "abstract-opened")

@@ -875,15 +875,28 @@ async def test_tables_stored_by_their_key_browse_and_link_their_rows_by_it(ds, r
     assert all(f'data-column="{column}"' in page.text for column in TABLES[table][0])
 
 
-async def test_table_cells_show_a_preview_of_long_abstracts_with_the_whole_on_hover(ds, real_db):
+async def test_table_cells_show_a_preview_of_long_abstracts_that_opens_to_the_whole(ds, real_db):
     page = await ds.client.get("/papers/papers?_size=20")
-    previews = re.findall(r'<span class="abstract-preview" title="([^"]*)">([^<]*) …</span>',
-                          page.text)
+    found = re.findall(r'<details class="abstract-preview"><summary>([^<]*)<span class="more">'
+                       r' … more</span></summary><span class="rest">([^<]*)</span></details>',
+                       page.text)
+    previews = [(cut + rest, cut) for cut, rest in found]
     abstracts = dict(rows(real_db, "select abstract, id from papers"))
     shown = rows(real_db, "select abstract from papers order by published desc, id limit 20")
     long_ones = [a for (a,) in shown if len(a) > 260]
     assert long_ones and len(previews) == len(long_ones)
     for whole, cut in previews:
         whole, cut = html.unescape(whole), html.unescape(cut)
-        assert whole in abstracts  # the full abstract, on hover
+        assert whole in abstracts  # the summary and the rest are the full abstract
         assert whole.startswith(cut) and len(cut) <= 260 and whole[len(cut)] == " "
+
+
+def test_the_base_template_is_datasettes_own_but_for_the_pages_language():
+    """templates/base.html copies Datasette's to add `lang`; an upgrade of Datasette that
+    changes its base template must be copied again, not silently lose its changes."""
+    import datasette
+
+    own = (ROOT / "templates" / "base.html").read_text()
+    stock = (Path(datasette.__file__).parent / "templates" / "base.html").read_text()
+    assert '<html lang="en">' in own
+    assert own.replace('<html lang="en">', "<html>", 1) == stock
