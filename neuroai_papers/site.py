@@ -2,7 +2,8 @@
 
 `python -m neuroai_papers.site serve` builds papers.db and renders the notebooks if
 they are missing or older than their inputs, then runs Datasette on
-http://127.0.0.1:8001. The tests and the publish
+http://127.0.0.1:8001, and again on the new file whenever a build replaces papers.db.
+The tests and the publish
 step take their options from `datasette_options()` too, so the served site, the
 tested site and the published site are the same.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -124,9 +126,86 @@ def prepare(db: Path, always: bool = False) -> int:
         status = build_main(["--out", str(db), "--incremental"])
         if status != 0:
             return status
+    render_stale_notebooks(db, always)
+    return 0
+
+
+def render_stale_notebooks(db: Path, always: bool = False) -> None:
+    """Render the notebooks the site links to, if they are older than `db` or themselves."""
     if always or stale(site_paths()["notebooks"] / "explore.html", notebook_inputs(db)):
         render_notebooks(db, site_paths()["notebooks"])
-    return 0
+
+
+def replaced(db: Path, handle: int) -> bool:
+    """True once `db` names another file than the one `handle` holds open (a build renamed a
+    new papers.db into place); a missing file is not a new one yet."""
+    try:
+        return os.stat(db).st_ino != os.fstat(handle).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
+                        render: bool, poll: float = 1.0) -> int:
+    """Run Datasette on `db` until it exits or this process is stopped, and start it again
+    on the new file each time a build replaces `db`; return Datasette's exit code.
+
+    A build while the site serves writes a new file and renames it in (write.update_lock).
+    Datasette, serving immutable, would go on answering from the old file on the threads
+    that had opened it, offer the new one for download with the old file's ETag (computed at
+    start), and mix the two files' answers. Restarting is the one way it reads only the new
+    file. Datasette's own --reload also watches the file, but it turns off the cache headers
+    and restarts on every change of the code too; this restarts on a new database only.
+    """
+    previous = signal.signal(signal.SIGTERM, interrupt)  # stopped like Ctrl-C
+    server, starts = None, 0
+    try:
+        while True:
+            # Datasette reads the file immutable, ignoring SQLite's journal and locks: an
+            # update in place that was interrupted is played back first, and this process
+            # holds a lock that makes a build update a copy while it serves.
+            try:
+                settle(db)
+                handle = hold_while_serving(db)
+            except (OSError, sqlite3.Error) as error:
+                print(f"error: cannot serve {db}: {error}", file=sys.stderr)
+                return 2
+            try:
+                print(f"serving {db.name} on http://{host}:{port}/", flush=True)
+                server, starts = subprocess.Popen(command), starts + 1
+                if render and starts > 1:
+                    render_stale_notebooks(db)  # the site's notebook pages, of the new file
+                while server.poll() is None and not replaced(db, handle):
+                    time.sleep(poll)
+                if server.returncode is not None:
+                    return server.returncode
+                print(f"{db.name} was rebuilt: restarting the server on the new file",
+                      flush=True)
+                stop_server(server)
+            finally:
+                os.close(handle)  # the lock goes with the file it was taken on
+    except KeyboardInterrupt:
+        stop_server(server)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupt(signum, frame):
+    """SIGTERM stops serving as Ctrl-C does: Datasette is stopped and waited for."""
+    raise KeyboardInterrupt
+
+
+def stop_server(server: subprocess.Popen | None) -> None:
+    """Stop Datasette (SIGTERM, then SIGKILL after 10 s) and wait for it."""
+    if server is None or server.poll() is not None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,25 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
+    if args.db.name != DEFAULT_DB.name:
+        # Datasette names a database after its file, and the site's metadata, canned queries
+        # and pages all address the database `papers`.
+        parser.error(f"--db must name a file called {DEFAULT_DB.name}, got {args.db.name}")
     if args.db == DEFAULT_DB and (status := prepare(args.db)) != 0:
         return status
     if args.command == "prepare":
         return 0
     command = serve_command(args.db, args.host, args.port)
     executable = Path(sys.executable).with_name("datasette")
-    # Datasette reads the file immutable, ignoring SQLite's journal and locks: an update in
-    # place that was interrupted is played back first, and Datasette inherits a lock that
-    # makes the build update a copy while it serves (write.update_lock).
-    try:
-        settle(args.db)
-        hold_while_serving(args.db)
-    except (OSError, sqlite3.Error) as error:
-        print(f"error: cannot serve {args.db}: {error}", file=sys.stderr)
-        return 2
-    print(f"serving {args.db.name} on http://{args.host}:{args.port}/", flush=True)
-    os.execv(executable, [str(executable), *command[1:]])
-    return 0
-
+    return serve_until_stopped(args.db, [str(executable), *command[1:]], args.host, args.port,
+                               render=args.db == DEFAULT_DB)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -918,7 +918,8 @@ def update_lock(db: Path) -> Iterator[bool]:
     half-updated database. `site serve` holds a shared flock on the file for as long as it
     serves (hold_while_serving); the build asks for an exclusive one without waiting, and
     while it cannot have it, updates a copy and renames it into place: the server keeps
-    the file it opened. flock is not the POSIX lock SQLite takes, so the two never meet.
+    the file it opened until `site serve` starts it again on the new one. flock is not the
+    POSIX lock SQLite takes, so the two never meet.
     """
     handle = os.open(db, os.O_RDONLY)
     try:
@@ -933,12 +934,10 @@ def update_lock(db: Path) -> Iterator[bool]:
 
 
 def hold_while_serving(db: Path) -> int:
-    """Take a shared flock on `db` for the life of this process and of the programs it
-    execs (the file descriptor is inherited), waiting for an update in place to end; see
-    update_lock. Return the descriptor."""
+    """Take a shared flock on `db`, waiting for an update in place to end, and return its
+    descriptor: the lock holds until the descriptor is closed (see update_lock)."""
     handle = os.open(db, os.O_RDONLY)
     fcntl.flock(handle, fcntl.LOCK_SH)
-    os.set_inheritable(handle, True)
     return handle
 
 

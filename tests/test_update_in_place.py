@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
@@ -137,26 +138,45 @@ def test_serving_plays_back_an_interrupted_update_first(real_db, tmp_path):
     assert db.read_bytes() == before and not journal(db).exists()
 
 
+def download_etag(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/papers.db", timeout=30) as response:
+        return response.headers["ETag"]
+
+
+def served_counts(base: str, times: int = 9) -> set[int]:
+    """The paper counts the server answers; its SQL threads answer in turn, so ask often."""
+    counts = set()
+    for _ in range(times):
+        try:
+            counts.add(site_query(base, "select count(*) as n from papers")[0]["n"])
+        except OSError:  # restarting: the port is closed for a moment
+            time.sleep(0.2)
+    return counts
+
+
 def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
     """Pages changing under an immutable server would serve a half-updated database: while
     `site serve` runs on papers.db, the incremental build writes a copy and renames it in.
-    The server's open connections go on reading the file they opened; one it opens after the
-    rename (Datasette opens one per thread, when the thread first needs it) reads the new
-    file, so every answer is one whole file's. Once it stops, updates are in place."""
+    `site serve` then starts Datasette again on the new file: until then every answer is
+    the old file's, and after it, every answer and the download's ETag are the new one's.
+    Once it stops, updates are in place."""
     dumps, out = previous_database(tmp_path)
     inode = out.stat().st_ino
     papers_before = rows(out, "select count(*) from papers")[0][0]
     with served(out) as base:
+        etag_before = download_etag(base)
         result = run_build(dumps, out, "--incremental")
         assert result.returncode == 0, result.stderr
         assert "papers.db is being served: updating a copy" in result.stderr
         assert out.stat().st_ino != inode, "the served file was updated in place"
         papers_after = rows(out, "select count(*) from papers")[0][0]
         assert papers_after > papers_before
-        # Datasette's threads (num_sql_threads) answer in turn: ask each more than once.
-        counts = {site_query(base, "select count(*) as n from papers")[0]["n"]
-                  for _ in range(9)}
-        assert counts <= {papers_before, papers_after}, counts
+        deadline = time.monotonic() + 60
+        while (counts := served_counts(base)) != {papers_after}:
+            assert counts <= {papers_before, papers_after}, counts  # one whole file's answers
+            assert time.monotonic() < deadline, f"still serving the old file: {counts}"
+        assert download_etag(base) != etag_before
+    assert served_counts(base, times=1) == set(), "Datasette outlived `site serve`"
     full = tmp_path / "full" / "papers.db"
     assert run_build(dumps, full).returncode == 0
     assert contents(out) == contents(full)
@@ -243,3 +263,14 @@ def test_removing_a_dump_makes_the_database_stale(tmp_path):
     assert not stale(db, database_inputs(tmp_path))
     (tmp_path / "dumps" / "b.txt").unlink()
     assert stale(db, database_inputs(tmp_path))
+
+
+def test_serving_a_file_not_named_papers_db_is_refused(real_db, tmp_path):
+    """Datasette names a database after its file; the site's pages address `papers`."""
+    other = tmp_path / "other.db"
+    shutil.copy(real_db, other)
+    result = subprocess.run([sys.executable, "-m", "neuroai_papers.site", "serve", "--db",
+                             str(other), "--port", str(free_port())],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--db must name a file called papers.db, got other.db" in result.stderr
