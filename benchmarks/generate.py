@@ -1098,7 +1098,11 @@ class CorpusGenerator:
 
     # dumps --------------------------------------------------------------------------
     def dump_sizes(self):
-        left, low = self.records, max(1, round(self.records_per_dump * 2 / 3))
+        """Yield the number of records of each dump: 2/3 to 4/3 of records_per_dump, but
+        the last, which has records_per_dump exactly (the incremental benchmark adds it: the
+        issue's "one new 60-record dump")."""
+        last = min(self.records_per_dump, self.records)
+        left, low = self.records - last, max(1, round(self.records_per_dump * 2 / 3))
         high = max(low, round(self.records_per_dump * 4 / 3))
         while left > 0:
             size = self.rng.randint(low, high)
@@ -1107,6 +1111,7 @@ class CorpusGenerator:
             size = min(size, left)
             left -= size
             yield size
+        yield last
 
     def dumps(self):
         """Yield the dumps in name order, each with its entries and its text."""
