@@ -54,7 +54,7 @@ from benchmarks.generate import generate_corpus
 from neuroai_papers.dedupe import (ABSTRACT_MIN_SCORE, TITLE_MIN_SCORE, Sighting,
                                    abstract_score, deduplicate, title_key)
 from neuroai_papers.parse import read_dump
-from neuroai_papers.site import SETTINGS, free_port, serve_command, wait_until_up
+from neuroai_papers.site import SETTINGS, free_port, serve_command, setting_options, wait_until_up
 from neuroai_papers.write import PAGE_BYTES, build_search_index
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -410,12 +410,6 @@ def search_figures(db: Path, repeats: int) -> dict:
                         percentile(every_row, 0.5), percentile(every_row, 0.95)),
             "p95_ratio": percentile(every_ranked, 0.95) / percentile(every_plain, 0.95),
             "p50_ratio": percentile(every_ranked, 0.5) / percentile(every_plain, 0.5)}
-
-
-def setting_options() -> list[str]:
-    """Return the site's Datasette settings (site.SETTINGS) as command-line options."""
-    return [option for name, value in SETTINGS.items()
-            for option in ("--setting", name, str(value))]
 
 
 def papers_page_size() -> int:

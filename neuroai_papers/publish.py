@@ -33,7 +33,7 @@ import yaml
 from datasette.utils import temporary_docker_directory
 
 from .build import ROOT, git_commit
-from .site import SETTINGS, prepare, site_paths
+from .site import prepare, setting_options, site_paths
 from .write import copy_database
 
 DB = ROOT / "papers.db"
@@ -58,8 +58,8 @@ def pinned_requirements() -> list[str]:
 
 def extra_options() -> str:
     """Return Datasette's settings as `datasette publish --extra-options` takes them."""
-    options = " ".join(f"--setting {name} {value}" for name, value in SETTINGS.items())
-    return f"{options} --setting force_https_urls on"  # what publish cloudrun adds itself
+    # force_https_urls: what publish cloudrun adds itself
+    return " ".join([*setting_options(), "--setting", "force_https_urls", "on"])
 
 
 @contextmanager

@@ -29,6 +29,8 @@ from .write import hold_while_serving, settle
 DEFAULT_DB = ROOT / "papers.db"
 
 # Limits that keep a public site up under hostile SQL; see README "Read-only and safe".
+# Python values, as Datasette(settings=...) takes them: there a string "off" is true, and
+# the in-process tests' server suggested facets that the served site does not.
 SETTINGS = {
     # The slowest queries of the site's own pages at a million papers (a common word's
     # ranking and its count, over half the papers) take about 1.1 s each on a slow two-core
@@ -37,10 +39,10 @@ SETTINGS = {
     "max_returned_rows": 1000,
     "facet_time_limit_ms": 400,
     "facet_suggest_time_limit_ms": 100,
-    "suggest_facets": "off",
+    "suggest_facets": False,
     "default_page_size": 50,
-    "allow_download": "on",
-    "allow_facet": "on",
+    "allow_download": True,
+    "allow_facet": True,
     "default_cache_ttl": 300,
     "num_sql_threads": 3,
 }
@@ -65,9 +67,15 @@ def datasette_options(root: Path = ROOT) -> list[str]:
     for mount in ("static", "notebooks"):
         if paths[mount].is_dir():
             options += ["--static", f"{mount}:{paths[mount]}"]
-    for name, value in SETTINGS.items():
-        options += ["--setting", name, str(value)]
-    return options
+    return options + setting_options()
+
+
+def setting_options() -> list[str]:
+    """Return SETTINGS as Datasette's command line takes them (booleans as on/off)."""
+    def text(value) -> str:
+        return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+    return [part for name, value in SETTINGS.items() for part in ("--setting", name, text(value))]
 
 
 def serve_command(db: Path, host: str = "127.0.0.1", port: int = 8001) -> list[str]:

@@ -900,3 +900,19 @@ def test_the_base_template_is_datasettes_own_but_for_the_pages_language():
     stock = (Path(datasette.__file__).parent / "templates" / "base.html").read_text()
     assert '<html lang="en">' in own
     assert own.replace('<html lang="en">', "<html>", 1) == stock
+
+
+async def test_in_process_and_served_sites_have_the_same_settings(ds, site):
+    """The tests' in-process Datasette and the served one (command line) read SETTINGS
+    alike: a string "off" in settings= is true, and turned facet suggestions on in the
+    tests only, each page then running a query per column the site never runs."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{site}/-/settings.json", timeout=30) as response:
+        served = json.load(response)
+    in_process = await get_json(ds, "/-/settings.json")
+    assert {name: in_process[name] for name in SETTINGS} == \
+        {name: served[name] for name in SETTINGS} == SETTINGS
+    assert served["suggest_facets"] is False
+    page = await get_json(ds, "/papers/papers.json?_search=brain")
+    assert page["suggested_facets"] == []
