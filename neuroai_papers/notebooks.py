@@ -31,6 +31,11 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block body_header -%}{{ super() }}
+<p style="padding: 0 1em"><a href="../">← NeuroAI papers</a> ·
+<a href="../papers.db">Download papers.db</a> · this page is the notebook
+<code>{{ resources['metadata']['name'] }}.ipynb</code>, run on that file</p>
+{%- endblock body_header -%}
 """
 
 
@@ -55,12 +60,24 @@ def render_notebooks(db: Path, out: Path = OUT) -> list[Path]:
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         exporter = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
                                 template_file="offline.html.j2")
-        html, _ = exporter.from_notebook_node(execute_notebook(path, db))
+        notebook = execute_notebook(path, db)
+        notebook.metadata["title"] = notebook_title(notebook, path.stem)
+        html, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": path.stem}})
         target = out / f"{path.stem}.html"
         target.write_text(html, encoding="utf-8")
         written.append(target)
         print(f"rendered {path.name} -> {target}", file=sys.stderr)
     return written
+
+
+def notebook_title(notebook: nbformat.NotebookNode, default: str) -> str:
+    """The notebook's first heading: the rendered page's <title> (nbconvert's is "Notebook")."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return default
 
 
 def strip_outputs(model: dict, **_) -> None:

@@ -375,9 +375,10 @@ def large_corpus(paths: list[Path]) -> bool:
     return sum(map(file_size, paths)) >= READER_MIN_BYTES
 
 
-def die_with_parent(build: int) -> None:
-    """Ask Linux to kill this process when the build dies (a SIGKILL leaves no orphan)."""
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when `parent` (the build, or `site serve`) dies: a
+    SIGKILL of the parent leaves no orphan."""
     with suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != build:  # the build died while this process was starting
+    if os.getppid() != parent:  # the parent died while this process was starting
         os._exit(3)

@@ -19,11 +19,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 from .build import ROOT
 from .build import main as build_main
-from .notebooks import render_notebooks
+from .parallel import die_with_parent
 from .write import hold_while_serving, settle
 
 DEFAULT_DB = ROOT / "papers.db"
@@ -134,86 +135,124 @@ def prepare(db: Path, always: bool = False) -> int:
         status = build_main(["--out", str(db), "--incremental"])
         if status != 0:
             return status
-    render_stale_notebooks(db, always)
-    return 0
+    return render_stale_notebooks(db, always)
 
 
-def render_stale_notebooks(db: Path, always: bool = False) -> None:
-    """Render the notebooks the site links to, if they are older than `db` or themselves."""
-    if always or stale(site_paths()["notebooks"] / "explore.html", notebook_inputs(db)):
-        render_notebooks(db, site_paths()["notebooks"])
+def render_stale_notebooks(db: Path, always: bool = False) -> int:
+    """Render the notebooks the site links to, if they are older than `db` or themselves;
+    return an exit code. In a child process: nbclient's kernels reset this process's
+    signal handlers (SIGTERM) when they end, and importing nbconvert takes seconds."""
+    out = site_paths()["notebooks"]
+    if not (always or stale(out / "explore.html", notebook_inputs(db))):
+        return 0
+    return subprocess.run([sys.executable, "-m", "neuroai_papers.notebooks", "--db", str(db),
+                           "--out", str(out)], cwd=ROOT).returncode
 
 
-def replaced(db: Path, handle: int) -> bool:
-    """True once `db` names another file than the one `handle` holds open (a build renamed a
-    new papers.db into place); a missing file is not a new one yet."""
+FileVersion = tuple[int, int, int]  # inode, size, modification time (ns)
+
+
+def file_version(path: Path) -> FileVersion | None:
     try:
-        return os.stat(db).st_ino != os.fstat(handle).st_ino
+        stat = path.stat()
     except FileNotFoundError:
-        return False
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
                         render: bool, poll: float = 1.0) -> int:
     """Run Datasette on `db` until it exits or this process is stopped, and start it again
-    on the new file each time a build replaces `db`; return Datasette's exit code.
+    on the new file each time a build replaces `db`; return an exit code.
 
     A build while the site serves writes a new file and renames it in (write.update_lock).
     Datasette, serving immutable, would go on answering from the old file on the threads
     that had opened it, offer the new one for download with the old file's ETag (computed at
     start), and mix the two files' answers. Restarting is the one way it reads only the new
     file. Datasette's own --reload also watches the file, but it turns off the cache headers
-    and restarts on every change of the code too; this restarts on a new database only.
+    and restarts on every change of the code too; this restarts on a new database only, once
+    it has stayed the same for one poll (a file copied in by hand may still be growing).
+
+    Datasette runs in its own session: Ctrl-C reaches this process alone, which stops
+    Datasette and waits for it; SIGTERM and SIGHUP do the same, and if this process is
+    killed, Linux kills Datasette (parallel.die_with_parent).
     """
-    previous = signal.signal(signal.SIGTERM, interrupt)  # stopped like Ctrl-C
-    server, starts = None, 0
+    server = None
+    handlers = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
     try:
         while True:
-            # Datasette reads the file immutable, ignoring SQLite's journal and locks: an
-            # update in place that was interrupted is played back first, and this process
-            # holds a lock that makes a build update a copy while it serves.
+            # The lock first, so that no build can start an update in place between the two:
+            # then an interrupted update's journal is played back, as Datasette reads the file
+            # immutable, ignoring SQLite's journals and locks.
             try:
-                settle(db)
                 handle = hold_while_serving(db)
+                settle(db)
             except (OSError, sqlite3.Error) as error:
                 print(f"error: cannot serve {db}: {error}", file=sys.stderr)
                 return 2
             try:
+                served = os.fstat(handle).st_ino
                 print(f"serving {db.name} on http://{host}:{port}/", flush=True)
-                server, starts = subprocess.Popen(command), starts + 1
-                if render and starts > 1:
-                    render_stale_notebooks(db)  # the site's notebook pages, of the new file
-                while server.poll() is None and not replaced(db, handle):
+                restarting = server is not None
+                server = subprocess.Popen(command, start_new_session=True,
+                                          preexec_fn=partial(die_with_parent, os.getpid()))
+                if render and restarting and render_stale_notebooks(db) != 0:
+                    print("warning: the notebooks could not be rendered for the new file",
+                          file=sys.stderr, flush=True)
+                seen = file_version(db)
+                while server.poll() is None:
                     time.sleep(poll)
+                    now = file_version(db)
+                    if now and now[0] != served and now == seen:
+                        break
+                    seen = now
                 if server.returncode is not None:
-                    return server.returncode
+                    print(f"error: Datasette stopped (exit code {server.returncode})",
+                          file=sys.stderr, flush=True)
+                    return exit_code(server.returncode)
                 print(f"{db.name} was rebuilt: restarting the server on the new file",
                       flush=True)
                 stop_server(server)
             finally:
                 os.close(handle)  # the lock goes with the file it was taken on
     except KeyboardInterrupt:
-        stop_server(server)
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stop_server(server)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def interrupt(signum, frame):
-    """SIGTERM stops serving as Ctrl-C does: Datasette is stopped and waited for."""
+    """SIGTERM and SIGHUP stop serving as Ctrl-C does: Datasette is stopped and waited for."""
     raise KeyboardInterrupt
 
 
+def exit_code(returncode: int) -> int:
+    """A child's return code as a shell reports it: 128 + N for a child killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 def stop_server(server: subprocess.Popen | None) -> None:
-    """Stop Datasette (SIGTERM, then SIGKILL after 10 s) and wait for it."""
+    """Stop Datasette (SIGTERM, then SIGKILL after 10 s) and wait for it; a second Ctrl-C
+    meanwhile is ignored rather than leaving it running."""
     if server is None or server.poll() is not None:
         return
-    server.terminate()
+    handlers = {signum: signal.signal(signum, signal.SIG_IGN)
+                for signum in (signal.SIGINT, *STOP_SIGNALS)}
     try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,14 +267,19 @@ def main(argv: list[str] | None = None) -> int:
         # Datasette names a database after its file, and the site's metadata, canned queries
         # and pages all address the database `papers`.
         parser.error(f"--db must name a file called {DEFAULT_DB.name}, got {args.db.name}")
-    if args.db == DEFAULT_DB and (status := prepare(args.db)) != 0:
-        return status
+    default = args.db.resolve() == DEFAULT_DB  # `--db papers.db` in the repository too
+    try:
+        if default and (status := prepare(args.db)) != 0:
+            return status
+    except KeyboardInterrupt:
+        return 130
     if args.command == "prepare":
         return 0
     command = serve_command(args.db, args.host, args.port)
     executable = Path(sys.executable).with_name("datasette")
     return serve_until_stopped(args.db, [str(executable), *command[1:]], args.host, args.port,
-                               render=args.db == DEFAULT_DB)
+                               render=default)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,6 +6,8 @@ snippet() put around matching words into <strong> tags, so a `<script>` in a dum
 stays literal text.
 """
 
+import json
+
 from datasette import hookimpl
 from datasette.utils import tilde_encode
 from markupsafe import Markup, escape
@@ -41,6 +43,20 @@ def paper_link(paper_id):
     return Markup('<a href="/papers/papers/{}">{}</a>').format(tilde_encode(paper_id), paper_id)
 
 
+def popup_link(value):
+    """Return a map popup's JSON (title, description, link) as a link, for the table under
+    the map: the JSON text itself shows the link without letting anyone follow it. Only
+    links within the site are made links."""
+    try:
+        popup = json.loads(value)
+    except ValueError:
+        return None
+    if not (isinstance(popup, dict) and str(popup.get("link", "")).startswith("/papers/")):
+        return None
+    return Markup('<a href="{}">{}</a> · {}').format(
+        popup["link"], popup.get("title", "papers"), popup.get("description", ""))
+
+
 @hookimpl
 def render_cell(value, column, table, database):
     if column == "snippet" and isinstance(value, str) and START in value:
@@ -49,6 +65,8 @@ def render_cell(value, column, table, database):
         return preview(value)
     if table is None and database == "papers" and column == "paper_id" and isinstance(value, str):
         return paper_link(value)
+    if table is None and database == "papers" and column == "popup" and isinstance(value, str):
+        return popup_link(value)
     return None
 
 

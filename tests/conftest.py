@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import shutil
 import sqlite3
 import subprocess
@@ -28,6 +29,14 @@ def run_build(dumps: Path, out: Path, *extra: str, **options) -> subprocess.Comp
          *extra],
         capture_output=True, text=True, timeout=300, **options,
     )
+
+
+def load_plugin(name: str):
+    """Load plugins/<name>.py as Datasette does: by its path, not as part of a package."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def rows(db: Path, sql: str, params=()) -> list[tuple]:

@@ -192,3 +192,34 @@ def test_a_long_abstract_opens_in_its_cell_with_the_keyboard(page, site, real_db
                    (shown.removesuffix("… more").strip(),))[0]
     assert whole == full
     screenshot(page, "abstract-opened")
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_pages_fit_a_phone_and_label_the_sightings_cards(page, site, real_db):
+    """At phone width nothing scrolls sideways (long SQL, long URLs in abstracts), and the
+    sightings table, shown as one card per row there, names each value."""
+    page.set_viewport_size(PHONE)
+    (paper,) = rows(real_db, "select id from papers where abstract like '%https://%' "
+                             "order by length(abstract) desc limit 1")[0]
+    for path in ("/", "/papers/most_seen", "/papers/unplaced_organizations",
+                 "/papers/papers_per_organization", f"/papers/papers/{paper}"):
+        page.goto(site + path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls {overflow} px sideways"
+    cell = page.locator("table.sightings td").nth(1)
+    label = cell.evaluate("td => getComputedStyle(td, '::before').content")
+    assert label == '"Captured"'
+    screenshot(page, "paper-page-phone")
+
+
+def test_the_first_tab_offers_to_skip_to_the_content(page, site):
+    page.goto(site + "/papers/papers?_search=brain")
+    page.keyboard.press("Tab")
+    link = page.locator(".skip-link")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    assert link.is_visible()
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#content")
+    assert page.locator("main#content h1").count() == 1

@@ -171,14 +171,9 @@ def test_adding_a_dump_never_changes_existing_ids(copy_real_dumps, tmp_path, rea
 def load_fuzzy_sql_plugin():
     """Return plugins/fuzzy_sql.py, whose title_key spells out the normalization as a
     regex: the definition the build's faster title_key must follow."""
-    import importlib.util
+    from conftest import load_plugin
 
-    from conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("fuzzy_sql", ROOT / "plugins" / "fuzzy_sql.py")
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
-    return plugin
+    return load_plugin("fuzzy_sql")
 
 
 REFERENCE = load_fuzzy_sql_plugin()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
-import importlib.util
 import math
 import resource
 import sqlite3
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import OUTPUT, ROOT, rows
+from conftest import OUTPUT, load_plugin, rows
 from neuroai_papers.site import SETTINGS, free_port, serve_command, wait_until_up
 
 ADDRESS_SPACE_CAP = 6 * 1024**3  # far above a healthy server, far below the machine
@@ -110,13 +109,6 @@ HOSTILE_PARAMETERS = [
     "/papers/paper_topics/x",  # a compound key with one part of four
     "/papers/title_blocks/1.json",
 ]
-
-
-def load_plugin(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 sql_limits = load_plugin("sql_limits")

@@ -47,6 +47,17 @@ def test_rendered_html_has_the_plots_and_the_topic_scores(rendered_notebooks):
         assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?(https?:)?//", page.read_text())
 
 
+def test_rendered_pages_are_titled_and_lead_back_to_the_site(rendered_notebooks):
+    for page, heading in (("explore", "Exploring the NeuroAI papers database"),
+                          ("maintain", "After adding a dump")):
+        html = (rendered_notebooks / f"{page}.html").read_text()
+        assert re.search(r"<title>(.*?)</title>", html).group(1) == heading
+        # The site serves them at /notebooks/, and the Pages bundle in notebooks/: one level
+        # down from the front page and the file either way.
+        assert '<a href="../">← NeuroAI papers</a>' in html and 'href="../papers.db"' in html
+        assert f"<code>{page}.ipynb</code>" in html
+
+
 def test_explore_runs_for_someone_who_downloaded_only_the_file(real_db, tmp_path):
     """The tour is for a downloaded papers.db: without the repository, every section but
     the scoring of the topic rules (which needs the hand labels) runs, and that one says why

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import random
 import re
@@ -17,7 +16,7 @@ import yaml
 from datasette.app import Datasette
 from datasette.utils.asgi import Request
 
-from conftest import ROOT, rows
+from conftest import ROOT, load_plugin, rows
 from neuroai_papers.site import SETTINGS, site_paths
 from neuroai_papers.write import TABLES
 
@@ -245,9 +244,7 @@ async def test_indexed_facets_count_what_the_column_facet_counts(ds, real_db, pa
 
 
 def test_indexed_facets_use_the_index_only_when_a_search_alone_filters():
-    spec = importlib.util.spec_from_file_location("facets", ROOT / "plugins" / "facets.py")
-    facets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(facets)
+    facets = load_plugin("facets")
     search = ("select rowid, id, title from papers where rowid in (select rowid from "
               "papers_fts where papers_fts match escape_fts(:search))")
     assert facets.page_filters("select rowid, id from papers ") == ""
@@ -302,9 +299,7 @@ def ranked_reference(db, search, where="", params=(), limit=10):
 async def test_ranked_matches_are_the_best_of_all_matches_with_their_snippets(ds, real_db, search):
     """The table page's best matches and the canned search rank on the index first and
     fetch snippets for the best only: the same papers, order and snippets as doing it all."""
-    plugin = importlib.util.spec_from_file_location("site_pages", ROOT / "plugins" / "site_pages.py")
-    module = importlib.util.module_from_spec(plugin)
-    plugin.loader.exec_module(module)
+    module = load_plugin("site_pages")
     year = rows(real_db, "select published_year from papers where published_year is not null "
                          "group by 1 order by count(*) desc limit 1")[0][0]
     for url_filter, where, params in (("", "", ()),
@@ -521,6 +516,23 @@ async def test_each_map_popup_links_to_as_many_papers_as_it_counts(ds):
         popup = json.loads(place["popup"])
         listed = await get_json(ds, popup["link"].replace("/papers/papers?", "/papers/papers.json?_shape=array&_size=max&", 1))
         assert popup["description"].startswith(f"{len(listed)} paper") and len(listed) == place["papers"]
+
+
+async def test_the_table_under_the_map_links_each_organizations_papers(ds):
+    """Without a mouse the markers are hard to use: the table below the map is the way in,
+    so its popup cells are links, not JSON text."""
+    places = await get_json(ds, "/papers/organization_map.json?_shape=array")
+    page = (await ds.client.get("/papers/organization_map")).text
+    cells = re.findall(r'<td class="col-popup[^"]*">\s*<a href="([^"]+)">([^<]+)</a> · ([^<]+)</td>',
+                       page)
+    expected = [(json.loads(p["popup"])["link"], p["name"], json.loads(p["popup"])["description"])
+                for p in places]
+    assert [(html.unescape(link), html.unescape(name), html.unescape(text))
+            for link, name, text in cells] == expected
+    # Only the site's own links become links: anything else stays text.
+    popup_link = load_plugin("cells").popup_link
+    assert popup_link('{"title": "x", "link": "javascript:alert(1)"}') is None
+    assert popup_link("not json") is None and popup_link("[1]") is None
 
 
 async def test_a_paper_that_changed_organization_is_listed_under_both(tmp_path):
@@ -891,28 +903,21 @@ async def test_table_cells_show_a_preview_of_long_abstracts_that_opens_to_the_wh
         assert whole.startswith(cut) and len(cut) <= 260 and whole[len(cut)] == " "
 
 
-def test_the_base_template_is_datasettes_own_but_for_the_pages_language():
-    """templates/base.html copies Datasette's to add `lang`; an upgrade of Datasette that
-    changes its base template must be copied again, not silently lose its changes."""
+def test_the_base_template_is_datasettes_own_but_for_its_accessibility():
+    """templates/base.html copies Datasette's to add the page's language, a skip link and a
+    <main> landmark; an upgrade of Datasette that changes its base template must be copied
+    again, not silently lose those."""
     import datasette
 
     own = (ROOT / "templates" / "base.html").read_text()
     stock = (Path(datasette.__file__).parent / "templates" / "base.html").read_text()
-    assert '<html lang="en">' in own
-    assert own.replace('<html lang="en">', "<html>", 1) == stock
-
-
-async def test_in_process_and_served_sites_have_the_same_settings(ds, site):
-    """The tests' in-process Datasette and the served one (command line) read SETTINGS
-    alike: a string "off" in settings= is true, and turned facet suggestions on in the
-    tests only, each page then running a query per column the site never runs."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"{site}/-/settings.json", timeout=30) as response:
-        served = json.load(response)
-    in_process = await get_json(ds, "/-/settings.json")
-    assert {name: in_process[name] for name in SETTINGS} == \
-        {name: served[name] for name in SETTINGS} == SETTINGS
-    assert served["suggest_facets"] is False
-    page = await get_json(ds, "/papers/papers.json?_search=brain")
-    assert page["suggested_facets"] == []
+    additions = [
+        ('<html lang="en">', "<html>"),
+        ('<a class="skip-link" href="#content">Skip to content</a>\n', ""),
+        ('<main id="content"><section class="content">', '<section class="content">'),
+        ("</section></main>", "</section>"),
+    ]
+    for ours, theirs in additions:
+        assert own.count(ours) == 1, ours
+        own = own.replace(ours, theirs)
+    assert own == stock

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+import pytest
 
 from conftest import REAL_DUMPS, ROOT, rows, run_build
 from neuroai_papers import build
@@ -263,6 +267,55 @@ def test_removing_a_dump_makes_the_database_stale(tmp_path):
     assert not stale(db, database_inputs(tmp_path))
     (tmp_path / "dumps" / "b.txt").unlink()
     assert stale(db, database_inputs(tmp_path))
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in
+            Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def gone(pid: int, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":  # exited, waiting for a parent to collect it
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 0), (signal.SIGHUP, 0),
+                                          (signal.SIGINT, 0), (signal.SIGKILL, -9)])
+def test_stopping_site_serve_stops_datasette(real_db, tmp_path, signum, code):
+    """However `site serve` is stopped (a service manager's SIGTERM, a closed terminal's
+    SIGHUP, Ctrl-C, or SIGKILL), Datasette does not outlive it: an orphan would serve
+    without the lock that keeps builds from updating its file in place."""
+    db = tmp_path / "papers.db"
+    shutil.copy(real_db, db)
+    port = free_port()
+    log = tmp_path / "serve.log"  # a file, not a pipe: an orphan would hold a pipe open
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "neuroai_papers.site", "serve", "--db", str(db), "--port",
+             str(port)], cwd=ROOT, stdout=output, stderr=output)
+    datasette = None
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        (datasette,) = children(process.pid)
+        process.send_signal(signum)
+        assert process.wait(timeout=30) == code
+        assert "Traceback" not in log.read_text(), log.read_text()
+        assert gone(datasette), "Datasette outlived `site serve`"
+    finally:
+        process.kill()
+        process.wait()
+        if datasette and not gone(datasette, seconds=0):
+            with suppress(ProcessLookupError):
+                os.kill(datasette, signal.SIGKILL)
 
 
 def test_serving_a_file_not_named_papers_db_is_refused(real_db, tmp_path):
