@@ -42,3 +42,13 @@ window.addEventListener("load", () => setTimeout(() => {
     if (!input.hasAttribute("aria-label")) input.setAttribute("aria-label", "SQL query");
   });
 }, 0));
+
+// The canned search (/papers/search) is Datasette's SQL form: its box is labelled with the
+// parameter's name, "q", and its button "Run SQL". Say what they do.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!document.body.classList.contains("query-search")) return;
+  const box = document.querySelector("form.sql input[name=q]");
+  if (box && box.labels.length) box.labels[0].textContent = "Search titles and abstracts";
+  const button = document.querySelector("form.sql input[type=submit]");
+  if (button) button.value = "Search";
+});

@@ -223,3 +223,12 @@ def test_the_first_tab_offers_to_skip_to_the_content(page, site):
     page.keyboard.press("Enter")
     assert page.url.endswith("#content")
     assert page.locator("main#content h1").count() == 1
+
+
+def test_the_search_page_says_search_not_sql(page, site):
+    page.goto(site + "/papers/search?q=brain")
+    assert page.get_by_label("Search titles and abstracts").input_value() == "brain"
+    page.get_by_label("Search titles and abstracts").fill("spiking")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**q=spiking**")
+    assert page.locator("table.rows-and-columns tbody tr").count() > 0
