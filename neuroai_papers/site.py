@@ -177,48 +177,53 @@ def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
     Datasette and waits for it; SIGTERM and SIGHUP do the same, and if this process is
     killed, Linux kills Datasette (parallel.die_with_parent).
     """
-    server = None
+    server = handle = None
     handlers = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
     try:
+        # The lock first, so that no build can start an update in place between the two:
+        # then an interrupted update's journal is played back, as Datasette reads the file
+        # immutable, ignoring SQLite's journals and locks.
+        handle = hold_while_serving(db)
+        settle(db)
         while True:
-            # The lock first, so that no build can start an update in place between the two:
-            # then an interrupted update's journal is played back, as Datasette reads the file
-            # immutable, ignoring SQLite's journals and locks.
-            try:
-                handle = hold_while_serving(db)
-                settle(db)
-            except (OSError, sqlite3.Error) as error:
-                print(f"error: cannot serve {db}: {error}", file=sys.stderr)
-                return 2
-            try:
-                served = os.fstat(handle).st_ino
-                print(f"serving {db.name} on http://{host}:{port}/", flush=True)
-                restarting = server is not None
-                server = subprocess.Popen(command, start_new_session=True,
-                                          preexec_fn=partial(die_with_parent, os.getpid()))
-                if render and restarting and render_stale_notebooks(db) != 0:
-                    print("warning: the notebooks could not be rendered for the new file",
-                          file=sys.stderr, flush=True)
-                seen = file_version(db)
-                while server.poll() is None:
-                    time.sleep(poll)
-                    now = file_version(db)
-                    if now and now[0] != served and now == seen:
-                        break
-                    seen = now
-                if server.returncode is not None:
-                    print(f"error: Datasette stopped (exit code {server.returncode})",
-                          file=sys.stderr, flush=True)
-                    return exit_code(server.returncode)
-                print(f"{db.name} was rebuilt: restarting the server on the new file",
-                      flush=True)
-                stop_server(server)
-            finally:
-                os.close(handle)  # the lock goes with the file it was taken on
+            served = os.fstat(handle).st_ino
+            print(f"serving {db.name} on http://{host}:{port}/", flush=True)
+            restarting = server is not None
+            server = subprocess.Popen(command, start_new_session=True,
+                                      preexec_fn=partial(die_with_parent, os.getpid()))
+            if render and restarting and render_stale_notebooks(db) != 0:
+                print("warning: the notebooks could not be rendered for the new file",
+                      file=sys.stderr, flush=True)
+            seen = file_version(db)
+            while server.poll() is None:
+                time.sleep(poll)
+                now = file_version(db)
+                if now and now[0] != served and now == seen:
+                    break
+                seen = now
+            if server.returncode is not None:
+                print(f"error: Datasette stopped (exit code {server.returncode})",
+                      file=sys.stderr, flush=True)
+                return exit_code(server.returncode)
+            # The new file is locked before anything else, so that a second build updates a
+            # copy of it too; the old file's lock goes once its server has stopped.
+            new_handle = hold_while_serving(db)
+            print(f"{db.name} was rebuilt: restarting the server on the new file", flush=True)
+            stopping = stop_server(server)
+            os.close(handle)
+            handle = new_handle
+            if stopping:
+                return 0
+            settle(db)
+    except (OSError, sqlite3.Error) as error:
+        print(f"error: cannot serve {db}: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
     finally:
         stop_server(server)
+        if handle is not None:
+            os.close(handle)  # releases the lock
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
 
@@ -236,12 +241,14 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def stop_server(server: subprocess.Popen | None) -> None:
-    """Stop Datasette (SIGTERM, then SIGKILL after 10 s) and wait for it; a second Ctrl-C
-    meanwhile is ignored rather than leaving it running."""
+def stop_server(server: subprocess.Popen | None) -> bool:
+    """Stop Datasette (SIGTERM, then SIGKILL after 10 s) and wait for it; return True if
+    this process was asked to stop meanwhile (Ctrl-C, SIGTERM, SIGHUP): the request is kept
+    for the caller, not raised halfway through the wait, which would leave Datasette running."""
     if server is None or server.poll() is not None:
-        return
-    handlers = {signum: signal.signal(signum, signal.SIG_IGN)
+        return False
+    asked: list[int] = []
+    handlers = {signum: signal.signal(signum, lambda signum, frame: asked.append(signum))
                 for signum in (signal.SIGINT, *STOP_SIGNALS)}
     try:
         server.terminate()
@@ -253,6 +260,7 @@ def stop_server(server: subprocess.Popen | None) -> None:
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+    return bool(asked)
 
 
 def main(argv: list[str] | None = None) -> int:

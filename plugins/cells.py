@@ -49,7 +49,7 @@ def popup_link(value):
     links within the site are made links."""
     try:
         popup = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # a visitor's SQL may name any text `popup`
         return None
     if not (isinstance(popup, dict) and str(popup.get("link", "")).startswith("/papers/")):
         return None

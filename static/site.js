@@ -20,7 +20,8 @@ document.addEventListener("DOMContentLoaded", () => {
     [/^_filter_value(_(\d+))?$/, "value"],
   ];
   document.querySelectorAll("form.filters select, form.filters input").forEach((control) => {
-    if (control.labels.length || control.hasAttribute("aria-label")) return;
+    // A hidden input (Datasette keeps ?_size=, ?_facet= ... in the form) has no labels: null.
+    if (control.type === "hidden" || control.labels.length || control.hasAttribute("aria-label")) return;
     if (control.name === "_sort") {
       control.setAttribute("aria-label", "Sort by column");
       return;

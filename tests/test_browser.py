@@ -160,13 +160,18 @@ UNNAMED_CONTROLS = """() => [...document.querySelectorAll("input, select, textar
 @pytest.mark.parametrize("path", [
     "/", "/papers", "/papers/papers", "/papers/papers?_search=brain&topics=decoding",
     "/papers/papers?_sort=title", "/papers/sightings", "/papers/search?q=brain",
+    # Hidden inputs in the filter form (Datasette keeps _size, _facet, _where there).
+    "/papers/papers?_size=5&_facet=published_year&_where=authors+>+2",
 ])
 def test_pages_state_their_language_and_name_every_control(page, site, path):
     """A screen reader needs the page's language and a name for each form control;
     Datasette's filter and sort controls have none of their own (static/site.js)."""
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(site + path)
     assert page.evaluate("document.documentElement.lang") == "en"
     assert page.evaluate(UNNAMED_CONTROLS) == []
+    assert errors == []
 
 
 def test_filter_controls_are_named_by_their_row(page, site):

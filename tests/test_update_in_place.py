@@ -161,8 +161,9 @@ def served_counts(base: str, times: int = 9) -> set[int]:
 def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
     """Pages changing under an immutable server would serve a half-updated database: while
     `site serve` runs on papers.db, the incremental build writes a copy and renames it in.
-    `site serve` then starts Datasette again on the new file: until then every answer is
-    the old file's, and after it, every answer and the download's ETag are the new one's.
+    `site serve` then starts Datasette again on the new file: until then each answer is one
+    whole file's (Datasette opens its connections lazily, by path, so either file's), and
+    after it every answer and the download's ETag are the new one's.
     Once it stops, updates are in place."""
     dumps, out = previous_database(tmp_path)
     inode = out.stat().st_ino
