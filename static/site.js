@@ -53,3 +53,40 @@ document.addEventListener("DOMContentLoaded", () => {
   const button = document.querySelector("form.sql input[type=submit]");
   if (button) button.value = "Search";
 });
+
+// Datasette's column menus (the cog in each table header, static/table.js) open on a mouse
+// click only: an SVG takes no focus. Make each cog a button for the keyboard: Tab reaches
+// it, Enter or Space opens the menu with its first choice focused, Escape closes the menu
+// and goes back to the cog, and leaving the menu with Tab closes it.
+document.addEventListener("DOMContentLoaded", () => {
+  const menu = document.querySelector("body > .dropdown-menu");
+  if (!menu) return;
+  let opener = null;
+  const isOpen = () => menu.style.display === "block";
+  const close = () => {
+    menu.style.display = "none";
+    menu.classList.remove("anim-scale-in");
+  };
+  document.querySelectorAll("th svg.dropdown-menu-icon").forEach((icon) => {
+    icon.setAttribute("tabindex", "0");
+    icon.setAttribute("role", "button");
+    icon.setAttribute("aria-haspopup", "true");
+    icon.setAttribute("aria-label", `Options for column ${icon.closest("th").dataset.column}`);
+    icon.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault();
+      opener = icon;
+      icon.dispatchEvent(new MouseEvent("click", { bubbles: true, cancelable: true }));
+      const choices = [...menu.querySelectorAll("a")].filter((a) => a.offsetParent !== null);
+      if (choices.length) choices[0].focus();
+    });
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || !isOpen()) return;
+    close();
+    if (opener) opener.focus();
+  });
+  menu.addEventListener("focusout", (event) => {
+    if (!menu.contains(event.relatedTarget)) close();
+  });
+});

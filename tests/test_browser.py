@@ -237,3 +237,38 @@ def test_the_search_page_says_search_not_sql(page, site):
     page.get_by_role("button", name="Search").click()
     page.wait_for_url("**q=spiking**")
     assert page.locator("table.rows-and-columns tbody tr").count() > 0
+
+
+def test_column_menus_open_and_close_with_the_keyboard(page, site):
+    """Datasette's column menus (the cog in each header) are buttons a keyboard reaches:
+    Enter opens the menu on its first choice, Escape closes it and goes back to the cog,
+    and a choice taken by keyboard does what a click does (static/site.js)."""
+    page.goto(site + "/papers/papers?_size=5")
+    cog = page.get_by_role("button", name="Options for column title", exact=True)
+    menu = page.locator("body > .dropdown-menu")
+    cog.focus()
+    page.keyboard.press("Enter")
+    assert menu.is_visible()
+    assert page.evaluate("document.activeElement.textContent") == "Sort ascending"
+    page.keyboard.press("Escape")
+    assert not menu.is_visible()
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == \
+        "Options for column title"
+    page.keyboard.press(" ")
+    assert menu.is_visible()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**_sort=title**")
+    titles = page.locator("table.rows-and-columns td.col-title").all_inner_texts()
+    assert titles == sorted(titles)
+
+
+def test_leaving_a_column_menu_by_tab_closes_it(page, site):
+    page.goto(site + "/papers/papers?_size=5")
+    page.get_by_role("button", name="Options for column published", exact=True).focus()
+    page.keyboard.press("Enter")
+    menu = page.locator("body > .dropdown-menu")
+    choices = menu.locator("a:visible").count()
+    assert choices >= 2
+    for _ in range(choices):
+        page.keyboard.press("Tab")
+    assert not menu.is_visible()

@@ -925,3 +925,52 @@ def test_the_base_template_is_datasettes_own_but_for_its_accessibility():
         assert own.count(ours) == 1, ours
         own = own.replace(ours, theirs)
     assert own == stock
+
+
+COUNTED_PAGES = ["_search=brain", "_search=brain&_searchmode=raw", "_search=brain+OR+eeg&_searchmode=raw",
+                 "_search=zzzznothing", "_search=brain&published_year__gte=2024",
+                 "_search=brain&_sort=title", "_search=neural&topics__arraycontains=fMRI"]
+
+
+@pytest.mark.parametrize("page", COUNTED_PAGES)
+async def test_a_search_counts_what_it_matches(ds, real_db, page, search_plan):
+    """The row count above a searched table is the number of papers the search and the
+    filters match. A search with no other filter is counted from the full-text index alone
+    (plugins/search_plan.py; at a million papers 19 ms against 610 ms through the papers);
+    any other count is Datasette's own."""
+    from datasette.tracer import capture_traces
+
+    traces = []
+    with capture_traces(traces):
+        data = await get_json(ds, f"/papers/papers.json?_size=1&{page}")
+    counts = [trace["sql"] for trace in traces
+              if trace.get("sql", "").startswith("select count(*) from papers")]
+    (stock,) = (await get_json(ds, f"/papers/papers.json?_size=1&{page}&_fts_pk=rowid"))[
+        "filtered_table_rows_count"],
+    where, params = search_and_filters(page.replace("&_sort=title", ""))
+    (expected,) = rows(real_db, f"select count(*) from papers where {where}", params)[0]
+    assert data["filtered_table_rows_count"] == stock == expected
+    assert len(counts) == 1
+    search_alone = {pair.split("=")[0] for pair in page.split("&")} <= {
+        "_search", "_searchmode", "_sort"}
+    assert counts[0].startswith("select count(*) from papers_fts where") == search_alone, counts
+    if "zzzz" not in page:
+        assert expected > 0, page
+
+
+def test_only_a_count_of_the_search_alone_is_read_from_the_index():
+    counts = loaded_plugin("search_plan.py").search_only_counts("papers", "papers_fts", "search_rowid")
+    assert counts == {
+        "select count(*) from papers where search_rowid in (select rowid from papers_fts where "
+        "papers_fts match :search)": "select count(*) from papers_fts where papers_fts match :search",
+        "select count(*) from papers where rowid in (select rowid from papers_fts where papers_fts "
+        "match :search) and search_rowid in (select rowid from papers_fts where papers_fts match "
+        ":search)": "select count(*) from papers_fts where papers_fts match :search",
+        "select count(*) from papers where search_rowid in (select rowid from papers_fts where "
+        "papers_fts match escape_fts(:search))":
+            "select count(*) from papers_fts where papers_fts match escape_fts(:search)",
+        "select count(*) from papers where rowid in (select rowid from papers_fts where papers_fts "
+        "match escape_fts(:search)) and search_rowid in (select rowid from papers_fts where "
+        "papers_fts match escape_fts(:search))":
+            "select count(*) from papers_fts where papers_fts match escape_fts(:search)",
+    }
