@@ -17,6 +17,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -954,11 +955,12 @@ def settled(db: Path) -> Iterator[None]:
     was, and no journal is left to be taken for a new file's under the same name. If `db` is
     not a SQLite database there is nothing to settle."""
     journal = db.with_name(db.name + "-journal")
-    conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=60, isolation_level=None)
+    conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=LOCK_POLL_SECONDS,
+                           isolation_level=None)
     try:
         for _ in range(3):
             try:
-                conn.execute("BEGIN IMMEDIATE")  # plays back a hot journal; waits for an update
+                begin_immediate(conn)  # plays back a hot journal; waits for an update
             except sqlite3.OperationalError:
                 raise  # still locked after the timeout
             except sqlite3.DatabaseError:
@@ -974,6 +976,26 @@ def settled(db: Path) -> Iterator[None]:
         with suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         conn.close()
+
+
+# How long settled() waits for an update in place to end, in waits of LOCK_POLL_SECONDS:
+# SQLite's own wait is one C call, and a stop signal (Ctrl-C, SIGTERM) is only acted on
+# between two calls, so one wait of a minute kept `site serve` from stopping for a minute.
+LOCK_WAIT_SECONDS = 60
+LOCK_POLL_SECONDS = 0.2
+
+
+def begin_immediate(conn: sqlite3.Connection, seconds: float = LOCK_WAIT_SECONDS) -> None:
+    """BEGIN IMMEDIATE on `conn` (whose busy timeout is LOCK_POLL_SECONDS), waiting up to
+    `seconds` for another connection's write lock; raise sqlite3.OperationalError after."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() >= deadline:
+                raise
 
 
 def hot_journal_left(journal: Path) -> bool:

@@ -328,3 +328,59 @@ def test_serving_a_file_not_named_papers_db_is_refused(real_db, tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "--db must name a file called papers.db, got other.db" in result.stderr
+
+
+def test_site_serve_stops_at_once_while_it_waits_for_an_update_in_place(real_db, tmp_path):
+    """Before serving, `site serve` waits for SQLite's write lock (an update in place of the
+    file must end first). A SIGTERM meanwhile stops it within a second or so, not once the
+    minute it may wait is over."""
+    import sqlite3
+
+    db = tmp_path / "papers.db"
+    shutil.copy(real_db, db)
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # as an update in place holds it
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "neuroai_papers.site", "serve", "--db", str(db), "--port",
+             str(free_port())], cwd=ROOT, stdout=output, stderr=output)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(Path(link).resolve() == db for link in Path(f"/proc/{process.pid}/fd").iterdir()
+                      if Path(link).is_symlink()):  # it holds the file: it is waiting for the lock
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        asked = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - asked < 5, "the stop waited for the lock"
+        assert "Traceback" not in log.read_text() and "serving" not in log.read_text()
+    finally:
+        process.kill()
+        process.wait()
+        writer.close()
+
+
+def test_waiting_for_the_write_lock_gives_up_after_its_time_and_takes_a_freed_lock(tmp_path):
+    import sqlite3
+    import threading
+
+    from neuroai_papers.write import LOCK_POLL_SECONDS, begin_immediate
+
+    db = tmp_path / "papers.db"
+    writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    writer.execute("create table t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    waiter = sqlite3.connect(db, isolation_level=None, timeout=LOCK_POLL_SECONDS,
+                             check_same_thread=False)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        begin_immediate(waiter, seconds=1)
+    assert time.monotonic() - started >= 1
+    threading.Timer(0.5, lambda: writer.execute("ROLLBACK")).start()
+    begin_immediate(waiter, seconds=10)  # the lock, once the writer lets go
+    waiter.execute("insert into t values (1)")
+    waiter.execute("COMMIT")
+    assert rows(db, "select x from t") == [(1,)]
