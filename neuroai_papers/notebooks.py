@@ -31,6 +31,11 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{#- A chart is an image: its text alternative is its cell's `alt` (cell metadata, which
+    JupyterLab keeps and does not show); nbconvert writes none. -#}
+{%- block data_png -%}
+{{ super() | replace('<img src=', '<img alt="' ~ (cell.metadata.get('alt', '') | escape_html) ~ '" src=', 1) }}
+{%- endblock data_png -%}
 {%- block body_header -%}{{ super() }}
 <p style="padding: 0 1em"><a href="../">← NeuroAI papers</a> ·
 <a href="../papers.db">Download papers.db</a> · this page is the notebook

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import re
 
+import nbformat
 import pytest
 
 from neuroai_papers.notebooks import NOTEBOOKS, execute_notebook
@@ -45,6 +47,18 @@ def test_rendered_html_has_the_plots_and_the_topic_scores(rendered_notebooks):
     assert float(recall) == pytest.approx(int(hits) / int(labels), abs=1e-6)
     for page in rendered_notebooks.iterdir():  # nothing loaded from elsewhere (a CDN)
         assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?(https?:)?//", page.read_text())
+
+
+def test_every_chart_has_its_cells_text_alternative(rendered_notebooks):
+    """Each image of a rendered notebook says what its chart shows: the `alt` of its cell."""
+    for page in ("explore", "maintain"):
+        notebook = nbformat.read(NOTEBOOKS / f"{page}.ipynb", as_version=4)
+        alts = [cell.metadata["alt"] for cell in notebook.cells if "alt" in cell.metadata]
+        html = (rendered_notebooks / f"{page}.html").read_text()
+        images = re.findall(r"<img\b[^>]*>", html)
+        assert len(images) == len(alts) >= 1
+        assert [html_module.unescape(re.search(r'alt="([^"]*)"', image).group(1))
+                for image in images] == alts
 
 
 def test_rendered_pages_are_titled_and_lead_back_to_the_site(rendered_notebooks):
