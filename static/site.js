@@ -44,16 +44,6 @@ window.addEventListener("load", () => setTimeout(() => {
   });
 }, 0));
 
-// The canned search (/papers/search) is Datasette's SQL form: its box is labelled with the
-// parameter's name, "q", and its button "Run SQL". Say what they do.
-document.addEventListener("DOMContentLoaded", () => {
-  if (!document.body.classList.contains("query-search")) return;
-  const box = document.querySelector("form.sql input[name=q]");
-  if (box && box.labels.length) box.labels[0].textContent = "Search titles and abstracts";
-  const button = document.querySelector("form.sql input[type=submit]");
-  if (button) button.value = "Search";
-});
-
 // Datasette's column menus (the cog in each table header, static/table.js) open on a mouse
 // click only: an SVG takes no focus. Make each cog a button for the keyboard: Tab reaches
 // it, Enter or Space opens the menu with its first choice focused, Escape closes the menu

@@ -974,3 +974,30 @@ def test_only_a_count_of_the_search_alone_is_read_from_the_index():
         "papers_fts match escape_fts(:search))":
             "select count(*) from papers_fts where papers_fts match escape_fts(:search)",
     }
+
+
+@pytest.mark.parametrize("words", ["brain", "fmri decoding", "zzzznothing", "neural"])
+async def test_the_search_page_says_what_it_found_without_javascript(ds, real_db, words):
+    """The canned search's page (templates/query-papers-search.html) names its box and its
+    button, and heads the results with what they are, in its HTML: not Datasette's "q",
+    "Run SQL" and "Custom SQL query returning N rows"."""
+    response = await ds.client.get("/papers/search?q=" + words.replace(" ", "+"))
+    assert response.status_code == 200
+    page = response.text
+    assert re.search(r'<label for="search-q">Search titles and abstracts</label>\s*'
+                     rf'<input type="search" id="search-q" name="q" value="{words}">\s*'
+                     r'<input type="submit" value="Search">', page)
+    assert "Run SQL" not in page and "Custom SQL query" not in page
+    quoted = " ".join(f'"{word}"' for word in words.split())
+    (matches,) = rows(real_db, "select count(*) from papers_fts where papers_fts match ?",
+                      (quoted,))[0]
+    shown = page.count('<tr>') - 1 if matches else 0
+    heading = html.unescape(re.search(r"<h2>(.*?)<span", page, re.DOTALL).group(1)).strip()
+    limit = int(re.search(r"limit (\d+)", QUERIES["search"]["sql"]).group(1))
+    assert shown == min(matches, limit)
+    assert heading == {0: f"No paper matches “{words}”", 1: f"1 paper matches “{words}”",
+                       limit: f"The {limit} best matches for “{words}”"}.get(
+        shown, f"{shown} papers match “{words}”, the best first")
+    assert "<pre id=\"sql-query\">" not in page
+    shown_sql = (await ds.client.get(f"/papers/search?q={words}&_show_sql=1")).text
+    assert "<pre id=\"sql-query\">" in shown_sql and "bm25(papers_fts, 10.0, 1.0)" in shown_sql
