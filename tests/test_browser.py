@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 
 def count_in_heading(page) -> int:
     """Return the row count Datasette prints above a table ("12 rows where ...")."""
-    text = page.locator("h3").first.inner_text()
+    text = page.locator("h2.header3").first.inner_text()
     return int(re.match(r"([\d,]+) rows?", text).group(1).replace(",", ""))
 
 
