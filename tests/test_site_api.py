@@ -992,7 +992,7 @@ async def test_the_search_page_says_what_it_found_without_javascript(ds, real_db
     (matches,) = rows(real_db, "select count(*) from papers_fts where papers_fts match ?",
                       (quoted,))[0]
     shown = page.count('<tr>') - 1 if matches else 0
-    heading = html.unescape(re.search(r"<h2>(.*?)<span", page, re.DOTALL).group(1)).strip()
+    heading = html.unescape(re.search(r"<h2[^>]*>(.*?)<span", page, re.DOTALL).group(1)).strip()
     limit = int(re.search(r"limit (\d+)", QUERIES["search"]["sql"]).group(1))
     assert shown == min(matches, limit)
     assert heading == {0: f"No paper matches “{words}”", 1: f"1 paper matches “{words}”",
