@@ -208,7 +208,7 @@ def test_pages_fit_a_phone_and_label_the_sightings_cards(page, site, real_db):
     page.set_viewport_size(PHONE)
     (paper,) = rows(real_db, "select id from papers where abstract like '%https://%' "
                              "order by length(abstract) desc limit 1")[0]
-    for path in ("/", "/papers/most_seen", "/papers/unplaced_organizations",
+    for path in ("/", "/papers/most_seen", "/papers/unplaced_organizations", "/papers/search?q=brain",
                  "/papers/papers_per_organization", f"/papers/papers/{paper}"):
         page.goto(site + path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
