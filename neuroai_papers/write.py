@@ -978,9 +978,10 @@ def settled(db: Path) -> Iterator[None]:
         conn.close()
 
 
-# How long settled() waits for an update in place to end, in waits of LOCK_POLL_SECONDS:
-# SQLite's own wait is one C call, and a stop signal (Ctrl-C, SIGTERM) is only acted on
-# between two calls, so one wait of a minute kept `site serve` from stopping for a minute.
+# How long settled() and copy_database() wait for an update in place to end, in waits of
+# LOCK_POLL_SECONDS: SQLite's own wait is one C call, and a stop signal (Ctrl-C, SIGTERM) is
+# only acted on between two calls, so one wait of a minute kept `site serve` from stopping
+# for a minute.
 LOCK_WAIT_SECONDS = 60
 LOCK_POLL_SECONDS = 0.2
 
@@ -988,13 +989,19 @@ LOCK_POLL_SECONDS = 0.2
 def begin_immediate(conn: sqlite3.Connection, seconds: float = LOCK_WAIT_SECONDS) -> None:
     """BEGIN IMMEDIATE on `conn` (whose busy timeout is LOCK_POLL_SECONDS), waiting up to
     `seconds` for another connection's write lock; raise sqlite3.OperationalError after."""
+    retry_while_busy(lambda: conn.execute("BEGIN IMMEDIATE"), seconds)
+
+
+def retry_while_busy(action, seconds: float = LOCK_WAIT_SECONDS):
+    """Return action(), tried again while SQLite says another connection holds its lock
+    (SQLITE_BUSY and its extended codes), for up to `seconds`."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
+            return action()
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() >= deadline:
+            busy = (error.sqlite_errorcode & 0xFF) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
                 raise
 
 
@@ -1021,10 +1028,12 @@ def settle(db: Path) -> None:
 def copy_database(source: Path, target: Path) -> None:
     """Copy a database file as one consistent version: under a SQLite read lock, which waits
     for an update in place to commit (and plays back an interrupted one's journal first)."""
-    conn = sqlite3.connect(f"file:{source}?mode=rw", uri=True, timeout=60, isolation_level=None)
+    conn = sqlite3.connect(f"file:{source}?mode=rw", uri=True, timeout=LOCK_POLL_SECONDS,
+                           isolation_level=None)
     try:
         conn.execute("BEGIN")
-        conn.execute("select count(*) from sqlite_master").fetchone()  # takes the read lock
+        # Takes the read lock, in short waits (see LOCK_WAIT_SECONDS).
+        retry_while_busy(lambda: conn.execute("select count(*) from sqlite_master").fetchone())
         shutil.copyfile(source, target)  # in the kernel (sendfile), at disk speed
         conn.execute("COMMIT")
     finally:

@@ -46,37 +46,53 @@ window.addEventListener("load", () => setTimeout(() => {
 
 // Datasette's column menus (the cog in each table header, static/table.js) open on a mouse
 // click only: an SVG takes no focus. Make each cog a button for the keyboard: Tab reaches
-// it, Enter or Space opens the menu with its first choice focused, Escape closes the menu
-// and goes back to the cog, and leaving the menu with Tab closes it.
+// it, and Enter or Space opens the menu with its first choice focused. The menu is the
+// body's last element; the keys below keep it, for the keyboard, right after its cog:
+// Escape closes it and goes back to the cog, Shift+Tab before its first choice goes back to
+// the cog, and Tab past its last choice goes on to what follows the cog.
 document.addEventListener("DOMContentLoaded", () => {
   const menu = document.querySelector("body > .dropdown-menu");
   if (!menu) return;
-  let opener = null;
+  let opener = null; // the cog whose menu is open
   const isOpen = () => menu.style.display === "block";
-  const close = () => {
+  const choices = () => [...menu.querySelectorAll("a")].filter((a) => a.offsetParent !== null);
+  const close = (backToCog) => {
     menu.style.display = "none";
     menu.classList.remove("anim-scale-in");
+    const cog = opener;
+    opener = null;
+    if (backToCog && cog) cog.focus();
   };
   document.querySelectorAll("th svg.dropdown-menu-icon").forEach((icon) => {
     icon.setAttribute("tabindex", "0");
     icon.setAttribute("role", "button");
     icon.setAttribute("aria-haspopup", "true");
     icon.setAttribute("aria-label", `Options for column ${icon.closest("th").dataset.column}`);
+    icon.addEventListener("click", () => { opener = icon; }); // a mouse's open too
     icon.addEventListener("keydown", (event) => {
       if (event.key !== "Enter" && event.key !== " ") return;
       event.preventDefault();
-      opener = icon;
       icon.dispatchEvent(new MouseEvent("click", { bubbles: true, cancelable: true }));
-      const choices = [...menu.querySelectorAll("a")].filter((a) => a.offsetParent !== null);
-      if (choices.length) choices[0].focus();
+      const first = choices()[0];
+      if (first) first.focus();
     });
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape" || !isOpen()) return;
-    close();
-    if (opener) opener.focus();
+    if (!isOpen()) return;
+    if (event.key === "Escape") {
+      close(true);
+      return;
+    }
+    if (event.key !== "Tab" || !menu.contains(document.activeElement)) return;
+    const items = choices();
+    if (event.shiftKey && document.activeElement === items[0]) {
+      event.preventDefault();
+      close(true);
+    } else if (!event.shiftKey && document.activeElement === items[items.length - 1]) {
+      close(true); // the Tab itself then moves on from the cog
+    }
   });
   menu.addEventListener("focusout", (event) => {
-    if (!menu.contains(event.relatedTarget)) close();
+    if (isOpen() && !menu.contains(event.relatedTarget)) close(false);
   });
 });

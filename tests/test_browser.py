@@ -262,13 +262,30 @@ def test_column_menus_open_and_close_with_the_keyboard(page, site):
     assert titles == sorted(titles)
 
 
-def test_leaving_a_column_menu_by_tab_closes_it(page, site):
+def test_leaving_a_column_menu_by_keyboard_keeps_the_place_of_its_cog(page, site):
+    """The menu is the page's last element, but for the keyboard it stands after its cog:
+    Shift+Tab before its first choice goes back to the cog, Tab past its last goes on to
+    what follows the cog (the next column's header), and Escape after a mouse's open goes
+    back to the cog that was clicked."""
     page.goto(site + "/papers/papers?_size=5")
-    page.get_by_role("button", name="Options for column published", exact=True).focus()
-    page.keyboard.press("Enter")
     menu = page.locator("body > .dropdown-menu")
+    label = "document.activeElement.getAttribute('aria-label')"
+    page.get_by_role("button", name="Options for column title", exact=True).focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Shift+Tab")
+    assert not menu.is_visible() and page.evaluate(label) == "Options for column title"
+    page.keyboard.press("Enter")
     choices = menu.locator("a:visible").count()
     assert choices >= 2
     for _ in range(choices):
         page.keyboard.press("Tab")
     assert not menu.is_visible()
+    assert page.evaluate("document.activeElement.closest('th')?.dataset.column") == "abstract"
+    assert page.evaluate("document.activeElement.tagName") == "A"  # its sort link
+    page.get_by_role("button", name="Options for column title", exact=True).focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Options for column published", exact=True).click()
+    assert menu.is_visible()
+    page.keyboard.press("Escape")
+    assert not menu.is_visible() and page.evaluate(label) == "Options for column published"

@@ -330,16 +330,23 @@ def test_serving_a_file_not_named_papers_db_is_refused(real_db, tmp_path):
     assert "--db must name a file called papers.db, got other.db" in result.stderr
 
 
-def test_site_serve_stops_at_once_while_it_waits_for_an_update_in_place(real_db, tmp_path):
-    """Before serving, `site serve` waits for SQLite's write lock (an update in place of the
-    file must end first). A SIGTERM meanwhile stops it within a second or so, not once the
-    minute it may wait is over."""
+@pytest.mark.parametrize("lock", ["flock", "sqlite"])
+def test_site_serve_stops_at_once_while_it_waits_for_an_update_in_place(real_db, tmp_path, lock):
+    """Before serving, `site serve` waits for an update in place of the file to end: for the
+    build's flock (write.update_lock), then for SQLite's write lock (an update killed
+    before its journal was played back, or a SQLite writer other than the build). A SIGTERM
+    meanwhile stops it within a second or so, not once the minute it may wait is over."""
+    import fcntl
     import sqlite3
 
     db = tmp_path / "papers.db"
     shutil.copy(real_db, db)
     writer = sqlite3.connect(db, isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")  # as an update in place holds it
+    held = os.open(db, os.O_RDONLY)
+    if lock == "sqlite":
+        writer.execute("BEGIN IMMEDIATE")
+    else:
+        fcntl.flock(held, fcntl.LOCK_EX)
     log = tmp_path / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -361,6 +368,7 @@ def test_site_serve_stops_at_once_while_it_waits_for_an_update_in_place(real_db,
         process.kill()
         process.wait()
         writer.close()
+        os.close(held)
 
 
 def test_waiting_for_the_write_lock_gives_up_after_its_time_and_takes_a_freed_lock(tmp_path):
