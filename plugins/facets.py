@@ -322,15 +322,13 @@ class ListFacet(ArrayFacet):
                 timed_out.append(column)
                 continue
             values = []
+            links = ValueLinks(self.ds, self.request)
             for value, count in counts[:size]:
                 value = str(value)
                 selected = (f"{column}__arraycontains", value) in pairs
-                change = with_filter_removed if selected else with_filter_added
-                values.append({
-                    "value": value, "label": value, "count": count, "selected": selected,
-                    "toggle_url": self.ds.absolute_url(
-                        self.request, change(self.request, f"{column}__arraycontains", value)),
-                })
+                toggle = links.toggle(f"{column}__arraycontains", value, selected)
+                values.append({"value": value, "label": value, "count": count,
+                               "selected": selected, "toggle_url": links.absolute(toggle)})
             results.append({
                 "name": column, "type": self.type, "results": values,
                 "hideable": source_and_config["source"] != "metadata",
@@ -391,14 +389,13 @@ class IndexedFacet(ColumnFacet):
                                                    [value for value, _ in shown])
         column_qs = f"{column}__exact" if column.startswith("_") else column
         values = []
+        links = ValueLinks(self.ds, self.request)
         for value, count in shown:
             selected = (column_qs, str(value)) in pairs
-            toggle = (with_filter_removed(self.request, column_qs, str(value)) if selected
-                      else with_filter_added(self.request, column_qs, value))
+            toggle = links.toggle(column_qs, str(value) if selected else value, selected)
             values.append({
                 "value": value, "label": labels.get((column, value), value), "count": count,
-                "toggle_url": self.ds.absolute_url(self.request, self.ds.urls.path(toggle)),
-                "selected": selected,
+                "toggle_url": links.absolute(self.ds.urls.path(toggle)), "selected": selected,
             })
         return {"name": column, "type": self.type, "hideable": config["source"] != "metadata",
                 "results": values, "truncated": len(counts) > size}
@@ -445,6 +442,35 @@ def with_filter_added(request, key: str, value) -> str:
     cursor (`_next`) of the listing before was a place in other rows, and kept, it skipped
     the newest matches with no link back to them."""
     return path_with_added_args(request, [(key, value), ("_next", None)])
+
+
+class ValueLinks:
+    """The links of a facet's values, as with_filter_added, with_filter_removed and
+    Datasette's absolute_url write them, with the page's query read once per facet instead
+    of once per value, and each link made absolute without urljoin: at 20,000 papers the
+    60-odd links of the seven facets took about 5 ms of a 50 ms page (mostly urljoin, and
+    Datasette's URL string class, which lists str's attributes at each method call)."""
+
+    def __init__(self, datasette, request):
+        self.datasette, self.request = datasette, request
+        self.kept = [(key, value) for key, value in parse_qsl(request.query_string)
+                     if key != "_next"]  # as path_with_added_args reads them, _next dropped
+        self.origin = datasette.absolute_url(request, "/")[:-1]  # scheme://host[:port]
+
+    def toggle(self, key: str, value, selected: bool) -> str:
+        """The page's path with the filter key=value added, or removed if `selected`."""
+        if selected:
+            return with_filter_removed(self.request, key, value)
+        if value is None:  # path_with_added_args drops the key then: its own way
+            return with_filter_added(self.request, key, value)
+        return self.request.path + "?" + urlencode([*self.kept, (key, value)])
+
+    def absolute(self, path) -> str:
+        """datasette.absolute_url(request, path): an absolute path joins the origin as is."""
+        path = str(path)
+        if path.startswith("/") and not path.startswith("//") and "/." not in path:
+            return self.origin + path
+        return self.datasette.absolute_url(self.request, path)
 
 
 def without_cursor(url: str) -> str:
