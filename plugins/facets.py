@@ -453,8 +453,9 @@ class ValueLinks:
 
     def __init__(self, datasette, request):
         self.datasette, self.request = datasette, request
-        self.kept = [(key, value) for key, value in parse_qsl(request.query_string)
-                     if key != "_next"]  # as path_with_added_args reads them, _next dropped
+        # The page's query as path_with_added_args reads it, _next dropped, encoded once.
+        self.kept = urlencode([(key, value) for key, value in parse_qsl(request.query_string)
+                               if key != "_next"])
         self.origin = datasette.absolute_url(request, "/")[:-1]  # scheme://host[:port]
 
     def toggle(self, key: str, value, selected: bool) -> str:
@@ -463,7 +464,8 @@ class ValueLinks:
             return with_filter_removed(self.request, key, value)
         if value is None:  # path_with_added_args drops the key then: its own way
             return with_filter_added(self.request, key, value)
-        return self.request.path + "?" + urlencode([*self.kept, (key, value)])
+        added = urlencode([(key, value)])
+        return f"{self.request.path}?{self.kept}&{added}" if self.kept else f"{self.request.path}?{added}"
 
     def absolute(self, path) -> str:
         """datasette.absolute_url(request, path): an absolute path joins the origin as is."""
