@@ -456,7 +456,7 @@ class ValueLinks:
         # The page's query as path_with_added_args reads it, _next dropped, encoded once.
         self.kept = urlencode([(key, value) for key, value in parse_qsl(request.query_string)
                                if key != "_next"])
-        self.origin = datasette.absolute_url(request, "/")[:-1]  # scheme://host[:port]
+        self.origin = None  # scheme://host[:port], read at the first link
 
     def toggle(self, key: str, value, selected: bool) -> str:
         """The page's path with the filter key=value added, or removed if `selected`."""
@@ -471,6 +471,8 @@ class ValueLinks:
         """datasette.absolute_url(request, path): an absolute path joins the origin as is."""
         path = str(path)
         if path.startswith("/") and not path.startswith("//") and "/." not in path:
+            if self.origin is None:
+                self.origin = self.datasette.absolute_url(self.request, "/")[:-1]
             return self.origin + path
         return self.datasette.absolute_url(self.request, path)
 

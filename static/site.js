@@ -46,10 +46,12 @@ window.addEventListener("load", () => setTimeout(() => {
 
 // Datasette's column menus (the cog in each table header, static/table.js) open on a mouse
 // click only: an SVG takes no focus. Make each cog a button for the keyboard: Tab reaches
-// it, and Enter or Space opens the menu with its first choice focused. The menu is the
-// body's last element; the keys below keep it, for the keyboard, right after its cog:
-// Escape closes it and goes back to the cog, Shift+Tab before its first choice goes back to
-// the cog, and Tab past its last choice goes on to what follows the cog.
+// it, and Enter or Space opens the menu with its first choice focused (Tab from the cog
+// of a menu opened by mouse goes into it too). The menu is the body's last element; the
+// keys below keep it, for the keyboard, right after its cog: Escape closes it and goes back
+// to the cog, Shift+Tab before its first choice goes back to the cog, and Tab past its last
+// choice goes on to what follows the cog. A menu table.js hides (its table scrolled) gives
+// the focus back to its cog too.
 document.addEventListener("DOMContentLoaded", () => {
   const menu = document.querySelector("body > .dropdown-menu");
   if (!menu) return;
@@ -61,15 +63,26 @@ document.addEventListener("DOMContentLoaded", () => {
     menu.classList.remove("anim-scale-in");
     const cog = opener;
     opener = null;
+    if (cog) cog.setAttribute("aria-expanded", "false");
     if (backToCog && cog) cog.focus();
   };
   document.querySelectorAll("th svg.dropdown-menu-icon").forEach((icon) => {
     icon.setAttribute("tabindex", "0");
     icon.setAttribute("role", "button");
     icon.setAttribute("aria-haspopup", "true");
+    icon.setAttribute("aria-expanded", "false");
     icon.setAttribute("aria-label", `Options for column ${icon.closest("th").dataset.column}`);
-    icon.addEventListener("click", () => { opener = icon; }); // a mouse's open too
+    icon.addEventListener("click", () => { // a mouse's open too
+      if (opener && opener !== icon) opener.setAttribute("aria-expanded", "false");
+      opener = icon;
+      icon.setAttribute("aria-expanded", "true");
+    });
     icon.addEventListener("keydown", (event) => {
+      if (event.key === "Tab" && !event.shiftKey && isOpen() && opener === icon) {
+        const first = choices()[0];
+        if (first) { event.preventDefault(); first.focus(); }
+        return;
+      }
       if (event.key !== "Enter" && event.key !== " ") return;
       event.preventDefault();
       icon.dispatchEvent(new MouseEvent("click", { bubbles: true, cancelable: true }));
@@ -92,6 +105,12 @@ document.addEventListener("DOMContentLoaded", () => {
       close(true); // the Tab itself then moves on from the cog
     }
   });
+  menu.tabIndex = -1; // a click on the menu's text keeps the focus in the menu
+  new MutationObserver(() => {
+    // table.js hides the menu when its table scrolls: give the focus back to the cog
+    if (!isOpen() && opener && menu.contains(document.activeElement)) close(true);
+    else if (!isOpen() && opener) close(false);
+  }).observe(menu, { attributes: true, attributeFilter: ["style"] });
   menu.addEventListener("focusout", (event) => {
     if (isOpen() && !menu.contains(event.relatedTarget)) close(false);
   });

@@ -291,3 +291,24 @@ def test_leaving_a_column_menu_by_keyboard_keeps_the_place_of_its_cog(page, site
     assert menu.is_visible()
     page.keyboard.press("Escape")
     assert not menu.is_visible() and page.evaluate(label) == "Options for column published"
+
+def test_a_column_menu_says_it_is_open_and_keeps_the_keyboard_when_the_mouse_opened_it(page, site):
+    """A menu opened by mouse: Tab from its cog goes into it, the cog says it is expanded,
+    a click on the menu's text keeps it open; and when its table scrolls (table.js then
+    hides it), the focus goes back to the cog rather than to the top of the page."""
+    page.set_viewport_size({"width": 700, "height": 800})
+    page.goto(site + "/papers/papers?_size=5")
+    menu = page.locator("body > .dropdown-menu")
+    cog = page.get_by_role("button", name="Options for column title", exact=True)
+    assert cog.get_attribute("aria-expanded") == "false"
+    cog.click()
+    assert menu.is_visible() and cog.get_attribute("aria-expanded") == "true"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Sort ascending"
+    menu.locator(".dropdown-column-type").click()
+    assert menu.is_visible()
+    page.evaluate("document.querySelector('.table-wrapper').scrollLeft = 200")
+    page.wait_for_function("document.querySelector('body > .dropdown-menu').style.display === 'none'")
+    page.wait_for_function("document.activeElement.getAttribute('aria-label') === "
+                           "'Options for column title'")
+    assert cog.get_attribute("aria-expanded") == "false"

@@ -992,7 +992,7 @@ async def test_the_search_page_says_what_it_found_without_javascript(ds, real_db
     (matches,) = rows(real_db, "select count(*) from papers_fts where papers_fts match ?",
                       (quoted,))[0]
     shown = max(page.count("<tr>") - 1, 0)  # the header row, if there is a table
-    heading = html.unescape(re.search(r"<h2[^>]*>(.*?)<span", page, re.DOTALL).group(1)).strip()
+    heading = html.unescape(re.search(r"<h2[^>]*>(.*?)</h2>", page, re.DOTALL).group(1)).strip()
     limit = int(re.search(r"limit (\d+)", QUERIES["search"]["sql"]).group(1))
     assert shown == min(matches, limit)
     assert heading == {0: f"No paper matches “{words}”", 1: f"1 paper matches “{words}”",
@@ -1054,6 +1054,13 @@ async def test_a_search_that_fails_says_so_and_not_that_nothing_matched(ds):
     assert response.status_code == 400
     assert 'class="message-error"' in response.text
     assert "No paper matches" not in response.text and "<table" not in response.text
+    assert '>show the SQL</a>' in response.text  # to see what failed
+
+
+@pytest.mark.parametrize("path", ["/papers/search", "/papers/search?q=brain%00"])
+async def test_the_search_page_can_always_hide_the_sql_it_shows(ds, path):
+    shown = await ds.client.get(path + ("&" if "?" in path else "?") + "_show_sql=1")
+    assert '<pre id="sql-query">' in shown.text and ">hide the SQL</a>" in shown.text
 
 
 @pytest.mark.parametrize("query", [
@@ -1077,3 +1084,10 @@ async def test_facet_value_links_are_datasettes_own(ds, query, value):
             assert links.absolute(routed) == ds.absolute_url(request, routed)
         for odd in ("//elsewhere/x", "/papers/../papers", "relative?x=1", "/./x"):
             assert links.absolute(odd) == ds.absolute_url(request, odd)
+
+
+async def test_a_bad_host_header_does_not_break_a_search_without_matches(ds):
+    """A facet with no values makes no link, so it needs no origin from the Host header
+    (urljoin refuses `[`): the page answers as it did before ValueLinks."""
+    response = await ds.client.get("/papers/papers.json?_search=zzqqxx", headers={"host": "["})
+    assert response.status_code == 200 and response.json()["rows"] == []
