@@ -464,8 +464,8 @@ class ValueLinks:
             return with_filter_removed(self.request, key, value)
         if value is None:  # path_with_added_args drops the key then: its own way
             return with_filter_added(self.request, key, value)
-        added = urlencode([(key, value)])
-        return f"{self.request.path}?{self.kept}&{added}" if self.kept else f"{self.request.path}?{added}"
+        query = "&".join(filter(None, (self.kept, urlencode([(key, value)]))))
+        return f"{self.request.path}?{query}"
 
     def absolute(self, path) -> str:
         """datasette.absolute_url(request, path): an absolute path joins the origin as is."""
