@@ -50,8 +50,8 @@ window.addEventListener("load", () => setTimeout(() => {
 // of a menu opened by mouse goes into it too). The menu is the body's last element; the
 // keys below keep it, for the keyboard, right after its cog: Escape closes it and goes back
 // to the cog, Shift+Tab before its first choice goes back to the cog, and Tab past its last
-// choice goes on to what follows the cog. A menu table.js hides (its table scrolled) gives
-// the focus back to its cog too.
+// choice goes on to what follows the cog; the arrows, Home and End move along its choices.
+// A menu table.js hides (its table scrolled) gives the focus back to its cog too.
 document.addEventListener("DOMContentLoaded", () => {
   const menu = document.querySelector("body > .dropdown-menu");
   if (!menu) return;
@@ -66,10 +66,14 @@ document.addEventListener("DOMContentLoaded", () => {
     if (cog) cog.setAttribute("aria-expanded", "false");
     if (backToCog && cog) cog.focus();
   };
+  // A menu of links, as a screen reader should announce it; arrows move along it.
+  menu.querySelector("ul")?.setAttribute("role", "menu");
+  menu.querySelectorAll("li").forEach((item) => item.setAttribute("role", "none"));
+  menu.querySelectorAll("li a").forEach((link) => link.setAttribute("role", "menuitem"));
   document.querySelectorAll("th svg.dropdown-menu-icon").forEach((icon) => {
     icon.setAttribute("tabindex", "0");
     icon.setAttribute("role", "button");
-    icon.setAttribute("aria-haspopup", "true");
+    icon.setAttribute("aria-haspopup", "menu");
     icon.setAttribute("aria-expanded", "false");
     icon.setAttribute("aria-label", `Options for column ${icon.closest("th").dataset.column}`);
     icon.addEventListener("click", () => { // a mouse's open too
@@ -96,8 +100,16 @@ document.addEventListener("DOMContentLoaded", () => {
       close(true);
       return;
     }
-    if (event.key !== "Tab" || !menu.contains(document.activeElement)) return;
+    if (!menu.contains(document.activeElement)) return;
     const items = choices();
+    const at = items.indexOf(document.activeElement);
+    const moves = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: items.length - 1 };
+    if (event.key in moves && items.length) {
+      event.preventDefault(); // the page does not scroll
+      items[(moves[event.key] + items.length) % items.length].focus();
+      return;
+    }
+    if (event.key !== "Tab") return;
     if (event.shiftKey && document.activeElement === items[0]) {
       event.preventDefault();
       close(true);

@@ -312,3 +312,25 @@ def test_a_column_menu_says_it_is_open_and_keeps_the_keyboard_when_the_mouse_ope
     page.wait_for_function("document.activeElement.getAttribute('aria-label') === "
                            "'Options for column title'")
     assert cog.get_attribute("aria-expanded") == "false"
+
+
+def test_a_column_menu_is_a_menu_the_arrows_move_along(page, site):
+    page.goto(site + "/papers/papers?_size=5")
+    page.get_by_role("button", name="Options for column title", exact=True).focus()
+    page.keyboard.press("Enter")
+    items = page.get_by_role("menuitem")
+    visible = [items.nth(i).inner_text() for i in range(items.count()) if items.nth(i).is_visible()]
+    assert visible[:2] == ["Sort ascending", "Sort descending"] and len(visible) >= 3, visible
+    focused = "document.activeElement.textContent"
+    scrolled = page.evaluate("window.scrollY")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate(focused) == visible[1]
+    page.keyboard.press("End")
+    assert page.evaluate(focused) == visible[-1]
+    page.keyboard.press("ArrowDown")  # round to the first
+    assert page.evaluate(focused) == visible[0]
+    page.keyboard.press("ArrowUp")  # and back to the last
+    assert page.evaluate(focused) == visible[-1]
+    page.keyboard.press("Home")
+    assert page.evaluate(focused) == visible[0]
+    assert page.evaluate("window.scrollY") == scrolled  # the arrows moved the focus, not the page
