@@ -1091,3 +1091,25 @@ async def test_a_bad_host_header_does_not_break_a_search_without_matches(ds):
     (urljoin refuses `[`): the page answers as it did before ValueLinks."""
     response = await ds.client.get("/papers/papers.json?_search=zzqqxx", headers={"host": "["})
     assert response.status_code == 200 and response.json()["rows"] == []
+
+
+def test_facet_counts_of_few_rows_and_of_many_agree():
+    """ValueIndex finds a few rows' pairs by binary search and many rows' by testing every
+    pair: both count the same, ordered by count and then value as SQLite orders values."""
+    facets = load_plugin("facets")
+    generator = np.random.default_rng(7)
+    for _ in range(30):
+        values = [*range(-3, 3), "b", "B", "a", "é", 2.5, b"x"][: generator.integers(1, 13)]
+        rowids = np.sort(generator.integers(1, 400, size=generator.integers(0, 900)))
+        numbers = generator.integers(0, len(values), size=len(rowids))
+        index = facets.ValueIndex(values, rowids.astype(np.int32), numbers.astype(np.int32))
+        for size in (0, 1, 3, 20, 300):
+            matched = np.unique(generator.integers(1, 450, size=size))
+            few = index.numbers_held(matched)
+            selected = np.isin(rowids, matched)
+            assert sorted(few.tolist()) == sorted(numbers[selected].tolist())
+            counts = index.counts(matched, 5)
+            expected = sorted(((values[n], int((numbers[selected] == n).sum()))
+                               for n in set(numbers[selected].tolist())),
+                              key=lambda pair: (-pair[1], facets.sqlite_order(pair[0])))[:5]
+            assert counts == expected
