@@ -118,7 +118,9 @@ def filters_from_request(request, database, table, datasette):
 
 def search_only_counts(table: str, fts_table: str, fts_pk: str) -> dict[str, str]:
     """Return the count SQL Datasette writes for a page of `table` filtered by its search
-    alone, each mapped to the same count read from the full-text index alone."""
+    alone, each mapped to the same count read from the full-text index alone. (facets.py's
+    search_clauses knows the same clauses: plugins are loaded apart and import nothing of
+    each other; tests hold both to the SQL Datasette runs.)"""
     counts = {}
     for match in (":search", "escape_fts(:search)"):
         fts = escape_sqlite(fts_table)

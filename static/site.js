@@ -58,6 +58,7 @@ document.addEventListener("DOMContentLoaded", () => {
   let opener = null; // the cog whose menu is open
   const isOpen = () => menu.style.display === "block";
   const choices = () => [...menu.querySelectorAll("a")].filter((a) => a.offsetParent !== null);
+  const focusFirstChoice = () => choices()[0]?.focus();
   const close = (backToCog) => {
     menu.style.display = "none";
     menu.classList.remove("anim-scale-in");
@@ -83,15 +84,14 @@ document.addEventListener("DOMContentLoaded", () => {
     });
     icon.addEventListener("keydown", (event) => {
       if (event.key === "Tab" && !event.shiftKey && isOpen() && opener === icon) {
-        const first = choices()[0];
-        if (first) { event.preventDefault(); first.focus(); }
+        event.preventDefault();
+        focusFirstChoice();
         return;
       }
       if (event.key !== "Enter" && event.key !== " ") return;
       event.preventDefault();
       icon.dispatchEvent(new MouseEvent("click", { bubbles: true, cancelable: true }));
-      const first = choices()[0];
-      if (first) first.focus();
+      focusFirstChoice();
     });
   });
   document.addEventListener("keydown", (event) => {
