@@ -16,7 +16,11 @@ Only the sending is new:
 - the file goes out in 1 MiB reads.
 The ETag is Datasette's (the sha256 of the file), computed in a thread when the server
 starts, not in the event loop at the first page that asks for it (about 2 s at a million
-papers, while every other request waited).
+papers, while every other request waited). It is the ETag of the file the server started
+on: if another file has been renamed to its name since (a build while the site serves; see
+neuroai_papers/site.py), the download is refused with 503 until the server is started on
+it, rather than sent under the old file's ETag, which a resumed download would join to the
+old file's first part.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import re
 from email.utils import formatdate
 
 from datasette import hookimpl
+from datasette.utils import tilde_decode
 from datasette.utils.asgi import AsgiFileDownload, Response
 from datasette.views.database import DatabaseDownload
 
@@ -58,9 +63,10 @@ def requested_range(header: str | None, size: int) -> tuple[int, int] | None | s
 class RangedFile:
     """The file of a download, or the part of it a Range asks for, as an ASGI response."""
 
-    def __init__(self, download: AsgiFileDownload, request):
+    def __init__(self, download: AsgiFileDownload, request, db):
         self.path = download.filepath
         self.request = request
+        self.db = db
         self.headers = {key: value for key, value in download.headers.items()
                         if key.lower() != "transfer-encoding"}
         self.headers["content-disposition"] = f'attachment; filename="{download.filename}"'
@@ -76,6 +82,9 @@ class RangedFile:
     async def asgi_send(self, send) -> None:
         with open(self.path, "rb") as file:
             stat = os.fstat(file.fileno())
+            if started_on(self.db) != identity(stat):
+                await send_replaced(send)
+                return
             size = stat.st_size
             modified = formatdate(stat.st_mtime, usegmt=True)
             headers = {**self.headers, "last-modified": modified}
@@ -116,12 +125,37 @@ class RangedFile:
             await send({"type": "http.response.body", "body": b""})
 
 
+def identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
+
+
+def started_on(db) -> tuple[int, int]:
+    """Return the (device, inode) of the file `db` had when the server started (recorded
+    by the startup hook, or else at its first download)."""
+    if not hasattr(db, "started_on"):
+        db.started_on = identity(os.stat(db.path))
+    return db.started_on
+
+
+async def send_replaced(send) -> None:
+    body = (b"The database file was replaced since this server started; the server is "
+            b"restarting on the new one. Try again in a few seconds.\n")
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [[b"content-type", b"text/plain; charset=utf-8"],
+                            [b"content-length", str(len(body)).encode()],
+                            [b"retry-after", b"5"], [b"cache-control", b"no-store"]]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class RangedDownload(DatabaseDownload):
     """Datasette's download view, sending what it decided to send with RangedFile."""
 
     async def get(self, request):
         response = await super().get(request)
-        return RangedFile(response, request) if isinstance(response, AsgiFileDownload) else response
+        if not isinstance(response, AsgiFileDownload):
+            return response
+        db = self.ds.get_database(route=tilde_decode(request.url_vars["database"]))
+        return RangedFile(response, request, db)
 
     async def head(self, request):
         response = await self.get(request)
@@ -142,6 +176,7 @@ def startup(datasette):
         loop = asyncio.get_running_loop()
         for db in datasette.databases.values():
             if not (db.is_mutable or db.is_memory) and db.path:
+                started_on(db)
                 # Not awaited: the server starts meanwhile; Database.hash caches its result.
                 loop.run_in_executor(None, lambda db=db: db.hash)
 

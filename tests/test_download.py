@@ -156,3 +156,24 @@ def test_a_cut_download_resumes_over_http(real_db, data):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+async def test_a_file_renamed_over_the_served_one_is_not_sent_under_the_old_etag(real_db, tmp_path):
+    """A build while the site serves renames a new file over papers.db, and the server
+    restarts on it a second or two later. Meanwhile the old file's ETag must not come with
+    the new file's bytes: a resumed download would join two files."""
+    served = tmp_path / "papers.db"
+    shutil.copy(real_db, served)
+    ds = site(served)
+    before = await ds.client.get("/papers.db", headers={"range": "bytes=0-99"})
+    assert before.status_code == 206
+    rebuilt = tmp_path / "rebuilt.db"
+    shutil.copy(real_db, rebuilt)
+    rebuilt.replace(served)
+    for method in ("get", "head"):
+        response = await getattr(ds.client, method)(
+            "/papers.db", headers={"range": "bytes=100-", "if-range": before.headers["etag"]})
+        assert response.status_code == 503 and response.headers["retry-after"] == "5"
+        assert "etag" not in response.headers
+    restarted = site(served)
+    assert (await restarted.client.get("/papers.db")).content == real_db.read_bytes()
