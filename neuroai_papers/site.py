@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 
@@ -160,61 +161,145 @@ def file_version(path: Path) -> FileVersion | None:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
+def descriptor_version(handle: int) -> FileVersion:
+    stat = os.fstat(handle)
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+class ServedFile:
+    """One version of `db` while Datasette serves it: the shared lock that keeps builds from
+    updating it in place (write.hold_while_serving), and a hard link to it that Datasette
+    reads, in a folder beside `db` (`.papers.db.serving/<process>-<n>/papers.db`).
+
+    Datasette opens its connections lazily, by path, and the download opens the file at
+    each request: on `db` itself, a file renamed over it would be read by the old server
+    in the seconds before its restart. The link keeps its path on this one file until the
+    server stops, and keeps the file for a restart on it again if the server on a new file
+    fails to start. A file system without hard links gets `db` itself."""
+
+    def __init__(self, db: Path, number: int):
+        self.folder = served_links(db) / f"{os.getpid()}-{number}"
+        while True:
+            # The lock first, so that no build can start an update in place between the
+            # two: then an interrupted update's journal is played back, as Datasette reads
+            # the file immutable, ignoring SQLite's journals and locks.
+            self.handle = hold_while_serving(db)
+            try:
+                settle(db)
+                self.version = descriptor_version(self.handle)
+                self.path = self.link(db)
+            except BaseException:
+                os.close(self.handle)
+                raise
+            if self.path == db or self.path.stat().st_ino == self.version[0]:
+                return
+            self.close()  # another file was renamed to the name meanwhile: that one
+
+    def link(self, db: Path) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / db.name
+        try:
+            os.link(db, path)
+        except OSError:  # a file system without hard links
+            self.folder.rmdir()
+            return db
+        return path
+
+    def unchanged(self) -> bool:
+        """True if the file is still as it was when serving began (nothing wrote into it
+        without the lock: a `cp` over papers.db writes into the served file itself)."""
+        return descriptor_version(self.handle) == self.version
+
+    def close(self) -> None:
+        os.close(self.handle)  # releases the lock
+        if self.path.parent == self.folder:
+            self.path.unlink(missing_ok=True)
+            self.folder.rmdir()
+            with suppress(OSError):  # the last server's: no folder is left behind
+                self.folder.parent.rmdir()
+
+
+def served_links(db: Path) -> Path:
+    return db.with_name(f".{db.name}.serving")
+
+
+def remove_stale_links(db: Path) -> None:
+    """Remove the links a killed `site serve` left (each keeps its whole file on disk)."""
+    for folder in served_links(db).glob("*-*"):
+        pid = folder.name.split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            for link in folder.iterdir():
+                link.unlink()
+            folder.rmdir()
+
+
+def check_address(host: str, port: int) -> str:
+    """The address this machine reaches the server at (a wildcard host on loopback)."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
+
+
 def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
                         render: bool, poll: float = 1.0) -> int:
     """Run Datasette on `db` until it exits or this process is stopped, and start it again
     on the new file each time a build replaces `db`; return an exit code.
 
+    `command` serves `db`; it is run on the served file's link instead (see ServedFile).
     A build while the site serves writes a new file and renames it in (write.update_lock).
-    Datasette, serving immutable, would go on answering from the old file on the threads
-    that had opened it, offer the new one for download with the old file's ETag (computed at
-    start), and mix the two files' answers. Restarting is the one way it reads only the new
-    file. Datasette's own --reload also watches the file, but it turns off the cache headers
-    and restarts on every change of the code too; this restarts on a new database only, once
-    it has stayed the same for one poll (a file copied in by hand may still be growing).
+    Datasette, serving immutable, would go on answering from the old file and offer it for
+    download with the old file's ETag (computed at start). Restarting is the one way it
+    reads the new file. Datasette's own --reload also watches the file, but it turns off the
+    cache headers and restarts on every change of the code too; this restarts on a new
+    database only, once it has stayed the same for one poll (a file copied in by hand may
+    still be growing). If Datasette does not start on the new file (not a database, cut
+    short), the previous file is served again, and the new one is left until another comes.
 
     Datasette runs in its own session: Ctrl-C reaches this process alone, which stops
     Datasette and waits for it; SIGTERM and SIGHUP do the same, and if this process is
     killed, Linux kills Datasette (parallel.die_with_parent).
     """
-    server = handle = None
+    server = served = previous = None  # previous: what was served before a restart,
+    number = 0                            # until the server on the new file answers
+    refused: FileVersion | None = None  # a new file Datasette did not start on
     handlers = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
     try:
-        # The lock first, so that no build can start an update in place between the two:
-        # then an interrupted update's journal is played back, as Datasette reads the file
-        # immutable, ignoring SQLite's journals and locks.
-        handle = hold_while_serving(db)
-        settle(db)
+        remove_stale_links(db)
+        served = ServedFile(db, number)
         while True:
-            served = os.fstat(handle).st_ino
             print(f"serving {db.name} on http://{host}:{port}/", flush=True)
-            restarting = server is not None
-            server = subprocess.Popen(command, start_new_session=True,
-                                      preexec_fn=partial(die_with_parent, os.getpid()))
-            if render and restarting and render_stale_notebooks(db) != 0:
-                print("warning: the notebooks could not be rendered for the new file",
-                      file=sys.stderr, flush=True)
-            seen = file_version(db)
-            while server.poll() is None:
-                time.sleep(poll)
-                now = file_version(db)
-                if now and now[0] != served and now == seen:
-                    break
-                seen = now
-            if server.returncode is not None:
+            server = subprocess.Popen(
+                [str(served.path) if part == str(db) else part for part in command],
+                start_new_session=True, preexec_fn=partial(die_with_parent, os.getpid()))
+            if previous is not None:
+                try:
+                    wait_until_up(check_address(host, port), server)
+                except RuntimeError as error:
+                    if stop_server(server):
+                        return 0
+                    refused = served.version
+                    served.close()
+                    served, previous = previous, None
+                    print(f"error: Datasette did not start on the new {db.name} ({error}): "
+                          f"serving the previous one again", file=sys.stderr, flush=True)
+                    continue
+                previous.close()
+                previous = None
+                if render and render_stale_notebooks(db) != 0:
+                    print("warning: the notebooks could not be rendered for the new file",
+                          file=sys.stderr, flush=True)
+            if not wait_for_a_new_file(db, served, server, refused, poll):
                 print(f"error: Datasette stopped (exit code {server.returncode})",
                       file=sys.stderr, flush=True)
                 return exit_code(server.returncode)
             # The new file is locked before anything else, so that a second build updates a
-            # copy of it too; the old file's lock goes once its server has stopped.
-            new_handle = hold_while_serving(db)
+            # copy of it too; the old file's lock goes once the new server answers.
+            number += 1
+            newer = ServedFile(db, number)
             print(f"{db.name} was rebuilt: restarting the server on the new file", flush=True)
-            stopping = stop_server(server)
-            os.close(handle)
-            handle = new_handle
-            if stopping:
+            if stop_server(server):
+                newer.close()
                 return 0
-            settle(db)
+            previous, served = served, newer
     except (OSError, sqlite3.Error) as error:
         print(f"error: cannot serve {db}: {error}", file=sys.stderr)
         return 2
@@ -222,10 +307,27 @@ def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
         return 0
     finally:
         stop_server(server)
-        if handle is not None:
-            os.close(handle)  # releases the lock
+        for held in (served, previous):
+            if held is not None:
+                with suppress(OSError):
+                    held.close()
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+
+
+def wait_for_a_new_file(db: Path, served: ServedFile, server: subprocess.Popen,
+                        refused: FileVersion | None, poll: float) -> bool:
+    """Return True once `db` is another file than the one served, or the served one was
+    written into, and has stayed the same for one poll; False if Datasette exits first."""
+    seen = file_version(db)
+    while server.poll() is None:
+        time.sleep(poll)
+        now = file_version(db)
+        if now and now == seen and now != refused and (
+                now[0] != served.version[0] or not served.unchanged()):
+            return True
+        seen = now
+    return False
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)

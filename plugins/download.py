@@ -18,9 +18,9 @@ The ETag is Datasette's (the sha256 of the file), computed in a thread when the 
 starts, not in the event loop at the first page that asks for it (about 2 s at a million
 papers, while every other request waited). It is the ETag of the file the server started
 on: if another file has been renamed to its name since (a build while the site serves; see
-neuroai_papers/site.py), the download is refused with 503 until the server is started on
-it, rather than sent under the old file's ETag, which a resumed download would join to the
-old file's first part.
+neuroai_papers/site.py), or the file was written into (`cp` over it), the download is
+refused with 503 until the server is started on it, rather than sent under the old file's
+ETag, which a resumed download would join to the old file's first part.
 """
 
 from __future__ import annotations
@@ -125,13 +125,14 @@ class RangedFile:
             await send({"type": "http.response.body", "body": b""})
 
 
-def identity(stat: os.stat_result) -> tuple[int, int]:
-    return stat.st_dev, stat.st_ino
+def identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def started_on(db) -> tuple[int, int]:
-    """Return the (device, inode) of the file `db` had when the server started (recorded
-    by the startup hook, or else at its first download)."""
+def started_on(db) -> tuple[int, int, int, int]:
+    """Return the identity of the file `db` had when the server started (recorded by the
+    startup hook, or else at its first download): its device and inode, and its size and
+    date, which change if something writes into it (`cp` over the served file)."""
     if not hasattr(db, "started_on"):
         db.started_on = identity(os.stat(db.path))
     return db.started_on

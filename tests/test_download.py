@@ -177,3 +177,16 @@ async def test_a_file_renamed_over_the_served_one_is_not_sent_under_the_old_etag
         assert "etag" not in response.headers
     restarted = site(served)
     assert (await restarted.client.get("/papers.db")).content == real_db.read_bytes()
+
+
+async def test_a_file_written_into_since_the_start_is_not_sent_under_the_old_etag(real_db, tmp_path):
+    """`cp rebuilt.db papers.db` writes into the served file itself: the same inode, other
+    bytes. The ETag was of the bytes the server started on."""
+    served = tmp_path / "papers.db"
+    shutil.copy(real_db, served)
+    ds = site(served)
+    assert (await ds.client.head("/papers.db")).status_code == 200
+    with served.open("r+b") as file:
+        file.seek(0, 2)
+        file.write(b"\0" * 4096)  # as a longer file copied over it would
+    assert (await ds.client.get("/papers.db")).status_code == 503

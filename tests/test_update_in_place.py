@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager, suppress
@@ -142,6 +143,15 @@ def test_serving_plays_back_an_interrupted_update_first(real_db, tmp_path):
     assert db.read_bytes() == before and not journal(db).exists()
 
 
+def etag_or_status(base: str) -> str | int:
+    try:
+        return download_etag(base)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:  # restarting: the port is closed for a moment
+        return 0
+
+
 def download_etag(base: str) -> str:
     with urllib.request.urlopen(f"{base}/papers.db", timeout=30) as response:
         return response.headers["ETag"]
@@ -161,10 +171,9 @@ def served_counts(base: str, times: int = 9) -> set[int]:
 def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
     """Pages changing under an immutable server would serve a half-updated database: while
     `site serve` runs on papers.db, the incremental build writes a copy and renames it in.
-    `site serve` then starts Datasette again on the new file: until then each answer is one
-    whole file's (Datasette opens its connections lazily, by path, so either file's), and
-    after it every answer and the download's ETag are the new one's.
-    Once it stops, updates are in place."""
+    `site serve` then starts Datasette again on the new file: until then every answer is the
+    old file's (Datasette reads a hard link to it, see site.ServedFile), and after it every
+    answer and the download's ETag are the new one's. Once it stops, updates are in place."""
     dumps, out = previous_database(tmp_path)
     inode = out.stat().st_ino
     papers_before = rows(out, "select count(*) from papers")[0][0]
@@ -181,7 +190,9 @@ def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
             assert counts <= {papers_before, papers_after}, counts  # one whole file's answers
             assert time.monotonic() < deadline, f"still serving the old file: {counts}"
         assert download_etag(base) != etag_before
+        wait_for(lambda: served_links(out) == [out.stat().st_ino], "one link, to the new file")
     assert served_counts(base, times=1) == set(), "Datasette outlived `site serve`"
+    assert not (tmp_path / ".papers.db.serving").exists()
     full = tmp_path / "full" / "papers.db"
     assert run_build(dumps, full).returncode == 0
     assert contents(out) == contents(full)
@@ -194,6 +205,104 @@ def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
     assert "being served" not in result.stderr and "adding 1 new dumps" in result.stderr
     assert out.stat().st_ino == inode
     assert rows(out, "select count(*) from dumps")[0][0] == 6
+
+
+def served_links(db: Path) -> list[int]:
+    """The inodes of the files `site serve` holds links to (site.ServedFile)."""
+    return [link.stat().st_ino for link in db.parent.glob(f".{db.name}.serving/*/{db.name}")]
+
+
+@contextmanager
+def served_with_log(db: Path, log: Path):
+    """`site serve` on `db`, its output in `log`; yield its address."""
+    port = free_port()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "neuroai_papers.site", "serve", "--db", str(db), "--port",
+             str(port)], cwd=ROOT, stdout=output, stderr=output)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, process)
+        yield base
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0, log.read_text()
+    # Datasette's own traceback, when it cannot open a file, may be there; never this one's.
+    assert "neuroai_papers/site.py" not in log.read_text(), log.read_text()
+
+
+def wait_for(condition, what: str, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds:.0f} s: {what}"
+        time.sleep(0.2)
+
+
+def test_a_new_file_datasette_cannot_open_leaves_the_previous_one_served(tmp_path):
+    """A papers.db cut short (a copy interrupted, a partial download) renamed over the
+    served one: Datasette does not start on it, and `site serve` says so and serves the
+    previous file again, the download too, instead of leaving no site. The next good file
+    is served as usual."""
+    dumps, out = previous_database(tmp_path)
+    before = out.read_bytes()
+    papers_before = rows(out, "select count(*) from papers")[0][0]
+    log = tmp_path / "serve.log"
+    with served_with_log(out, log) as base:
+        etag = download_etag(base)
+        cut = tmp_path / "cut.db"
+        cut.write_bytes(before[:20000])
+        cut.replace(out)
+        wait_for(lambda: "serving the previous one again" in log.read_text(), "the fallback")
+        assert "error: Datasette did not start on the new papers.db" in log.read_text()
+        wait_for(lambda: served_counts(base) == {papers_before}, "the previous file served")
+        assert download_etag(base) == etag
+        with urllib.request.urlopen(f"{base}/papers.db", timeout=30) as response:
+            assert response.read() == before
+        assert len(served_links(out)) == 1 and served_links(out) != [out.stat().st_ino]
+        time.sleep(2.5)  # the cut file is not tried again
+        assert log.read_text().count("did not start") == 1
+        good = tmp_path / "full" / "papers.db"
+        assert run_build(dumps, good).returncode == 0
+        papers_after = rows(good, "select count(*) from papers")[0][0]
+        assert papers_after > papers_before
+        good.replace(out)
+        wait_for(lambda: served_counts(base) == {papers_after}, "the next good file served")
+        # The previous file's link goes once the new server answers.
+        wait_for(lambda: served_links(out) == [out.stat().st_ino], "one link, to the new file")
+
+
+def test_a_file_copied_over_the_served_one_is_served_anew(tmp_path):
+    """`cp rebuilt.db papers.db` writes into the served file itself (the same inode), without
+    the lock a build respects: `site serve` restarts Datasette on what it now holds."""
+    dumps, out = previous_database(tmp_path)
+    papers_before = rows(out, "select count(*) from papers")[0][0]
+    good = tmp_path / "full" / "papers.db"
+    assert run_build(dumps, good).returncode == 0
+    papers_after = rows(good, "select count(*) from papers")[0][0]
+    inode = out.stat().st_ino
+    with served_with_log(tmp_path / "papers.db", tmp_path / "serve.log") as base:
+        assert served_counts(base) == {papers_before}
+        etag = download_etag(base)
+        shutil.copyfile(good, out)
+        assert out.stat().st_ino == inode
+        # Until the restart, the download is refused (plugins/download.py), not sent under
+        # the ETag of what the file held.
+        wait_for(lambda: etag_or_status(base) not in (etag, 503), "the restart on it")
+        assert served_counts(base) == {papers_after}
+
+
+def test_links_left_by_a_killed_server_are_removed(real_db, tmp_path):
+    """Each link keeps its whole file on disk; a `site serve` killed with SIGKILL cannot
+    remove its own, so the next one removes those of processes that are gone."""
+    db = tmp_path / "papers.db"
+    shutil.copy(real_db, db)
+    left = tmp_path / ".papers.db.serving" / "999999999-3"
+    left.mkdir(parents=True)
+    os.link(db, left / "papers.db")
+    with served_with_log(db, tmp_path / "serve.log"):
+        assert not left.exists()
+        assert served_links(db) == [db.stat().st_ino]
+    assert not (tmp_path / ".papers.db.serving").exists()
 
 
 def test_a_full_build_never_leaves_a_killed_updates_journal_beside_its_new_file(real_db, tmp_path):
