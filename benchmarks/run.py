@@ -391,6 +391,7 @@ def search_figures(db: Path, repeats: int) -> dict:
         sample = paper_sample(db, RELATED_SAMPLE)
         related = latencies(ours_base, lambda p: f"/papers/related.json?paper_id={quote(p)}", sample, 1)
         row = latencies(stock_base, lambda p: f"/papers/papers/{quote(p)}.json", sample, 1)
+        download = (download_seconds(ours_base, db), download_seconds(stock_base, db))
     finally:
         for process_ in (ours, stock):
             process_.terminate()
@@ -406,10 +407,25 @@ def search_figures(db: Path, repeats: int) -> dict:
     every_related = [v for p in sample for v in related[p]]
     every_row = [v for p in sample for v in row[p]]
     return {"rows": rows, "facets_timed_out": timed_out, "failed": (ours_failed, stock_failed),
+            "download": (db.stat().st_size, *download),
             "related": (len(sample), percentile(every_related, 0.5), percentile(every_related, 0.95),
                         percentile(every_row, 0.5), percentile(every_row, 0.95)),
             "p95_ratio": percentile(every_ranked, 0.95) / percentile(every_plain, 0.95),
             "p50_ratio": percentile(every_ranked, 0.5) / percentile(every_plain, 0.5)}
+
+
+def download_seconds(base: str, db: Path) -> float:
+    """Return the time one whole download of the file takes, read as a client reads it;
+    raise if it is not the whole file."""
+    received = 0
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"{base}/papers.db", timeout=3600) as response:
+        while chunk := response.read(1 << 20):
+            received += len(chunk)
+    seconds = time.perf_counter() - started
+    if received != db.stat().st_size:
+        raise RuntimeError(f"{base}/papers.db: {received} of {db.stat().st_size} bytes")
+    return seconds
 
 
 def papers_page_size() -> int:
@@ -546,6 +562,10 @@ def search_lines(search: dict) -> list[str]:
         "| {3:.0f} ms / {4:.0f} ms (stock row JSON) | {5:.2f}x / {6:.2f}x |".format(
             *(search["related"][0], *(v * 1000 for v in search["related"][1:])),
             search["related"][1] / search["related"][3], search["related"][2] / search["related"][4]),
+        "| download of the whole file, {0:,.0f} MB (/papers.db, plugins/download.py) | {1:.2f} s "
+        "| {2:.2f} s (stock: Datasette's own download) | {3:.2f}x |".format(
+            search["download"][0] / 1e6, search["download"][1], search["download"][2],
+            search["download"][1] / search["download"][2]),
         *(f"| facets that gave up on {1 + len(QUERIES) + len(FILTERED_PAGES)} pages (none, "
           f"a search, a search or none with filters), facet limit {limit} ms{note} | "
           f"{describe_timeouts(search['facets_timed_out'][limit])} | | |"

@@ -66,6 +66,8 @@ def test_site_figures_of_a_kept_database(real_db, tmp_path, capsys):
     assert printed.startswith(f"Site figures of kept-1m.db, {papers:,} papers.")
     assert "| ours: none | stock: none |" in printed
     assert printed.count("(the site's) | none |") == 1
+    megabytes = f"{kept.stat().st_size / 1e6:,.0f} MB"
+    assert f"| download of the whole file, {megabytes} (/papers.db, plugins/download.py) |" in printed
     for query in QUERIES:
         assert f"\n| {query} | " in printed
 
