@@ -2,25 +2,27 @@
 
 Datasette 0.65 sends the file in 4 KiB reads, each through a thread, with both a
 Content-Length and "Transfer-Encoding: chunked" (a client then sees no length), takes no
-Range (a download cut off at 3 of 4.6 GB starts again from nothing), and answers HEAD with
-the whole file. This route answers the same URL first (plugin routes come before
-Datasette's own), after Datasette's own view has made every decision about the request:
-permissions, a missing or mutable database, `allow_download`, the ETag and a 304.
-Only the sending is new:
+Range (a download cut off at 3 of 4.6 GB starts again from nothing), answers HEAD with the
+whole file, and goes on reading the file after the client has gone. This route answers the
+same URL first (plugin routes come before Datasette's own), after Datasette's own view has
+made every decision about the request: permissions, a missing or mutable database,
+`allow_download`, the ETag and a 304. Only the sending is new:
 - one Range of bytes (`bytes=a-b`, `bytes=a-`, `bytes=-n`) gets 206 with its part, a range
   past the end gets 416; several ranges get the whole file (HTTP lets a server ignore Range,
   and no download tool asks for several);
-- If-Range with a validator other than the current ETag gets the whole file, so a resumed
-  download never joins two different files;
+- If-Range other than the current ETag gets the whole file, so a client that says which
+  file it holds part of (browsers do) never joins two files. A date in If-Range gets the
+  whole file too: two files can have the same date to the second;
 - HEAD gets the headers alone;
-- the file goes out in 1 MiB reads.
+- the file goes out in 1 MiB reads, and the reads stop when the client goes.
 The ETag is Datasette's (the sha256 of the file), computed in a thread when the server
-starts, not in the event loop at the first page that asks for it (about 2 s at a million
-papers, while every other request waited). It is the ETag of the file the server started
-on: if another file has been renamed to its name since (a build while the site serves; see
-neuroai_papers/site.py), or the file was written into (`cp` over it), the download is
-refused with 503 until the server is started on it, rather than sent under the old file's
-ETag, which a resumed download would join to the old file's first part.
+starts; the pages that need it (this one, the front page, /-/databases) wait for that
+thread instead of hashing the file in the event loop, where every other request waited
+(about 2 s at a million papers, from the page cache). It is the ETag of the file the server
+started on: if another file has been renamed to its name since (a build while the site
+serves; see neuroai_papers/site.py), or the file was written into (`cp` over it), the
+download is refused with 503 until the server is started on it; a download under way when
+that happens is cut short rather than finished with the other file's bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
+import threading
+from concurrent.futures import Future
 from email.utils import formatdate
 
 from datasette import hookimpl
@@ -36,6 +41,9 @@ from datasette.utils.asgi import AsgiFileDownload, Response
 from datasette.views.database import DatabaseDownload
 
 CHUNK_BYTES = 1 << 20
+# Datasette's pages that read a database's hash (Database.hash): the front page, as JSON
+# too, and /-/databases.
+HASHING_PAGES = {"/", "/.json", "/-/databases", "/-/databases.json"}
 ONE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -67,15 +75,16 @@ class RangedFile:
         self.path = download.filepath
         self.request = request
         self.db = db
+        self.client_gone = asyncio.Event()
         self.headers = {key: value for key, value in download.headers.items()
                         if key.lower() != "transfer-encoding"}
         self.headers["content-disposition"] = f'attachment; filename="{download.filename}"'
         self.headers["content-type"] = download.content_type
         self.headers["accept-ranges"] = "bytes"
 
-    def wanted_range(self, size: int, modified: str):
+    def wanted_range(self, size: int):
         if_range = self.request.headers.get("if-range")
-        if if_range is not None and if_range not in (self.headers.get("Etag"), modified):
+        if if_range is not None and if_range != self.headers.get("Etag"):
             return None  # the client holds part of another file: send this one whole
         return requested_range(self.request.headers.get("range"), size)
 
@@ -86,9 +95,8 @@ class RangedFile:
                 await send_replaced(send)
                 return
             size = stat.st_size
-            modified = formatdate(stat.st_mtime, usegmt=True)
-            headers = {**self.headers, "last-modified": modified}
-            wanted = self.wanted_range(size, modified)
+            headers = {**self.headers, "last-modified": formatdate(stat.st_mtime, usegmt=True)}
+            wanted = self.wanted_range(size)
             if wanted == "unsatisfiable":
                 headers["content-range"] = f"bytes */{size}"
                 await self.start(send, 416, headers, 0)
@@ -101,7 +109,18 @@ class RangedFile:
             if self.request.method == "HEAD":
                 await send({"type": "http.response.body", "body": b""})
                 return
-            await self.send_bytes(send, file.fileno(), first, last + 1)
+            listening = asyncio.create_task(self.listen_for_the_client_going())
+            try:
+                await self.send_bytes(send, file.fileno(), first, last + 1, identity(stat))
+            finally:
+                listening.cancel()
+
+    async def listen_for_the_client_going(self) -> None:
+        # Uvicorn drops what is sent after the client has gone, without a word: without
+        # this, a cancelled download of 4.6 GB would still read the whole file.
+        while (await self.request.receive())["type"] != "http.disconnect":
+            pass
+        self.client_gone.set()
 
     @staticmethod
     async def start(send, status: int, headers: dict, length: int) -> None:
@@ -110,14 +129,19 @@ class RangedFile:
                     "headers": [[key.lower().encode("latin1"), value.encode("latin1")]
                                 for key, value in headers.items()]})
 
-    @staticmethod
-    async def send_bytes(send, fd: int, start: int, end: int) -> None:
+    async def send_bytes(self, send, fd: int, start: int, end: int, sent_as) -> None:
         position = start
-        while position < end:
+        while position < end and not self.client_gone.is_set():
             chunk = await asyncio.to_thread(os.pread, fd, min(CHUNK_BYTES, end - position),
                                             position)
-            if not chunk:  # the file shrank under us: end the body short, as a cut connection
-                raise OSError(f"the file ended at byte {position} of {end}")
+            # A write changes the file's date before its bytes: a chunk read while the date
+            # is still the same is the file the headers promised.
+            if identity(os.fstat(fd)) != sent_as or not chunk:
+                # Returning before the body is complete makes the server close the
+                # connection: the client sees a cut download, not a whole other file.
+                print(f"download of {self.path} cut at byte {position}: the file changed",
+                      file=sys.stderr)
+                return
             position += len(chunk)
             await send({"type": "http.response.body", "body": chunk,
                         "more_body": position < end})
@@ -138,25 +162,61 @@ def started_on(db) -> tuple[int, int, int, int]:
     return db.started_on
 
 
+def replaced(db) -> bool:
+    """True if the file at the database's path is no longer the one the server started on."""
+    try:
+        return identity(os.stat(db.path)) != started_on(db)
+    except FileNotFoundError:
+        return True
+
+
+REPLACED = ("The database file was replaced since this server started; the server is "
+            "restarting on the new one. Try again in a few seconds.\n")
+REPLACED_HEADERS = {"retry-after": "5", "cache-control": "no-store"}
+
+
 async def send_replaced(send) -> None:
-    body = (b"The database file was replaced since this server started; the server is "
-            b"restarting on the new one. Try again in a few seconds.\n")
-    await send({"type": "http.response.start", "status": 503,
-                "headers": [[b"content-type", b"text/plain; charset=utf-8"],
-                            [b"content-length", str(len(body)).encode()],
-                            [b"retry-after", b"5"], [b"cache-control", b"no-store"]]})
-    await send({"type": "http.response.body", "body": body})
+    await Response.text(REPLACED, status=503, headers=dict(REPLACED_HEADERS)).asgi_send(send)
+
+
+def hash_in_a_thread(db) -> None:
+    """Compute the database's hash (Database.hash caches it) in a thread of its own, and
+    keep a future of it on the database for the pages that need it (wait_for_hashes)."""
+    done: Future = Future()
+    db.hash_computed = done
+
+    def compute():
+        try:
+            done.set_result(db.hash)
+        except BaseException as error:  # the page that waits says what went wrong
+            done.set_exception(error)
+
+    threading.Thread(target=compute, name=f"hash of {db.name}", daemon=True).start()
+
+
+async def wait_for_hashes(databases) -> None:
+    for db in databases:
+        if getattr(db, "hash_computed", None) is not None:
+            await asyncio.wrap_future(db.hash_computed)
 
 
 class RangedDownload(DatabaseDownload):
     """Datasette's download view, sending what it decided to send with RangedFile."""
 
     async def get(self, request):
+        try:
+            db = self.ds.get_database(route=tilde_decode(request.url_vars["database"]))
+        except KeyError:  # Datasette's own 404
+            return await super().get(request)
+        await wait_for_hashes([db])  # Datasette reads it at once, in the event loop
         response = await super().get(request)
-        if not isinstance(response, AsgiFileDownload):
-            return response
-        db = self.ds.get_database(route=tilde_decode(request.url_vars["database"]))
-        return RangedFile(response, request, db)
+        if isinstance(response, AsgiFileDownload):
+            return RangedFile(response, request, db)
+        if response.status == 304:  # "your copy is current": only if it still is
+            if replaced(db):
+                return Response.text(REPLACED, status=503, headers=dict(REPLACED_HEADERS))
+            response.headers["Etag"] = f'"{db.hash}"'
+        return response
 
     async def head(self, request):
         response = await self.get(request)
@@ -173,12 +233,18 @@ def register_routes(datasette):
 
 @hookimpl
 def startup(datasette):
-    async def hash_in_a_thread():
-        loop = asyncio.get_running_loop()
-        for db in datasette.databases.values():
-            if not (db.is_mutable or db.is_memory) and db.path:
-                started_on(db)
-                # Not awaited: the server starts meanwhile; Database.hash caches its result.
-                loop.run_in_executor(None, lambda db=db: db.hash)
+    for db in datasette.databases.values():
+        if not (db.is_mutable or db.is_memory) and db.path:
+            started_on(db)
+            hash_in_a_thread(db)  # the server starts meanwhile
 
-    return hash_in_a_thread
+
+@hookimpl
+def asgi_wrapper(datasette):
+    def wrap(app):
+        async def waiting_for_hashes(scope, receive, send):
+            if scope["type"] == "http" and scope.get("path") in HASHING_PAGES:
+                await wait_for_hashes(datasette.databases.values())
+            await app(scope, receive, send)
+        return waiting_for_hashes
+    return wrap

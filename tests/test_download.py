@@ -3,6 +3,7 @@ it leaves to Datasette (permissions, a mutable database, allow_download, the ETa
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -48,13 +49,87 @@ async def test_the_whole_file_comes_with_its_length_and_an_offer_of_ranges(ds, d
     assert response.headers["etag"].startswith('"') and response.headers["last-modified"]
 
 
+class Client:
+    """An ASGI client of the app itself, that records every message the app sends: an HTTP
+    client library hides a body sent with HEAD, and bytes sent after a client has gone."""
+
+    def __init__(self, ds: Datasette):
+        self.app = ds.app()
+        self.messages: list[dict] = []
+        self.gone = asyncio.Event()
+        self.on_body = None  # called with each body message, as it is sent
+
+    async def request(self, method: str, path: str, headers: dict | None = None) -> None:
+        scope = {"type": "http", "http_version": "1.1", "method": method, "path": path,
+                 "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+                 "headers": [(b"host", b"localhost"),
+                             *((k.encode(), v.encode()) for k, v in (headers or {}).items())]}
+        asked = False
+
+        async def receive():
+            nonlocal asked
+            if not asked:
+                asked = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await self.gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            self.messages.append(message)
+            if message["type"] == "http.response.body" and self.on_body:
+                self.on_body(message)
+                await asyncio.sleep(0)  # let the app hear of a disconnect
+
+        await self.app(scope, receive, send)
+
+    def start(self) -> dict:
+        (start,) = [m for m in self.messages if m["type"] == "http.response.start"]
+        return {"status": start["status"],
+                **{k.decode(): v.decode() for k, v in start["headers"]}}
+
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages
+                        if m["type"] == "http.response.body")
+
+
 async def test_head_gives_the_headers_without_the_file(ds, data):
-    response = await ds.client.head("/papers.db")
-    assert response.status_code == 200 and response.content == b""
-    assert response.headers["content-length"] == str(len(data))
-    part = await ds.client.head("/papers.db", headers={"range": "bytes=10-19"})
-    assert part.status_code == 206 and part.content == b""
-    assert part.headers["content-range"] == f"bytes 10-19/{len(data)}"
+    for headers, status, length in (({}, 200, len(data)), ({"range": "bytes=10-19"}, 206, 10)):
+        client = Client(ds)
+        await client.request("HEAD", "/papers.db", headers)
+        start = client.start()
+        assert start["status"] == status and start["content-length"] == str(length)
+        assert client.body() == b"", "HEAD sent the file"
+    assert start["content-range"] == f"bytes 10-19/{len(data)}"
+
+
+async def test_a_download_stops_reading_when_the_client_goes(ds, data):
+    client = Client(ds)
+    client.on_body = lambda message: client.gone.set()  # gone after the first chunk
+    await asyncio.wait_for(client.request("GET", "/papers.db"), 30)
+    assert client.start()["content-length"] == str(len(data))
+    sent = client.body()
+    assert 0 < len(sent) < len(data) and data.startswith(sent)
+
+
+async def test_a_download_under_way_is_cut_when_the_file_is_written_into(real_db, tmp_path):
+    served = tmp_path / "papers.db"
+    shutil.copy(real_db, served)
+    data = served.read_bytes()
+    client = Client(site(served))
+
+    def write_into_the_file(message):
+        if len(client.body()) == len(message["body"]):  # after the first chunk
+            with served.open("r+b") as file:
+                file.seek(len(data) - 4096)
+                file.write(b"\1" * 4096)
+
+    client.on_body = write_into_the_file
+    await asyncio.wait_for(client.request("GET", "/papers.db"), 30)
+    assert client.start()["status"] == 200
+    sent = client.body()
+    assert len(sent) < len(data) and data.startswith(sent), "another file's bytes were sent"
+    assert client.messages[-1]["more_body"], "the body was ended as if complete"
 
 
 # (Range header, the slice of the file it asks for)
@@ -99,13 +174,12 @@ async def test_a_range_past_the_end_gets_416(ds, data, header):
 
 
 async def test_if_range_resumes_only_the_same_file(ds, data):
+    """Only the ETag says which file: two files can have the same date to the second."""
     whole = await ds.client.head("/papers.db")
     etag, modified = whole.headers["etag"], whole.headers["last-modified"]
-    for validator in (etag, modified):
-        same = await ds.client.get("/papers.db", headers={"range": "bytes=100-",
-                                                           "if-range": validator})
-        assert same.status_code == 206 and same.content == data[100:]
-    for other in ('"another-file"', "Thu, 01 Jan 1970 00:00:00 GMT", etag.strip('"')):
+    same = await ds.client.get("/papers.db", headers={"range": "bytes=100-", "if-range": etag})
+    assert same.status_code == 206 and same.content == data[100:]
+    for other in ('"another-file"', modified, "Thu, 01 Jan 1970 00:00:00 GMT", etag.strip('"')):
         changed = await ds.client.get("/papers.db", headers={"range": "bytes=100-",
                                                               "if-range": other})
         assert changed.status_code == 200 and changed.content == data
@@ -115,6 +189,7 @@ async def test_datasette_still_answers_if_none_match_with_304(ds):
     etag = (await ds.client.head("/papers.db")).headers["etag"]
     response = await ds.client.get("/papers.db", headers={"if-none-match": etag})
     assert response.status_code == 304 and response.content == b""
+    assert response.headers["etag"] == etag  # RFC 9110: a 304 carries the ETag
 
 
 async def test_datasette_still_decides_who_may_download(real_db, tmp_path):
@@ -186,7 +261,22 @@ async def test_a_file_written_into_since_the_start_is_not_sent_under_the_old_eta
     shutil.copy(real_db, served)
     ds = site(served)
     assert (await ds.client.head("/papers.db")).status_code == 200
+    etag = (await ds.client.head("/papers.db")).headers["etag"]
     with served.open("r+b") as file:
         file.seek(0, 2)
         file.write(b"\0" * 4096)  # as a longer file copied over it would
     assert (await ds.client.get("/papers.db")).status_code == 503
+    # Nor is "your copy is current" said of it.
+    assert (await ds.client.get("/papers.db", headers={"if-none-match": etag})).status_code == 503
+
+
+async def test_the_pages_that_show_the_hash_wait_for_its_thread(real_db):
+    """The hash is computed once, in its thread; the pages that read it get the file's."""
+    import hashlib
+
+    ds = site(real_db)
+    databases = (await ds.client.get("/-/databases.json")).json()
+    (papers,) = [db for db in databases if db["name"] == "papers"]
+    assert papers["hash"] == hashlib.sha256(real_db.read_bytes()).hexdigest()
+    assert ds.get_database("papers").hash_computed.result() == papers["hash"]
+    assert (await ds.client.get("/")).status_code == 200
