@@ -11,13 +11,17 @@ tested site and the published site are the same.
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
 from contextlib import suppress
 from functools import partial
@@ -93,15 +97,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Straight to the server: a proxy set for the machine (http_proxy) must not answer for it.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def wait_until_up(base: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    """Return once the Datasette at `base` answers; raise RuntimeError if it exits or stays silent."""
+    """Return once the Datasette at `base` answers (any HTTP status: a site that keeps
+    /-/versions.json to some visitors answers 403); raise RuntimeError if it exits or stays
+    silent."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"datasette at {base} exited with code {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
+            with DIRECT.open(f"{base}/-/versions.json", timeout=2):
                 return
+        except urllib.error.HTTPError:
+            return
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"datasette at {base} did not answer within {seconds:.0f} s")
@@ -169,16 +181,23 @@ def descriptor_version(handle: int) -> FileVersion:
 class ServedFile:
     """One version of `db` while Datasette serves it: the shared lock that keeps builds from
     updating it in place (write.hold_while_serving), and a hard link to it that Datasette
-    reads, in a folder beside `db` (`.papers.db.serving/<process>-<n>/papers.db`).
+    reads, in a folder of its own beside `db` (`.papers.db.serving/<random>/papers.db`).
 
     Datasette opens its connections lazily, by path, and the download opens the file at
     each request: on `db` itself, a file renamed over it would be read by the old server
     in the seconds before its restart. The link keeps its path on this one file until the
     server stops, and keeps the file for a restart on it again if the server on a new file
-    fails to start. A file system without hard links gets `db` itself."""
+    fails to start. A file system without hard links gets `db` itself.
 
-    def __init__(self, db: Path, number: int):
-        self.folder = served_links(db) / f"{os.getpid()}-{number}"
+    The folder's `lock` file is locked for as long as the link is used: a folder whose lock
+    can be taken is one a killed `site serve` left (remove_stale_links)."""
+
+    # What link() may meet on a file system without hard links (FAT, some network mounts).
+    NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
+
+    def __init__(self, db: Path):
+        self.folder: Path | None = None
+        self.lock: int | None = None
         while True:
             # The lock first, so that no build can start an update in place between the
             # two: then an interrupted update's journal is played back, as Datasette reads
@@ -189,19 +208,23 @@ class ServedFile:
                 self.version = descriptor_version(self.handle)
                 self.path = self.link(db)
             except BaseException:
-                os.close(self.handle)
+                self.close()
                 raise
             if self.path == db or self.path.stat().st_ino == self.version[0]:
                 return
             self.close()  # another file was renamed to the name meanwhile: that one
 
     def link(self, db: Path) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        served_links(db).mkdir(exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(dir=served_links(db)))
+        self.lock = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
         path = self.folder / db.name
         try:
             os.link(db, path)
-        except OSError:  # a file system without hard links
-            self.folder.rmdir()
+        except OSError as error:
+            if error.errno not in self.NO_HARD_LINKS:
+                raise
             return db
         return path
 
@@ -211,12 +234,22 @@ class ServedFile:
         return descriptor_version(self.handle) == self.version
 
     def close(self) -> None:
-        os.close(self.handle)  # releases the lock
-        if self.path.parent == self.folder:
-            self.path.unlink(missing_ok=True)
-            self.folder.rmdir()
-            with suppress(OSError):  # the last server's: no folder is left behind
-                self.folder.parent.rmdir()
+        if self.handle is not None:
+            os.close(self.handle)  # releases the lock
+            self.handle = None
+        if self.folder is not None:
+            remove_links(self.folder)
+            if self.lock is not None:
+                os.close(self.lock)
+            self.folder = self.lock = None
+
+
+def remove_links(folder: Path) -> None:
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    with suppress(OSError):  # the last server's: no folder is left behind
+        folder.parent.rmdir()
 
 
 def served_links(db: Path) -> Path:
@@ -224,13 +257,26 @@ def served_links(db: Path) -> Path:
 
 
 def remove_stale_links(db: Path) -> None:
-    """Remove the links a killed `site serve` left (each keeps its whole file on disk)."""
-    for folder in served_links(db).glob("*-*"):
-        pid = folder.name.split("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            for link in folder.iterdir():
-                link.unlink()
-            folder.rmdir()
+    """Remove the links a killed `site serve` left (each keeps its whole file on disk): those
+    whose folder's lock nobody holds. A folder is linked only once its lock is held, so one
+    without its link yet may be another server's in the making: it is left alone."""
+    if not served_links(db).is_dir():
+        return
+    for folder in served_links(db).iterdir():
+        if not (folder / db.name).exists():
+            continue
+        try:
+            lock = os.open(folder / "lock", os.O_RDWR)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # a folder being made; one left before its lock holds no link yet
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live server's
+        else:
+            remove_links(folder)
+        finally:
+            os.close(lock)
 
 
 def check_address(host: str, port: int) -> str:
@@ -251,55 +297,70 @@ def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
     reads the new file. Datasette's own --reload also watches the file, but it turns off the
     cache headers and restarts on every change of the code too; this restarts on a new
     database only, once it has stayed the same for one poll (a file copied in by hand may
-    still be growing). If Datasette does not start on the new file (not a database, cut
-    short), the previous file is served again, and the new one is left until another comes.
+    still be growing). If Datasette does not start on a new file (not a database, cut
+    short), the previous file is served again, and the new one is left until another comes;
+    if there is no previous file to serve (a `cp` wrote the new file into it), the site
+    stays down, says so, and waits for another file.
 
     Datasette runs in its own session: Ctrl-C reaches this process alone, which stops
     Datasette and waits for it; SIGTERM and SIGHUP do the same, and if this process is
     killed, Linux kills Datasette (parallel.die_with_parent).
     """
-    server = served = previous = None  # previous: what was served before a restart,
-    number = 0                            # until the server on the new file answers
-    refused: FileVersion | None = None  # a new file Datasette did not start on
+    server = None
+    held: list[ServedFile] = []  # the files this process holds: closed however it ends
     handlers = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
     try:
         remove_stale_links(db)
-        served = ServedFile(db, number)
+        held.append(ServedFile(db))
+        served, previous = held[-1], None  # previous: served before a restart, until it works
+        refused: FileVersion | None = None  # a file Datasette did not start on
+        falling_back = False  # serving the previous file again: nothing new to render
         while True:
             print(f"serving {db.name} on http://{host}:{port}/", flush=True)
             server = subprocess.Popen(
                 [str(served.path) if part == str(db) else part for part in command],
                 start_new_session=True, preexec_fn=partial(die_with_parent, os.getpid()))
-            if previous is not None:
+            if previous is not None or refused is not None:  # not the first start
                 try:
                     wait_until_up(check_address(host, port), server)
                 except RuntimeError as error:
                     if stop_server(server):
                         return 0
                     refused = served.version
-                    served.close()
-                    served, previous = previous, None
-                    print(f"error: Datasette did not start on the new {db.name} ({error}): "
-                          f"serving the previous one again", file=sys.stderr, flush=True)
+                    close_held(held, served)
+                    if previous is not None and previous.unchanged():
+                        served, previous, falling_back = previous, None, True
+                        print(f"error: Datasette did not start on the new {db.name} ({error}): "
+                              f"serving the previous one again", file=sys.stderr, flush=True)
+                        continue
+                    print(f"error: Datasette did not start on {db.name} ({error}), and there "
+                          f"is no previous file to serve: waiting for another {db.name}",
+                          file=sys.stderr, flush=True)
+                    if previous is not None:
+                        close_held(held, previous)
+                    previous = None
+                    wait_for_a_new_file(db, None, None, refused, poll)
+                    held.append(ServedFile(db))
+                    served, falling_back = held[-1], False
                     continue
-                previous.close()
-                previous = None
-                if render and render_stale_notebooks(db) != 0:
+                if previous is not None:
+                    close_held(held, previous)
+                    previous = None
+                if render and not falling_back and render_stale_notebooks(db) != 0:
                     print("warning: the notebooks could not be rendered for the new file",
                           file=sys.stderr, flush=True)
+                falling_back = False
             if not wait_for_a_new_file(db, served, server, refused, poll):
                 print(f"error: Datasette stopped (exit code {server.returncode})",
                       file=sys.stderr, flush=True)
                 return exit_code(server.returncode)
             # The new file is locked before anything else, so that a second build updates a
             # copy of it too; the old file's lock goes once the new server answers.
-            number += 1
-            newer = ServedFile(db, number)
+            held.append(ServedFile(db))
             print(f"{db.name} was rebuilt: restarting the server on the new file", flush=True)
             if stop_server(server):
-                newer.close()
                 return 0
-            previous, served = served, newer
+            previous, served = served, held[-1]
     except (OSError, sqlite3.Error) as error:
         print(f"error: cannot serve {db}: {error}", file=sys.stderr)
         return 2
@@ -307,24 +368,29 @@ def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
         return 0
     finally:
         stop_server(server)
-        for held in (served, previous):
-            if held is not None:
-                with suppress(OSError):
-                    held.close()
+        for served_file in held:
+            with suppress(OSError):
+                served_file.close()
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
 
 
-def wait_for_a_new_file(db: Path, served: ServedFile, server: subprocess.Popen,
+def close_held(held: list[ServedFile], served_file: ServedFile) -> None:
+    held.remove(served_file)
+    served_file.close()
+
+
+def wait_for_a_new_file(db: Path, served: ServedFile | None, server: subprocess.Popen | None,
                         refused: FileVersion | None, poll: float) -> bool:
-    """Return True once `db` is another file than the one served, or the served one was
-    written into, and has stayed the same for one poll; False if Datasette exits first."""
+    """Return True once `db` is another file than the one served (or than `refused`), or the
+    served one was written into, and has stayed the same for one poll; False if Datasette
+    exits first. With no server, wait for as long as it takes."""
     seen = file_version(db)
-    while server.poll() is None:
+    while server is None or server.poll() is None:
         time.sleep(poll)
         now = file_version(db)
         if now and now == seen and now != refused and (
-                now[0] != served.version[0] or not served.unchanged()):
+                served is None or now[0] != served.version[0] or not served.unchanged()):
             return True
         seen = now
     return False

@@ -214,12 +214,15 @@ def served_links(db: Path) -> list[int]:
 
 @contextmanager
 def served_with_log(db: Path, log: Path):
-    """`site serve` on `db`, its output in `log`; yield its address."""
+    """`site serve` on `db`, its output in `log`; yield its address. A proxy is set for it
+    that answers nothing: its checks of the server it starts must go to the server."""
     port = free_port()
+    proxied = {**os.environ, "http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+               "no_proxy": "", "NO_PROXY": ""}
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "neuroai_papers.site", "serve", "--db", str(db), "--port",
-             str(port)], cwd=ROOT, stdout=output, stderr=output)
+             str(port)], cwd=ROOT, stdout=output, stderr=output, env=proxied)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base, process)
@@ -285,24 +288,62 @@ def test_a_file_copied_over_the_served_one_is_served_anew(tmp_path):
         etag = download_etag(base)
         shutil.copyfile(good, out)
         assert out.stat().st_ino == inode
-        # Until the restart, the download is refused (plugins/download.py), not sent under
-        # the ETag of what the file held.
-        wait_for(lambda: etag_or_status(base) not in (etag, 503), "the restart on it")
+        # Until the restart (at least one poll of a second away), the download is refused
+        # (plugins/download.py), not sent under the ETag of what the file held.
+        assert etag_or_status(base) == 503
+        wait_for(lambda: etag_or_status(base) not in (etag, 503, 0), "the restart on it")
         assert served_counts(base) == {papers_after}
+        # One link again once the new server answered `site serve`'s own check (60 s or a
+        # fallback if that check cannot reach it).
+        wait_for(lambda: served_links(out) == [inode], "the check of the new server", 20)
+
+
+def test_a_cut_file_copied_over_the_served_one_leaves_no_site_until_a_good_one(tmp_path):
+    """`cp` of a file cut short writes into the served file: there is no previous file left
+    to serve. `site serve` says so and waits, and serves the next good file."""
+    dumps, out = previous_database(tmp_path)
+    good = tmp_path / "full" / "papers.db"
+    assert run_build(dumps, good).returncode == 0
+    papers_after = rows(good, "select count(*) from papers")[0][0]
+    log = tmp_path / "serve.log"
+    with served_with_log(out, log) as base:
+        shutil.copyfile(good, tmp_path / "good-copy.db")
+        with out.open("r+b") as file:
+            file.truncate(20000)
+        wait_for(lambda: "there is no previous file to serve" in log.read_text(), "the report")
+        assert served_counts(base, times=1) == set()  # no server
+        time.sleep(2.5)
+        assert log.read_text().count("did not start") == 1, "the cut file was tried again"
+        (tmp_path / "good-copy.db").replace(out)
+        wait_for(lambda: served_counts(base) == {papers_after}, "the good file served")
+        wait_for(lambda: served_links(out) == [out.stat().st_ino], "one link, to the good file")
 
 
 def test_links_left_by_a_killed_server_are_removed(real_db, tmp_path):
     """Each link keeps its whole file on disk; a `site serve` killed with SIGKILL cannot
-    remove its own, so the next one removes those of processes that are gone."""
+    remove its own, so the next one removes those whose lock nobody holds, and leaves a
+    live server's, and a folder still being made, alone."""
+    import fcntl
+
     db = tmp_path / "papers.db"
     shutil.copy(real_db, db)
-    left = tmp_path / ".papers.db.serving" / "999999999-3"
-    left.mkdir(parents=True)
-    os.link(db, left / "papers.db")
-    with served_with_log(db, tmp_path / "serve.log"):
-        assert not left.exists()
-        assert served_links(db) == [db.stat().st_ino]
-    assert not (tmp_path / ".papers.db.serving").exists()
+    folders = tmp_path / ".papers.db.serving"
+    left, live, making = folders / "left", folders / "live", folders / "making"
+    for folder in (left, live):
+        folder.mkdir(parents=True)
+        (folder / "lock").touch()
+        os.link(db, folder / "papers.db")
+    making.mkdir()
+    (making / "lock").touch()
+    held = os.open(live / "lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as a live `site serve` holds it
+    try:
+        with served_with_log(db, tmp_path / "serve.log"):
+            assert not left.exists() and live.exists() and making.exists()
+            assert served_links(db) == [db.stat().st_ino] * 2
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in folders.iterdir()) == ["live", "making"]
 
 
 def test_a_full_build_never_leaves_a_killed_updates_journal_beside_its_new_file(real_db, tmp_path):
