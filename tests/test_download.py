@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -202,6 +203,47 @@ async def test_datasette_still_decides_who_may_download(real_db, tmp_path):
     mutable = site(copy, mutable=True)  # a file that may change is never offered
     assert (await mutable.client.get("/papers.db")).status_code == 403
     assert (await site(real_db).client.get("/nothing.db")).status_code == 404
+
+
+def test_a_real_server_stops_reading_when_the_client_goes(real_db, tmp_path):
+    """Uvicorn drops what is sent after the client has gone, without a word: the server's
+    own reads show whether a download cut after 64 KiB went on reading the file."""
+    import socket
+    import sqlite3
+
+    db = tmp_path / "papers.db"
+    shutil.copy(real_db, db)
+    with sqlite3.connect(db) as conn:  # a file larger than the kernel's socket buffers
+        conn.execute("create table padding (b)")
+        conn.execute("insert into padding values (zeroblob(60000000))")
+    conn.close()
+    size = db.stat().st_size
+    port = free_port()
+    command = serve_command(db, "127.0.0.1", port)
+    command[0] = str(Path(sys.executable).with_name("datasette"))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def bytes_read() -> int:
+        io = Path(f"/proc/{process.pid}/io").read_text().splitlines()
+        return int(next(line for line in io if line.startswith("rchar")).split()[1])
+
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        head = urllib.request.Request(f"http://127.0.0.1:{port}/papers.db", method="HEAD")
+        urllib.request.urlopen(head, timeout=60).close()  # waits for the hash's reading
+        before = bytes_read()
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(b"GET /papers.db HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                received = 0
+                while received < 65536:
+                    received += len(client.recv(65536))
+        time.sleep(2)
+        read = bytes_read() - before
+        assert read < size / 2, f"{read:,} bytes read for 3 downloads cut at 64 KiB of {size:,}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def test_a_cut_download_resumes_over_http(real_db, data):
