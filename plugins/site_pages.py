@@ -5,6 +5,7 @@ Jinja's autoescaping on, so titles and abstracts always reach the page as text.
 """
 
 import json
+import os
 from urllib.parse import quote_plus
 
 from datasette import hookimpl
@@ -42,7 +43,20 @@ async def front_page_facts(datasette):
     newest = await select(datasette, """
         select name, capture_date, capture_text, new_papers from dumps order by position desc limit 1
     """)
-    return {"counts": counts, "build": info, "newest_dump": newest[0] if newest else None}
+    return {"counts": counts, "build": info, "newest_dump": newest[0] if newest else None,
+            "file": download_facts(datasette.get_database(DATABASE))}
+
+
+def download_facts(db):
+    """Return the size and sha256 of the file `/papers.db` sends, or None if it sends none:
+    someone who resumed a download with `curl -C -` checks the file against the sha256
+    (plugins/download.py computes it in a thread at start; the front page waits for it)."""
+    if db.is_mutable or db.is_memory or not db.path:
+        return None
+    size = os.path.getsize(db.path)
+    shown = next(f"{size / 1000 ** power:,.1f} {unit}" for power, unit in
+                 ((3, "GB"), (2, "MB"), (1, "kB"), (0, "B")) if size >= 1000 ** power or not power)
+    return {"bytes": size, "size": shown, "sha256": db.hash}
 
 
 async def paper_page(datasette, paper_id):

@@ -566,6 +566,11 @@ async def test_front_page_says_what_this_is_and_links_the_download(ds, real_db):
     (papers,) = rows(real_db, "select count(*) from papers")[0]
     assert f"<strong>{papers}</strong> papers" in html
     assert 'href="/papers.db"' in html and "/papers/organization_map" in html
+    # The size and sha256 of the file the download sends (to check a resumed download).
+    import hashlib
+    data = Path(real_db).read_bytes()
+    assert f'<code class="sha256">{hashlib.sha256(data).hexdigest()}</code>' in html
+    assert f"({len(data) / 1e6:,.1f} MB," in html
 
 
 async def test_settings_limit_hostile_sql(ds):
