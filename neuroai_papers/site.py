@@ -207,16 +207,23 @@ class ServedFile:
                 settle(db)
                 self.version = descriptor_version(self.handle)
                 self.path = self.link(db)
+                if self.path == db or self.path.stat().st_ino == self.version[0]:
+                    return
             except BaseException:
                 self.close()
                 raise
-            if self.path == db or self.path.stat().st_ino == self.version[0]:
-                return
             self.close()  # another file was renamed to the name meanwhile: that one
 
     def link(self, db: Path) -> Path:
-        served_links(db).mkdir(exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(dir=served_links(db)))
+        for attempt in range(3):
+            served_links(db).mkdir(exist_ok=True)
+            try:
+                self.folder = Path(tempfile.mkdtemp(dir=served_links(db)))
+                break
+            except FileNotFoundError:  # another server's close removed the emptied folder
+                if attempt == 2:
+                    raise
+        # The lock before the link: a folder with a link and no lock is a stale one.
         self.lock = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self.lock, fcntl.LOCK_EX)
         path = self.folder / db.name
@@ -245,8 +252,10 @@ class ServedFile:
 
 
 def remove_links(folder: Path) -> None:
-    for path in folder.iterdir():
-        path.unlink()
+    """Remove a folder of ServedFile: the link first, the lock last (a link left without
+    its lock, by a stop in between, is then a stale one for remove_stale_links)."""
+    for path in sorted(folder.iterdir(), key=lambda path: path.name == "lock"):
+        path.unlink(missing_ok=True)
     folder.rmdir()
     with suppress(OSError):  # the last server's: no folder is left behind
         folder.parent.rmdir()
@@ -258,25 +267,34 @@ def served_links(db: Path) -> Path:
 
 def remove_stale_links(db: Path) -> None:
     """Remove the links a killed `site serve` left (each keeps its whole file on disk): those
-    whose folder's lock nobody holds. A folder is linked only once its lock is held, so one
-    without its link yet may be another server's in the making: it is left alone."""
-    if not served_links(db).is_dir():
+    whose folder's lock nobody holds, or that have no lock (the lock is made before the link
+    and removed after it). A folder without its link yet may be another server's in the
+    making: it is left alone. A folder that vanishes meanwhile was another server's, closed."""
+    try:
+        folders = list(served_links(db).iterdir())
+    except FileNotFoundError:
         return
-    for folder in served_links(db).iterdir():
-        if not (folder / db.name).exists():
+    for folder in folders:
+        try:
+            if (folder / db.name).exists() and not holds_its_lock(folder):
+                remove_links(folder)
+        except FileNotFoundError:
             continue
-        try:
-            lock = os.open(folder / "lock", os.O_RDWR)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # a folder being made; one left before its lock holds no link yet
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # a live server's
-        else:
-            remove_links(folder)
-        finally:
-            os.close(lock)
+
+
+def holds_its_lock(folder: Path) -> bool:
+    """True if a live server holds the folder's lock."""
+    try:
+        lock = os.open(folder / "lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(lock)
+    return False
 
 
 def check_address(host: str, port: int) -> str:
@@ -300,7 +318,8 @@ def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
     still be growing). If Datasette does not start on a new file (not a database, cut
     short), the previous file is served again, and the new one is left until another comes;
     if there is no previous file to serve (a `cp` wrote the new file into it), the site
-    stays down, says so, and waits for another file.
+    stays down, says so, and waits for another file. If Datasette does not start on the
+    previous file again either, the fault is in neither file: this stops, with an error.
 
     Datasette runs in its own session: Ctrl-C reaches this process alone, which stops
     Datasette and waits for it; SIGTERM and SIGHUP do the same, and if this process is
@@ -326,6 +345,13 @@ def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
                 except RuntimeError as error:
                     if stop_server(server):
                         return 0
+                    if falling_back:
+                        # Nor on the file it served a moment ago: the fault is in neither
+                        # file (the port taken, memory, a machine too slow for the check).
+                        # Stop, for whoever runs the site to see, rather than serve nothing.
+                        print(f"error: Datasette did not start on the previous {db.name} "
+                              f"either ({error}): stopping", file=sys.stderr, flush=True)
+                        return exit_code(server.returncode) or 1
                     refused = served.version
                     close_held(held, served)
                     if previous is not None and previous.unchanged():
@@ -376,8 +402,8 @@ def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
 
 
 def close_held(held: list[ServedFile], served_file: ServedFile) -> None:
+    served_file.close()  # before it leaves the list: a stop in between still closes it
     held.remove(served_file)
-    served_file.close()
 
 
 def wait_for_a_new_file(db: Path, served: ServedFile | None, server: subprocess.Popen | None,

@@ -43,7 +43,7 @@ from datasette.views.database import DatabaseDownload
 CHUNK_BYTES = 1 << 20
 # Datasette's pages that read a database's hash (Database.hash): the front page, as JSON
 # too, and /-/databases.
-HASHING_PAGES = {"/", "/.json", "/-/databases", "/-/databases.json"}
+HASHING_PAGES = {"/", "/.json", "/.jsono", "/-/databases", "/-/databases.json"}
 ONE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -92,7 +92,7 @@ class RangedFile:
         with open(self.path, "rb") as file:
             stat = os.fstat(file.fileno())
             if started_on(self.db) != identity(stat):
-                await send_replaced(send)
+                await send_replaced(send, self.request.method)
                 return
             size = stat.st_size
             headers = {**self.headers, "last-modified": formatdate(stat.st_mtime, usegmt=True)}
@@ -175,20 +175,27 @@ REPLACED = ("The database file was replaced since this server started; the serve
 REPLACED_HEADERS = {"retry-after": "5", "cache-control": "no-store"}
 
 
-async def send_replaced(send) -> None:
-    await Response.text(REPLACED, status=503, headers=dict(REPLACED_HEADERS)).asgi_send(send)
+async def send_replaced(send, method: str) -> None:
+    response = Response.text(REPLACED, status=503, headers=dict(REPLACED_HEADERS))
+    if method == "HEAD":
+        response.headers["content-length"] = str(len(REPLACED.encode()))
+        response.body = b""
+    await response.asgi_send(send)
 
 
 def hash_in_a_thread(db) -> None:
     """Compute the database's hash (Database.hash caches it) in a thread of its own, and
     keep a future of it on the database for the pages that need it (wait_for_hashes)."""
     done: Future = Future()
+    # Running, so that a request cancelled while it waits cannot cancel it for the others
+    # (asyncio.wrap_future passes a cancellation on to a future still pending).
+    done.set_running_or_notify_cancel()
     db.hash_computed = done
 
     def compute():
         try:
             done.set_result(db.hash)
-        except BaseException as error:  # the page that waits says what went wrong
+        except BaseException as error:  # the waiting pages then ask Database.hash themselves
             done.set_exception(error)
 
     threading.Thread(target=compute, name=f"hash of {db.name}", daemon=True).start()
@@ -196,8 +203,15 @@ def hash_in_a_thread(db) -> None:
 
 async def wait_for_hashes(databases) -> None:
     for db in databases:
-        if getattr(db, "hash_computed", None) is not None:
-            await asyncio.wrap_future(db.hash_computed)
+        computing = getattr(db, "hash_computed", None)
+        if computing is None:
+            continue
+        try:
+            await asyncio.wrap_future(computing)
+        except Exception:
+            # The thread failed (the file unreadable): the page asks Database.hash itself,
+            # in the event loop as Datasette does, and says what went wrong if it fails too.
+            db.hash_computed = None
 
 
 class RangedDownload(DatabaseDownload):
@@ -241,9 +255,15 @@ def startup(datasette):
 
 @hookimpl
 def asgi_wrapper(datasette):
+    base = datasette.setting("base_url").rstrip("/")
+
+    def page(path: str) -> str:
+        """The path as Datasette routes it, without the base_url it is served under."""
+        return (path[len(base):] or "/") if base and path.startswith(base) else path
+
     def wrap(app):
         async def waiting_for_hashes(scope, receive, send):
-            if scope["type"] == "http" and scope.get("path") in HASHING_PAGES:
+            if scope["type"] == "http" and page(scope.get("path", "")) in HASHING_PAGES:
                 await wait_for_hashes(datasette.databases.values())
             await app(scope, receive, send)
         return waiting_for_hashes

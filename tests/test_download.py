@@ -4,6 +4,7 @@ it leaves to Datasette (permissions, a mutable database, allow_download, the ETa
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -322,3 +323,49 @@ async def test_the_pages_that_show_the_hash_wait_for_its_thread(real_db):
     assert papers["hash"] == hashlib.sha256(real_db.read_bytes()).hexdigest()
     assert ds.get_database("papers").hash_computed.result() == papers["hash"]
     assert (await ds.client.get("/")).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def large_db(real_db, tmp_path_factory) -> Path:
+    """The real database with 60 MB more: its hash takes long enough to cancel a request
+    that waits for it."""
+    import sqlite3
+
+    db = tmp_path_factory.mktemp("large") / "papers.db"
+    shutil.copy(real_db, db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table padding (b)")
+        conn.execute("insert into padding values (zeroblob(60000000))")
+    conn.close()
+    return db
+
+
+async def test_a_request_cancelled_while_the_hash_is_computed_leaves_the_others_served(large_db):
+    """A request that waits for the hash's thread and is cancelled (a client's timeout, an
+    ASGI server that cancels on disconnect) must not cancel the hash for every later one."""
+    import hashlib
+
+    ds = site(large_db)
+    await ds.invoke_startup()  # as `datasette serve` does: the hash's thread starts
+    waiting = asyncio.create_task(ds.client.get("/"))
+    await asyncio.sleep(0.005)
+    assert not ds.get_database("papers").hash_computed.done(), "the file hashed too fast"
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert (await ds.client.get("/")).status_code == 200
+    response = await ds.client.head("/papers.db")
+    assert response.status_code == 200
+    assert response.headers["etag"] == f'"{hashlib.sha256(large_db.read_bytes()).hexdigest()}"'
+
+
+async def test_head_of_a_replaced_file_gets_503_without_a_body(real_db, tmp_path):
+    served = tmp_path / "papers.db"
+    shutil.copy(real_db, served)
+    ds = site(served)
+    assert (await ds.client.head("/papers.db")).status_code == 200
+    os.utime(served, ns=(0, 0))  # written into, as far as its date says
+    client = Client(ds)
+    await client.request("HEAD", "/papers.db")
+    assert client.start()["status"] == 503 and client.body() == b""
+    assert client.start()["retry-after"] == "5"

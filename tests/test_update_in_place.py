@@ -329,21 +329,79 @@ def test_links_left_by_a_killed_server_are_removed(real_db, tmp_path):
     shutil.copy(real_db, db)
     folders = tmp_path / ".papers.db.serving"
     left, live, making = folders / "left", folders / "live", folders / "making"
-    for folder in (left, live):
+    lockless = folders / "lockless"  # its removal stopped between the link and the lock
+    for folder in (left, live, lockless):
         folder.mkdir(parents=True)
         (folder / "lock").touch()
         os.link(db, folder / "papers.db")
+    (lockless / "lock").unlink()
     making.mkdir()
     (making / "lock").touch()
     held = os.open(live / "lock", os.O_RDWR)
     fcntl.flock(held, fcntl.LOCK_EX)  # as a live `site serve` holds it
     try:
         with served_with_log(db, tmp_path / "serve.log"):
-            assert not left.exists() and live.exists() and making.exists()
+            assert not left.exists() and not lockless.exists()
+            assert live.exists() and making.exists()
             assert served_links(db) == [db.stat().st_ino] * 2
     finally:
         os.close(held)
     assert sorted(p.name for p in folders.iterdir()) == ["live", "making"]
+
+
+# A stand-in for Datasette whose starts fail while the file `mode` beside it says so: a
+# fault in neither database file (the port taken, no memory), which only a stand-in can give
+# at will. Otherwise it answers every request with 200.
+STAND_IN = """import http.server, sys
+from pathlib import Path
+if (Path(__file__).parent / "mode").read_text() == "fail":
+    sys.exit(1)
+port = int(sys.argv[sys.argv.index("--port") + 1])
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Answer).serve_forever()
+"""
+
+
+def test_a_server_that_starts_on_neither_file_stops_site_serve(real_db, tmp_path):
+    """If Datasette does not start on the new file, nor then on the previous one it served a
+    moment ago, the fault is in neither file: `site serve` stops with an error (for a
+    service manager to see and restart it) instead of serving nothing and waiting."""
+    db = tmp_path / "papers.db"
+    shutil.copy(real_db, db)
+    stand_in = tmp_path / "stand_in.py"
+    stand_in.write_text(STAND_IN)
+    mode = tmp_path / "mode"
+    mode.write_text("ok")
+    port = free_port()
+    script = ("import sys\nfrom pathlib import Path\n"
+              "from neuroai_papers.site import serve_until_stopped\n"
+              "db = Path(sys.argv[1])\n"
+              "sys.exit(serve_until_stopped(db, [sys.executable, sys.argv[2], '-i', str(db), "
+              "'--port', sys.argv[3]], '127.0.0.1', int(sys.argv[3]), render=False))\n")
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        process = subprocess.Popen([sys.executable, "-c", script, str(db), str(stand_in),
+                                    str(port)], cwd=ROOT, stdout=output, stderr=output)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        mode.write_text("fail")
+        new = tmp_path / "new.db"
+        shutil.copy(real_db, new)
+        new.replace(db)
+        assert process.wait(timeout=60) == 1, log.read_text()
+    finally:
+        process.kill()
+        process.wait()
+    text = log.read_text()
+    assert "serving the previous one again" in text
+    assert "error: Datasette did not start on the previous papers.db either" in text
+    assert "no previous file to serve" not in text and "Traceback" not in text
+    assert not (tmp_path / ".papers.db.serving").exists()
 
 
 def test_a_full_build_never_leaves_a_killed_updates_journal_beside_its_new_file(real_db, tmp_path):
