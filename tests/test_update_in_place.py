@@ -52,20 +52,9 @@ def site_query(base: str, sql: str) -> list[dict]:
         return json.load(response)
 
 
-@contextmanager
 def served(db: Path):
     """Run the project's own serve command on `db` (a real Datasette); yield its address."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "neuroai_papers.site", "serve", "--db", str(db), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, process)
-        yield base
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
+    return served_with_log(db, db.with_name("serve.log"))
 
 
 def test_an_update_in_place_keeps_the_file_and_equals_a_full_build(tmp_path):
