@@ -245,18 +245,21 @@ class ServedFile:
             os.close(self.handle)  # releases the lock
             self.handle = None
         if self.folder is not None:
-            remove_links(self.folder)
-            if self.lock is not None:
-                os.close(self.lock)
-            self.folder = self.lock = None
+            try:
+                remove_links(self.folder)
+            finally:
+                if self.lock is not None:
+                    os.close(self.lock)
+                self.folder = self.lock = None
 
 
 def remove_links(folder: Path) -> None:
     """Remove a folder of ServedFile: the link first, the lock last (a link left without
     its lock, by a stop in between, is then a stale one for remove_stale_links)."""
-    for path in sorted(folder.iterdir(), key=lambda path: path.name == "lock"):
-        path.unlink(missing_ok=True)
-    folder.rmdir()
+    with suppress(FileNotFoundError):  # removed by another server meanwhile
+        for path in sorted(folder.iterdir(), key=lambda path: path.name == "lock"):
+            path.unlink(missing_ok=True)
+        folder.rmdir()
     with suppress(OSError):  # the last server's: no folder is left behind
         folder.parent.rmdir()
 
@@ -275,8 +278,11 @@ def remove_stale_links(db: Path) -> None:
     except FileNotFoundError:
         return
     for folder in folders:
+        linked = folder / db.name
         try:
-            if (folder / db.name).exists() and not holds_its_lock(folder):
+            # The link again after the lock: a live server removing its folder unlinks the
+            # link before the lock, so a link still there without a held lock is stale.
+            if linked.exists() and not holds_its_lock(folder) and linked.exists():
                 remove_links(folder)
         except FileNotFoundError:
             continue
@@ -351,7 +357,9 @@ def serve_until_stopped(db: Path, command: list[str], host: str, port: int,
                         # Stop, for whoever runs the site to see, rather than serve nothing.
                         print(f"error: Datasette did not start on the previous {db.name} "
                               f"either ({error}): stopping", file=sys.stderr, flush=True)
-                        return exit_code(server.returncode) or 1
+                        # (a positive code of its own, or 1: not 143 for the SIGTERM that
+                        # stop_server sent a server that never answered)
+                        return server.returncode if server.returncode > 0 else 1
                     refused = served.version
                     close_held(held, served)
                     if previous is not None and previous.unchanged():

@@ -18,7 +18,8 @@ made every decision about the request: permissions, a missing or mutable databas
 The ETag is Datasette's (the sha256 of the file), computed in a thread when the server
 starts; the pages that need it (this one, the front page, /-/databases) wait for that
 thread instead of hashing the file in the event loop, where every other request waited
-(about 2 s at a million papers, from the page cache). It is the ETag of the file the server
+(about 2 s at a million papers, from the page cache); if the thread fails, they answer
+with an error and the next one tries again in a thread. It is the ETag of the file the server
 started on: if another file has been renamed to its name since (a build while the site
 serves; see neuroai_papers/site.py), or the file was written into (`cp` over it), the
 download is refused with 503 until the server is started on it; a download under way when
@@ -183,9 +184,9 @@ async def send_replaced(send, method: str) -> None:
     await response.asgi_send(send)
 
 
-def hash_in_a_thread(db) -> None:
+def hash_in_a_thread(db) -> Future:
     """Compute the database's hash (Database.hash caches it) in a thread of its own, and
-    keep a future of it on the database for the pages that need it (wait_for_hashes)."""
+    keep a future of it on the database for the pages that need it (hash_failure)."""
     done: Future = Future()
     # Running, so that a request cancelled while it waits cannot cancel it for the others
     # (asyncio.wrap_future passes a cancellation on to a future still pending).
@@ -195,23 +196,31 @@ def hash_in_a_thread(db) -> None:
     def compute():
         try:
             done.set_result(db.hash)
-        except BaseException as error:  # the waiting pages then ask Database.hash themselves
+        except BaseException as error:  # the file could not be read: see hash_failure
             done.set_exception(error)
 
     threading.Thread(target=compute, name=f"hash of {db.name}", daemon=True).start()
+    return done
 
 
-async def wait_for_hashes(databases) -> None:
+async def hash_failure(databases) -> str | None:
+    """Wait for the hashes of `databases`; return why one could not be computed, or None.
+
+    Datasette would compute a missing hash in the event loop, reading the whole file while
+    every other request waits: after a failure, the next page to ask starts the thread
+    again (one at a time: the pages that ask meanwhile wait for the same thread), and a
+    failure is answered as an error of its own."""
     for db in databases:
         computing = getattr(db, "hash_computed", None)
         if computing is None:
             continue
+        if computing.done() and computing.exception() is not None:
+            computing = hash_in_a_thread(db)
         try:
             await asyncio.wrap_future(computing)
-        except Exception:
-            # The thread failed (the file unreadable): the page asks Database.hash itself,
-            # in the event loop as Datasette does, and says what went wrong if it fails too.
-            db.hash_computed = None
+        except Exception as error:
+            return f"The database file {db.name} could not be read: {error}\n"
+    return None
 
 
 class RangedDownload(DatabaseDownload):
@@ -222,7 +231,9 @@ class RangedDownload(DatabaseDownload):
             db = self.ds.get_database(route=tilde_decode(request.url_vars["database"]))
         except KeyError:  # Datasette's own 404
             return await super().get(request)
-        await wait_for_hashes([db])  # Datasette reads it at once, in the event loop
+        failure = await hash_failure([db])  # Datasette reads it at once, in the event loop
+        if failure:
+            return Response.text(failure, status=500)
         response = await super().get(request)
         if isinstance(response, AsgiFileDownload):
             return RangedFile(response, request, db)
@@ -255,16 +266,21 @@ def startup(datasette):
 
 @hookimpl
 def asgi_wrapper(datasette):
-    base = datasette.setting("base_url").rstrip("/")
+    base = datasette.setting("base_url")
 
-    def page(path: str) -> str:
-        """The path as Datasette routes it, without the base_url it is served under."""
-        return (path[len(base):] or "/") if base and path.startswith(base) else path
+    def page(scope) -> str:
+        """The path as Datasette routes it (datasette.app.DatasetteRouter)."""
+        path = (scope["raw_path"].decode("ascii") if scope.get("raw_path")
+                else scope["path"]).partition("?")[0]
+        return "/" + path[len(base):] if base != "/" and path.startswith(base) else path
 
     def wrap(app):
         async def waiting_for_hashes(scope, receive, send):
-            if scope["type"] == "http" and page(scope.get("path", "")) in HASHING_PAGES:
-                await wait_for_hashes(datasette.databases.values())
+            if scope["type"] == "http" and page(scope) in HASHING_PAGES:
+                failure = await hash_failure(datasette.databases.values())
+                if failure:
+                    await Response.text(failure, status=500).asgi_send(send)
+                    return
             await app(scope, receive, send)
         return waiting_for_hashes
     return wrap

@@ -369,3 +369,40 @@ async def test_head_of_a_replaced_file_gets_503_without_a_body(real_db, tmp_path
     await client.request("HEAD", "/papers.db")
     assert client.start()["status"] == 503 and client.body() == b""
     assert client.start()["retry-after"] == "5"
+
+
+@pytest.mark.parametrize("failures", [1, 99])
+async def test_a_failed_hash_is_tried_again_in_a_thread_never_in_the_event_loop(
+        real_db, monkeypatch, failures):
+    """A read error while hashing (a bad sector, say: only injected here) must not make the
+    pages hash the file in the event loop, where every other request would wait: the next
+    page starts the thread again, and a lasting failure is answered as an error."""
+    import hashlib
+    import threading
+
+    import datasette.database
+
+    threads = []
+    real_hash = datasette.database.inspect_hash
+
+    def failing_hash(path):
+        threads.append(threading.current_thread())
+        if len(threads) <= failures:
+            raise OSError(5, "Input/output error")
+        return real_hash(path)
+
+    monkeypatch.setattr(datasette.database, "inspect_hash", failing_hash)
+    ds = site(real_db)
+    await ds.invoke_startup()
+    for path in ("/", "/papers.db", "/-/databases.json"):
+        response = await ds.client.get(path)
+        if failures == 1:
+            assert response.status_code == 200, path
+        else:
+            assert response.status_code == 500, path
+            assert "could not be read: [Errno 5] Input/output error" in response.text
+    assert threads and threading.main_thread() not in threads
+    if failures == 1:
+        assert len(threads) == 2  # the failed one, then one more for every page
+        etag = (await ds.client.head("/papers.db")).headers["etag"]
+        assert etag == f'"{hashlib.sha256(real_db.read_bytes()).hexdigest()}"'
