@@ -165,17 +165,19 @@ def render_stale_notebooks(db: Path, always: bool = False) -> int:
 FileVersion = tuple[int, int, int]  # inode, size, modification time (ns)
 
 
+def stat_version(stat: os.stat_result) -> FileVersion:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def file_version(path: Path) -> FileVersion | None:
     try:
-        stat = path.stat()
+        return stat_version(path.stat())
     except FileNotFoundError:
         return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def descriptor_version(handle: int) -> FileVersion:
-    stat = os.fstat(handle)
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+    return stat_version(os.fstat(handle))
 
 
 class ServedFile:

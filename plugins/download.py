@@ -93,7 +93,7 @@ class RangedFile:
         with open(self.path, "rb") as file:
             stat = os.fstat(file.fileno())
             if started_on(self.db) != identity(stat):
-                await send_replaced(send, self.request.method)
+                await replaced_response(self.request.method).asgi_send(send)
                 return
             size = stat.st_size
             headers = {**self.headers, "last-modified": formatdate(stat.st_mtime, usegmt=True)}
@@ -173,15 +173,16 @@ def replaced(db) -> bool:
 
 REPLACED = ("The database file was replaced since this server started; the server is "
             "restarting on the new one. Try again in a few seconds.\n")
-REPLACED_HEADERS = {"retry-after": "5", "cache-control": "no-store"}
 
 
-async def send_replaced(send, method: str) -> None:
-    response = Response.text(REPLACED, status=503, headers=dict(REPLACED_HEADERS))
+def replaced_response(method: str) -> Response:
+    """503 for a file replaced since the start: try again once the server has restarted."""
+    response = Response.text(REPLACED, status=503,
+                             headers={"retry-after": "5", "cache-control": "no-store"})
     if method == "HEAD":
         response.headers["content-length"] = str(len(REPLACED.encode()))
         response.body = b""
-    await response.asgi_send(send)
+    return response
 
 
 def hash_in_a_thread(db) -> Future:
@@ -239,7 +240,7 @@ class RangedDownload(DatabaseDownload):
             return RangedFile(response, request, db)
         if response.status == 304:  # "your copy is current": only if it still is
             if replaced(db):
-                return Response.text(REPLACED, status=503, headers=dict(REPLACED_HEADERS))
+                return replaced_response(request.method)
             response.headers["Etag"] = f'"{db.hash}"'
         return response
 
