@@ -34,6 +34,7 @@ from datasette.utils import tilde_encode
 
 from benchmarks.run import commit
 from neuroai_papers.site import free_port, serve_command, wait_until_up
+from neuroai_papers.uris import read_only_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -76,7 +77,7 @@ def search_words(conn: sqlite3.Connection) -> list[str]:
 
 def request_paths(db: Path, seed: int = 1) -> dict[str, list[str]]:
     """Return, per kind, the paths the clients pick from."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     try:
         ids = [paper_id for (paper_id,) in conn.execute("select id from papers order by id")]
         words = search_words(conn)
@@ -187,7 +188,7 @@ def table(outcomes: Outcomes) -> str:
 
 
 def section(outcomes: Outcomes, db: Path, clients: int, seconds: float) -> str:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     (papers,) = conn.execute("select count(*) from papers").fetchone()
     conn.close()
     return (

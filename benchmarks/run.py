@@ -55,6 +55,7 @@ from neuroai_papers.dedupe import (ABSTRACT_MIN_SCORE, TITLE_MIN_SCORE, Sighting
                                    abstract_score, deduplicate, title_key)
 from neuroai_papers.parse import read_dump
 from neuroai_papers.site import SETTINGS, free_port, serve_command, setting_options, wait_until_up
+from neuroai_papers.uris import read_only_uri
 from neuroai_papers.write import PAGE_BYTES, build_search_index
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,7 +264,7 @@ def quality(papers: list, truth: dict) -> dict:
 def built_papers(db: Path) -> list[str]:
     """Return the paper of every record of the built file, in dump order then page order
     (the truth's order)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     try:
         return [paper for (paper,) in conn.execute(
             "select paper_id from sightings join dumps on dumps.name = sightings.dump "
@@ -353,7 +354,7 @@ RELATED_SAMPLE = 50
 
 def paper_sample(db: Path, size: int) -> list[str]:
     """Return the ids of `size` papers spread evenly over the file."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     try:
         (count,) = conn.execute("select count(*) from papers").fetchone()
         step = max(1, count // size)
@@ -606,7 +607,7 @@ def commit() -> str:
 
 
 def papers_in(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     try:
         return conn.execute("select count(*) from papers").fetchone()[0]
     finally:

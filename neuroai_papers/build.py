@@ -36,6 +36,7 @@ from .parallel import DumpReader, NewPapers, large_corpus
 from .parse import DumpError, ParsedDump, Record
 from .texts import DiskList
 from .topics import load_topics, topic_rows
+from .uris import read_only_uri
 from .write import (BuildCheckError, DatabaseUpdate, DatabaseWriter, load_metadata,
                     update_lock)
 
@@ -419,7 +420,7 @@ def papers_per_topic(papers: list) -> Counter:
 
 
 def table_counts(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     try:
         return {table: conn.execute(f"select count(*) from [{table}]").fetchone()[0]
                 for table in ("dumps", "sightings", "papers", "merges", "lookalikes", "problems",

@@ -48,6 +48,7 @@ from .enrich import (INVALID, Capture, capture_columns, date_problem, dump_row,
 from .organizations import OrganizationIndex
 from .parse import ParsedDump, Record, parse_date
 from .topics import Topic, topics_of_papers
+from .uris import file_uri
 from .write import FTS, TABLES, WITHOUT_ROWID, BuildCheckError, check_search_rowids
 
 
@@ -80,7 +81,7 @@ def new_dumps(db: Path, paths: list[Path], fingerprint: str,
     try:
         # mode=rw, though it only reads: a read-only connection cannot play back the journal
         # of an update in place that was interrupted, and refuses to read.
-        conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=60)
+        conn = sqlite3.connect(file_uri(db, "rw"), uri=True, timeout=60)
         try:
             info = dict(conn.execute("select key, value from build_info"))
             previous = conn.execute("select name, sha256 from dumps order by position").fetchall()

@@ -40,6 +40,7 @@ from .dedupe import Deduplicator, Paper, RecordKeys, record_keys
 from .parse import DumpError, ParsedDump, read_dump
 from .texts import DiskList
 from .topics import Topic, load_topics, topics_of_papers
+from .uris import read_only_uri
 from .write import TABLES, BuildCheckError, DatabaseWriter, shaped_copy_sql
 
 EVIDENCE = list(TABLES["paper_topics"][0])
@@ -263,7 +264,7 @@ class NewPapers:
     def read_assigned(self, papers: list[Paper]) -> None:
         """Set each paper's `topics` from the worker's results."""
         distinct: dict[str, str] = {}
-        conn = sqlite3.connect(f"file:{self.scratch}?mode=ro", uri=True)
+        conn = sqlite3.connect(read_only_uri(self.scratch), uri=True)
         try:
             assigned = conn.execute("SELECT n, topics FROM assigned ORDER BY n").fetchall()
         finally:

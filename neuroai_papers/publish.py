@@ -34,6 +34,7 @@ from datasette.utils import temporary_docker_directory
 
 from .build import ROOT, git_commit
 from .site import prepare, setting_options, site_paths
+from .uris import read_only_uri
 from .write import copy_database
 
 DB = ROOT / "papers.db"
@@ -197,7 +198,7 @@ document.getElementById("lite").href = lite.href;
 def build_info(db: Path) -> dict[str, str]:
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     try:
         return dict(conn.execute("select key, value from build_info"))
     finally:

@@ -14,6 +14,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
+from .uris import read_only_uri
+
 BATCH = 5_000  # values buffered before one executemany
 
 
@@ -104,7 +106,7 @@ class DiskList:
 def read_values(path: Path, start: int, stop: int) -> Iterator[str]:
     with reported_as_os_error(path):
         # Not bound to a thread: the generator may be closed by whichever thread drops it.
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn = sqlite3.connect(read_only_uri(path), uri=True, check_same_thread=False)
         try:
             for (value,) in conn.execute(
                     "SELECT value FROM items WHERE n >= ? AND n < ? ORDER BY n", (start, stop)):

@@ -30,6 +30,7 @@ import sqlite_utils
 from sqlite_utils.db import DescIndex
 
 from .parse import DumpError
+from .uris import file_uri, read_only_uri
 from .yamlfiles import read_yaml
 
 
@@ -286,7 +287,7 @@ class SearchIndexBuild:
             with self.conn:
                 self.conn.execute("CREATE TABLE titles (n INTEGER PRIMARY KEY, title TEXT)")
                 self.conn.executemany("INSERT INTO titles VALUES (?, ?)", enumerate(titles, 1))
-            self.conn.execute("ATTACH DATABASE ? AS abstracts", (f"file:{abstracts}?mode=ro",))
+            self.conn.execute("ATTACH DATABASE ? AS abstracts", (read_only_uri(abstracts),))
         except sqlite3.Error:
             self.conn.close()
             remove_temporary(path)
@@ -408,9 +409,9 @@ def check_indexed_texts(path: Path, texts: IndexedTexts) -> None:
     its own, without the texts, still gets FTS5's full check (check_search_index)."""
     conn = sqlite3.connect(path, uri=True)
     try:
-        conn.execute("ATTACH DATABASE ? AS indexed_titles", (f"file:{texts.titles}?mode=ro",))
+        conn.execute("ATTACH DATABASE ? AS indexed_titles", (read_only_uri(texts.titles),))
         conn.execute("ATTACH DATABASE ? AS indexed_abstracts",
-                     (f"file:{texts.abstracts}?mode=ro",))
+                     (read_only_uri(texts.abstracts),))
         (differ,) = conn.execute(
             "SELECT count(*) FROM papers LEFT JOIN indexed_titles.titles AS t "
             "ON t.n = papers.rowid LEFT JOIN indexed_abstracts.items AS a "
@@ -858,7 +859,7 @@ class DatabaseUpdate:
         self.conn: sqlite3.Connection | None = None
         try:
             # mode=rw: never create a file; the build checked the previous one exists.
-            self.conn = sqlite3.connect(f"file:{out}?mode=rw", uri=True,
+            self.conn = sqlite3.connect(file_uri(out, "rw"), uri=True,
                                         timeout=self.READERS_WAIT_SECONDS)
             self.conn.execute("PRAGMA journal_mode = DELETE")
             self.conn.execute("PRAGMA synchronous = FULL")  # the commit is the only copy
@@ -955,7 +956,7 @@ def settled(db: Path) -> Iterator[None]:
     was, and no journal is left to be taken for a new file's under the same name. If `db` is
     not a SQLite database there is nothing to settle."""
     journal = db.with_name(db.name + "-journal")
-    conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=LOCK_POLL_SECONDS,
+    conn = sqlite3.connect(file_uri(db, "rw"), uri=True, timeout=LOCK_POLL_SECONDS,
                            isolation_level=None)
     try:
         for _ in range(3):
@@ -1028,7 +1029,7 @@ def settle(db: Path) -> None:
 def copy_database(source: Path, target: Path) -> None:
     """Copy a database file as one consistent version: under a SQLite read lock, which waits
     for an update in place to commit (and plays back an interrupted one's journal first)."""
-    conn = sqlite3.connect(f"file:{source}?mode=rw", uri=True, timeout=LOCK_POLL_SECONDS,
+    conn = sqlite3.connect(file_uri(source, "rw"), uri=True, timeout=LOCK_POLL_SECONDS,
                            isolation_level=None)
     try:
         conn.execute("BEGIN")

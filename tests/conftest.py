@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from neuroai_papers.site import free_port
+from neuroai_papers.uris import read_only_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DUMPS = ROOT / "dumps"
@@ -41,7 +42,7 @@ def load_plugin(name: str):
 
 def rows(db: Path, sql: str, params=()) -> list[tuple]:
     """Return a query's rows; read-only, so a missing file is an error, never a new one."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     try:
         return conn.execute(sql, params).fetchall()
     finally:

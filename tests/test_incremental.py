@@ -65,6 +65,19 @@ def test_adding_a_real_dump_incrementally_equals_a_full_build(tmp_path):
     assert contents(incremental) == contents(full)
 
 
+def test_an_update_in_a_folder_whose_name_holds_uri_characters(tmp_path):
+    """'#', '?' and '%41' in the path: the update opens the previous file (an SQLite URI
+    made by pasting the path in opened, and created, a file named `x` instead, and the
+    build fell back to a full one)."""
+    folder = tmp_path / "x#y?z%41"
+    folder.mkdir()
+    result, incremental, full = incremental_then_full(REAL_DUMPS, ["004_a2400baee32e0311.txt"],
+                                                      folder)
+    assert "incremental: adding 1 new dumps to incremental.db (4 already in it)" in result.stderr
+    assert contents(incremental) == contents(full)
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
+
+
 def test_incremental_equals_full_with_variants_typos_and_lookalikes(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from neuroai_papers.notebooks import NOTEBOOKS, execute_notebook
+from neuroai_papers.uris import read_only_uri
 
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -154,3 +155,49 @@ def test_explore_search_escapes_titles_and_abstracts_before_marking_matches(dump
     assert "Decoding &lt;b&gt;bold&lt;/b&gt; brains" in shown
     assert "&lt;script&gt;" in shown and "<script>" not in shown and "<b>" not in shown
     assert "<mark>decode</mark>" in shown
+
+
+def test_a_notebook_without_its_database_says_where_it_looked(tmp_path):
+    """A missing file stops the first cell with the full path tried and what to do, not
+    SQLite's "unable to open database file"."""
+    from nbclient.exceptions import CellExecutionError
+
+    missing = tmp_path / "nowhere" / "papers.db"
+    with pytest.raises(CellExecutionError) as failure:
+        execute_notebook(NOTEBOOKS / "maintain.ipynb", missing)
+    assert f"no papers.db at {missing}: build it with `make build`" in str(failure.value)
+    assert not missing.parent.exists()
+
+
+def test_a_notebook_opens_a_file_whose_path_holds_uri_characters_read_only(real_db, tmp_path):
+    """'#' and '?' in the path: the notebook opens that file, read-only (a URI made by
+    pasting the path in opened, and created, a writable file named `x`)."""
+    folder = tmp_path / "x#y?z"
+    folder.mkdir()
+    db = folder / "papers.db"
+    db.write_bytes(real_db.read_bytes())
+    executed = execute_notebook(NOTEBOOKS / "maintain.ipynb", db)
+    outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
+    assert db.read_bytes() == real_db.read_bytes()
+
+
+@pytest.mark.parametrize("query", ['"', " ", '""'])
+def test_explore_search_for_nothing_finds_nothing(real_db, query):
+    """Input with no word to search for is no rows, as on the site, not an FTS5 syntax error."""
+    import sqlite3
+
+    import pandas as pd
+
+    conn = sqlite3.connect(read_only_uri(real_db), uri=True)
+    namespace = {"sql": lambda sql, **params: pd.read_sql_query(sql, conn, params=params)}
+    notebook = json.loads((NOTEBOOKS / "explore.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in notebook["cells"]
+                if "def fts_query" in "".join(c["source"]))
+    exec(cell.rsplit("\nsearch(", 1)[0], namespace)
+    try:
+        assert namespace["search"](query).data.empty
+        assert not namespace["search"]("decoding").data.empty
+    finally:
+        conn.close()

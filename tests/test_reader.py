@@ -97,12 +97,17 @@ def test_a_worker_that_dies_as_it_starts_fails_the_read_instead_of_hanging(tmp_p
 
 def test_a_large_build_reads_in_a_worker_and_keeps_every_record_in_order(tmp_path):
     """14,000 records are over READER_MIN_BYTES: the build says so, and its papers and
-    sightings are the records of the dumps as this process reads them, in order."""
-    dumps = tmp_path / "dumps"
+    sightings are the records of the dumps as this process reads them, in order.
+
+    In a folder whose name holds what a URI gives a meaning: the build and its workers open
+    their files there, and an SQLite URI made by pasting the path in opened `x` instead."""
+    folder = tmp_path / "x#y?z%41"
+    dumps = folder / "dumps"
     generate_corpus(dumps, 14_000, seed=8)
-    out = tmp_path / "papers.db"
+    out = folder / "papers.db"
     result = run_build(dumps, out)
     assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
     assert "reading the dumps in process" in result.stderr
     paths = sorted(dumps.glob("*.txt"), key=lambda p: p.name)
     expected = [(d.name, r.line, r.title) for d, _ in DumpReader(paths, min_bytes=IN_PROCESS)
