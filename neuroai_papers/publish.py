@@ -175,9 +175,10 @@ in one SQLite file. Built {e(info.get("built_at", "?"))} from commit
 <code>{e(info.get("git_commit", "unknown")[:12])}</code>.</p>
 {live}
 <p><a id="lite" href="https://lite.datasette.io/">Open papers.db in Datasette Lite</a>: SQL in
-your browser, no server. The live site's own additions are not there: ranked search with
-snippets, related papers and the fuzzy title lookup (their SQL functions come from its
-plugins), its paper pages and its style.</p>
+your browser, no server, with Datasette's own facets. The live site's own additions are not
+there: the papers page's ranked matches with highlighted snippets (the <code>search</code>
+query runs, its matches marked <code>[[hl]]</code>), related papers and the fuzzy title
+lookup (their SQL functions come from its plugins), its paper pages and its style.</p>
 <p><a href="papers.db" download>Download papers.db</a> (every table and column is described
 inside it, in <code>table_docs</code> and <code>column_docs</code>).</p>
 <ul>{links}</ul>
@@ -193,6 +194,33 @@ document.getElementById("lite").href = lite.href;
 </script>
 </body></html>
 """
+
+
+# The facet types of plugins/facets.py, and the stock Datasette facet that counts the same.
+STOCK_FACETS = {"indexed": "column", "list": "array"}
+
+
+def for_stock_datasette(metadata: dict) -> dict:
+    """Return the site's metadata with the facets declared as Datasette's own types.
+
+    Datasette Lite runs without the site's plugins, and stock Datasette drops a facet of a
+    type it does not know without a word: the papers page there had no facet at all. Its
+    column and array facets count the same values, only slower (plugins/facets.py)."""
+    stock = json.loads(json.dumps(metadata))  # a deep copy
+    for database in (stock.get("databases") or {}).values():
+        for table in (database.get("tables") or {}).values():
+            if "facets" in table:
+                table["facets"] = [stock_facet(facet) for facet in table["facets"]]
+    return stock
+
+
+def stock_facet(facet):
+    """`{indexed: c}` -> `c` (a column facet), `{list: c}` -> `{array: c}`; others as they are."""
+    if isinstance(facet, dict) and len(facet) == 1:
+        ((kind, column),) = facet.items()
+        if kind in STOCK_FACETS:
+            return column if STOCK_FACETS[kind] == "column" else {STOCK_FACETS[kind]: column}
+    return facet
 
 
 def build_info(db: Path) -> dict[str, str]:
@@ -214,7 +242,7 @@ def publish_pages(out: Path, live_url: str | None, db: Path = DB,
     (out / "notebooks").mkdir(parents=True)
     copy_database(db, out / "papers.db")  # one consistent version, even beside an update
     metadata = yaml.safe_load(site_paths()["metadata"].read_text())
-    (out / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    (out / "metadata.json").write_text(json.dumps(for_stock_datasette(metadata), indent=2))
     notebooks = sorted((notebooks_dir or site_paths()["notebooks"]).glob("*.html"))
     for page in notebooks:
         shutil.copyfile(page, out / "notebooks" / page.name)

@@ -310,3 +310,36 @@ def test_only_main_is_ever_published_and_cloud_run_knows_its_region():
 
 def test_documentation_changes_run_the_tests_that_read_it():
     assert "paths-ignore" not in json.dumps(load_workflow("test.yml")["on"])
+
+
+def facet_counts(base: str) -> dict[str, list]:
+    """The papers page's facets: name -> [(value, count)] as the server counts them."""
+    page = httpx.get(f"{base}/papers/papers.json?_size=0&_facet_size=50", timeout=60).json()
+    return {name: [(item["value"], item["count"]) for item in facet["results"]]
+            for name, facet in page["facet_results"].items()}
+
+
+def test_stock_datasette_with_the_pages_metadata_shows_the_sites_facets(
+        real_db, rendered_notebooks, tmp_path, site):
+    """Datasette Lite has none of the site's plugins: with the metadata.json it is given,
+    stock Datasette shows every facet of the papers page, with the site's counts (the
+    site's own facet types, unknown to it, gave no facet at all)."""
+    out = tmp_path / "site"
+    publish_pages(out, None, real_db, rendered_notebooks)
+    metadata = json.loads((out / "metadata.json").read_text())
+    declared = metadata["databases"]["papers"]["tables"]["papers"]["facets"]
+    assert not [f for f in declared if isinstance(f, dict) and {"indexed", "list"} & f.keys()]
+    expected = facet_counts(site)
+    assert len(expected) == len(declared) == 7
+    port = free_port()
+    datasette = str(Path(sys.executable).with_name("datasette"))
+    server = subprocess.Popen([datasette, "serve", "-i", str(out / "papers.db"), "--metadata",
+                               str(out / "metadata.json"), "--host", "127.0.0.1", "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base, server)
+        assert facet_counts(base) == expected
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
