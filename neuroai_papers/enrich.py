@@ -140,7 +140,7 @@ def infer_capture(
     capture = Capture(parsed.capture_text, parsed.capture_line, None, None, "unknown")
     stated = manifest.get(parsed.name) if manifest else None
     if stated is not None:
-        refuse_contradicted_capture(parsed, sightings, stated, manifest)
+        refuse_contradicted_capture(parsed, sightings, stated, manifest, read_dates)
     if isinstance(stated, date):
         capture.date, capture.year, capture.method = stated.isoformat(), stated.year, "stated"
         return capture
@@ -156,25 +156,41 @@ def infer_capture(
 
 
 def refuse_contradicted_capture(parsed: ParsedDump, sightings: list[Sighting],
-                                stated: date | int, manifest: Manifest) -> None:
+                                stated: date | int, manifest: Manifest,
+                                read_dates: dict[str, list[date]]) -> None:
     """Raise DumpError if the page contradicts the capture the manifest states: another
-    page date, or a paper dated after the capture (a page cannot show a later date)."""
+    page date, or a paper dated after the capture, here or in another dump (a page cannot
+    show a paper before its date)."""
     page = parsed.capture
     year = stated if isinstance(stated, int) else stated.year
+    shown = stated if isinstance(stated, int) else stated.isoformat()
     if page and ((page.year is not None and page.year != year) or (
             isinstance(stated, date) and (page.month, page.day) != (stated.month, stated.day))):
-        shown = stated if isinstance(stated, int) else stated.isoformat()
         raise DumpError(f"{manifest.where(parsed.name)}:{parsed.capture_line}: the page shows "
                         f"{parsed.capture_text} but {manifest.path} states {shown}")
+    if found := dated_after(sightings, read_dates, stated):
+        sighting, later, here = found
+        where = "" if here else " (another dump shows the date with its year)"
+        raise DumpError(f"{manifest.where(parsed.name)}:{sighting.record.line}: this paper "
+                        f"is dated {later.isoformat()}{where}, after the capture "
+                        f"{manifest.path} states ({shown})")
+
+
+def dated_after(sightings: list[Sighting], read_dates: dict[str, list[date]],
+                capture: date | int) -> tuple[Sighting, date, bool] | None:
+    """Return the first sighting whose paper is dated after `capture` (a date, or a year),
+    that date, and whether this sighting itself shows it; None if there is none."""
+    def after(full: date) -> bool:
+        return full.year > capture if isinstance(capture, int) else full > capture
+
     for sighting in sightings:
         when = sighting.record.date
-        if not (when and when.year and (full := make_date(when.year, when))):
-            continue
-        if full.year > year or (isinstance(stated, date) and full > stated):
-            shown = stated if isinstance(stated, int) else stated.isoformat()
-            raise DumpError(f"{manifest.where(parsed.name)}:{sighting.record.line}: this paper "
-                            f"is dated {full.isoformat()}, after the capture {manifest.path} "
-                            f"states ({shown})")
+        if when and when.year and (full := make_date(when.year, when)) and after(full):
+            return sighting, full, True
+        later = [seen for seen in read_dates.get(sighting.paper_id, ()) if after(seen)]
+        if later:
+            return sighting, max(later), False
+    return None
 
 
 def bound_capture_year(

@@ -42,7 +42,7 @@ from typing import Iterator
 
 from .dedupe import (BLOCK_CANDIDATES, Deduplicator, Paper, RecordKeys, Sighting,
                      abstract_fingerprint)
-from .enrich import (INVALID, Capture, capture_columns, date_problem, dump_row,
+from .enrich import (INVALID, Capture, capture_columns, date_problem, dated_after, dump_row,
                      infer_capture, make_organization_rows, paper_row, problem_row,
                      read_dates_by_paper, resolve_date, sighting_row)
 from .organizations import OrganizationIndex
@@ -264,8 +264,10 @@ class Update:
             captures[parsed.name] = infer_capture(parsed, sightings, dates, manifest)
         return captures
 
-    def changed_captures(self) -> dict[str, Capture]:
-        """Return the stored dumps whose inferred capture the new read dates change."""
+    def changed_captures(self, manifest: dict) -> dict[str, Capture]:
+        """Return the stored dumps whose inferred capture the new read dates change; raise
+        CannotUpdate if they date a paper of a dump after the capture the manifest states
+        for it (a full build refuses the manifest then, saying where)."""
         dated = {s.paper_id for s in self.new_sightings
                  if s.record.date and s.record.date.year and s.paper_id not in self.new_ids}
         if not dated:
@@ -276,11 +278,16 @@ class Update:
         changed = {}
         for name in names:
             row = self.stored_dumps[name]
-            if row["capture_method"] in ("stated", "page"):
+            if row["capture_method"] == "page":
                 continue
             sightings = [stored_sighting(r) for r in self.conn.execute(
                 "select * from sightings where dump = ? order by position", (name,))]
             dates = self.read_dates({s.paper_id for s in sightings})
+            if row["capture_method"] == "stated":
+                if dated_after(sightings, dates, manifest[name]):
+                    raise CannotUpdate(f"a new dump dates a paper of {name} after the capture "
+                                       "dumps/manifest.yml states for it")
+                continue
             capture = infer_capture(parsed_dump(row), sightings, dates, None)
             if capture_columns(capture) != {k: row[k] for k in capture_columns(capture)}:
                 changed[name] = capture
@@ -346,7 +353,7 @@ def apply_update(update: Update, manifest: dict, places: OrganizationIndex,
 
     # Dates: the new dumps' captures, then the stored dumps whose capture they change.
     captures = update.new_captures(manifest)
-    changed = update.changed_captures()
+    changed = update.changed_captures(manifest)
     date_problems = date_new_sightings(update, captures)
     redated: set[str] = set()
     for name, capture in changed.items():

@@ -155,6 +155,44 @@ def test_manifest_capture_before_a_dated_paper_on_the_page_is_refused(dumps_dir,
                 f"capture {dumps_dir / 'manifest.yml'} states ({shown})") in result.stderr
 
 
+def test_manifest_capture_before_a_paper_dated_in_another_dump_is_refused(dumps_dir, tmp_path):
+    """A page cannot show a paper before its date, wherever the date is read with its year:
+    here the stated capture would have dated the paper's yearless copy a year early."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"])))
+    (dumps_dir / "b.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"])))
+    out = tmp_path / "papers.db"
+    for stated in ("2024", "2024-04-17"):
+        (dumps_dir / "manifest.yml").write_text(f"captures:\n  a.txt: {stated}\n")
+        result = run_build(dumps_dir, out)
+        assert result.returncode == 2, result.stderr
+        assert (f"{dumps_dir / 'a.txt'}:13: this paper is dated 2025-03-21 (another dump shows "
+                f"the date with its year), after the capture {dumps_dir / 'manifest.yml'} "
+                f"states ({stated})") in result.stderr
+        assert not out.exists()
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2025-04-17\n")
+    assert rows(build(dumps_dir, tmp_path), "select dump, published, date_method from sightings") == [
+        ("a.txt", "2025-03-21", "year_from_stated_capture"), ("b.txt", "2025-03-21", "read")]
+
+
+def test_an_update_that_dates_a_paper_after_a_stated_capture_is_refused(dumps_dir, tmp_path):
+    """The dump that contradicts an old dump's stated capture comes in an update: the update
+    gives way to a full build, which refuses the manifest as it would have without the
+    previous database, and leaves that database as it was."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"])))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2024-04-17\n")
+    out = build(dumps_dir, tmp_path)
+    before = out.read_bytes()
+    (dumps_dir / "b.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"])))
+    result = run_build(dumps_dir, out, "--incremental")
+    assert result.returncode == 2, result.stderr
+    assert ("incremental: a new dump dates a paper of a.txt after the capture "
+            "dumps/manifest.yml states for it; building everything") in result.stderr
+    assert "this paper is dated 2025-03-21 (another dump shows the date" in result.stderr
+    assert out.read_bytes() == before
+
+
 @pytest.mark.parametrize("manifest, message", [
     ("captures:\n  a.txt: 2025-02-30\n", "manifest.yml:2: not valid YAML (2025-02-30 is not a date"),
     ("captures:\n  a.txt: 2025-13-01\n", "manifest.yml:2: not valid YAML (2025-13-01 is not a date"),
