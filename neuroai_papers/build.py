@@ -46,6 +46,7 @@ TOPICS = ROOT / "reference" / "topics.yml"
 # The tables the build fills before it needs the topics (full_build).
 WRITTEN_BEFORE_TOPICS = ("dumps", "organizations", "merges", "lookalikes", "problems",
                          "sightings", "title_blocks")
+DIRTY = "-dirty"  # after build_info's git_commit, as `git describe --dirty` marks it
 EXIT_BAD_INPUT = 2
 EXIT_BUILD_FAILED = 3
 
@@ -170,15 +171,31 @@ def share_repeated_values(records: list[Record], shared: dict) -> None:
 
 
 def git_commit() -> str:
-    """Return the commit the build runs from (CI sets GITHUB_SHA), or 'unknown'."""
+    """Return the commit the build runs from (CI sets GITHUB_SHA), or 'unknown'; with DIRTY
+    after it when the working tree differs from that commit (a file changed, or a new one
+    git does not ignore, such as a dump not committed yet): the file was not built from the
+    commit alone."""
     if os.environ.get("GITHUB_SHA"):
         return os.environ["GITHUB_SHA"]
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+    head = run_git("rev-parse", "HEAD")
+    if not head:
         return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
+    return head + DIRTY if run_git("status", "--porcelain") else head
+
+
+def run_git(*arguments: str) -> str | None:
+    """Return what a git command printed in the repository, stripped; None if it failed."""
+    try:
+        result = subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def commit_label(commit: str) -> str:
+    """Return the commit as pages show it: its first 12 digits, and whether it was dirty."""
+    return commit[:12] + (" with changes not committed" if commit.endswith(DIRTY) else "")
 
 
 def build_time() -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 from datasette.utils import temporary_docker_directory
 
-from .build import ROOT, git_commit
+from .build import ROOT, commit_label, git_commit
 from .site import prepare, setting_options, site_paths
 from .uris import read_only_uri
 from .write import copy_database
@@ -86,7 +86,7 @@ def publish_arguments(db: Path, sources: dict[str, Path]) -> dict:
         "plugins_dir": str(sources["plugins"]),
         "static": [("static", str(sources["static"])), ("notebooks", str(sources["notebooks"]))],
         "install": pinned_requirements(),
-        "version_note": f"commit {git_commit()[:12]}",
+        "version_note": f"commit {commit_label(git_commit())}",
     }
 
 
@@ -172,7 +172,7 @@ line-height: 1.5 }} code {{ background: #eee; padding: 0 .2em }}</style></head>
 <h1>NeuroAI papers</h1>
 <p>Papers on NeuroAI from copies of Hugging Face "Daily Papers" pages, merged and documented
 in one SQLite file. Built {e(info.get("built_at", "?"))} from commit
-<code>{e(info.get("git_commit", "unknown")[:12])}</code>.</p>
+<code>{e(commit_label(info.get("git_commit", "unknown")))}</code>.</p>
 {live}
 <p><a id="lite" href="https://lite.datasette.io/">Open papers.db in Datasette Lite</a>: SQL in
 your browser, no server, with Datasette's own facets. The live site's own additions are not

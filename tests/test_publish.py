@@ -265,7 +265,10 @@ def test_pages_bundle_has_the_file_the_notebooks_and_a_datasette_lite_link(
 def test_published_database_records_its_commit_and_dumps(real_db):
     info = dict(rows(real_db, "select key, value from build_info"))
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    expected = os.environ.get("GITHUB_SHA") or (head.stdout.strip() if head.returncode == 0 else "unknown")
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    expected = os.environ.get("GITHUB_SHA") or (
+        head.stdout.strip() + ("-dirty" if dirty else "") if head.returncode == 0 else "unknown")
     assert info["git_commit"] == expected
     listed = rows(real_db, "select name, sha256 from dumps order by position")
     digest = hashlib.sha256("".join(f"{name}\0{sha}\n" for name, sha in listed).encode())
@@ -343,3 +346,26 @@ def test_stock_datasette_with_the_pages_metadata_shows_the_sites_facets(
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_a_build_from_files_not_committed_says_so_in_its_commit(tmp_path):
+    """A clone builds with its commit; a dump added and not committed yet marks it -dirty,
+    and the front page and the Pages landing page say so."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    environment = {key: value for key, value in os.environ.items() if key != "GITHUB_SHA"}
+
+    def built_commit() -> str:
+        subprocess.run([sys.executable, str(clone / "build_db.py"), "--out",
+                        str(tmp_path / "papers.db")], cwd=clone, env=environment, check=True,
+                       capture_output=True, timeout=300)
+        return dict(rows(tmp_path / "papers.db", "select key, value from build_info"))["git_commit"]
+
+    assert built_commit() == head
+    dump = sorted((clone / "dumps").glob("*.txt"))[-1]
+    (clone / "dumps" / "999_new.txt").write_bytes(dump.read_bytes())
+    assert built_commit() == head + "-dirty"
+    page = landing_page({"git_commit": head + "-dirty"}, None, [])
+    assert f"<code>{head[:12]} with changes not committed</code>" in page
