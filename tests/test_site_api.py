@@ -573,6 +573,22 @@ async def test_front_page_says_what_this_is_and_links_the_download(ds, real_db):
     assert f"({len(data) / 1e6:,.1f} MB," in html
 
 
+async def test_front_page_says_when_the_file_was_built_from_changes_not_committed(real_db,
+                                                                                  tmp_path):
+    db = tmp_path / "papers.db"
+    db.write_bytes(real_db.read_bytes())
+    with sqlite3.connect(db) as conn:
+        conn.execute("update build_info set value = ? where key = 'git_commit'",
+                     ["0123456789abcdef0123456789abcdef01234567-dirty"])
+    conn.close()
+    paths = site_paths()
+    html = (await Datasette([], immutables=[str(db)], metadata=METADATA,
+                            plugins_dir=str(paths["plugins"]),
+                            template_dir=str(paths["templates"]),
+                            settings=SETTINGS).client.get("/")).text
+    assert re.search(r"from commit <code>0123456789ab</code>\s+with changes not committed", html)
+
+
 async def test_settings_limit_hostile_sql(ds):
     settings = await get_json(ds, "/-/settings.json")
     readme = (ROOT / "README.md").read_text()
