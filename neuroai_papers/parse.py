@@ -27,9 +27,11 @@ FURNITURE = ("new", "Subscribe", "Daily Papers", "byAK and the research communit
 FURNITURE_PREFIX = "Get trending papers"
 
 # arXiv caps abstracts at 1,920 characters and titles are far shorter: a longer line is
-# not one (a paste gone wrong). The site refuses values over 32 kB (plugins/sql_limits.py),
-# so a problem line is stored as its start and its length when it is long.
-MAX_LINE_CHARS = 10_000
+# not one (a paste gone wrong). The site refuses a value or a row over 32 kB
+# (plugins/sql_limits.py), which it counts in bytes: the cap is in bytes of UTF-8 too (10,000
+# characters of math letters such as 𝐱 are 40 kB, and made the paper's page, every search
+# that found it and the feed fail). A problem line is stored as its start and its length.
+MAX_LINE_BYTES = 10_000
 PROBLEM_PREVIEW_CHARS = 1_000
 
 MONTHS = {
@@ -271,6 +273,12 @@ def parse_date(text: str) -> tuple[DumpDate, int | None] | None:
     return DumpDate(month, day, year), count
 
 
+def too_long(text: str) -> bool:
+    """Return whether the line is over MAX_LINE_BYTES of UTF-8 (encoded only when it may be:
+    a character is at most 4 bytes)."""
+    return len(text) * 4 > MAX_LINE_BYTES and len(text.encode()) > MAX_LINE_BYTES
+
+
 def is_furniture(text: str) -> bool:
     return text in FURNITURE or text.startswith(FURNITURE_PREFIX)
 
@@ -403,7 +411,7 @@ class RecordAssembler:
     def take(self, line: Line, kind: str, following: Line | None, next_kind: str | None) -> None:
         """Take a line of kind `kind` (line_kind); `following` is the next line, if any, of
         kind `next_kind`."""
-        if len(line.text) > MAX_LINE_CHARS:
+        if too_long(line.text):
             self.take_overlong(line)
             return
         if self.record is not None and self.take_metadata(line, kind, following, next_kind):
@@ -491,8 +499,10 @@ class RecordAssembler:
         if self.title is not None:
             self.problem(self.title, "title with no abstract after it")
             self.title = None
-        self.problem(line, f"line of {len(line.text):,} characters: too long for a title or "
-                           f"an abstract (at most {MAX_LINE_CHARS:,})")
+        size = len(line.text.encode())
+        in_bytes = f" ({size:,} bytes of UTF-8)" if size != len(line.text) else ""
+        self.problem(line, f"line of {len(line.text):,} characters{in_bytes}: too long for a "
+                           f"title or an abstract (at most {MAX_LINE_BYTES:,} bytes)")
 
     def problem(self, line: Line, reason: str) -> None:
         self.parsed.problems.append(Problem(line.number, preview(line.text), reason))

@@ -12,12 +12,13 @@ import ctypes
 import os
 import re
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, rows, run_build
+from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, load_plugin, rows, run_build
 
 CORPUS = Path(__file__).parent / "broken_dumps"
 TABLE_ROW = re.compile(
@@ -178,7 +179,35 @@ def test_an_overlong_line_in_a_good_dump_is_a_problem_stored_short(tmp_path):
     assert [(line, reason) for line, reason, _ in problems] == [
         (title_line, "title with no abstract after it"),
         (long_line, f"line of {len(overlong):,} characters: too long for a title or an "
-                    f"abstract (at most 10,000)")]
+                    f"abstract (at most 10,000 bytes)")]
     stored = problems[1][2]
     assert stored.startswith(overlong[:1000]) and stored.endswith(
         f"[{len(overlong):,} characters in all]") and len(stored) < 1100
+
+
+def test_a_line_over_the_byte_cap_in_fewer_characters_is_a_problem(tmp_path):
+    """The cap is in bytes, as the site's: 9,022 characters of a 4-byte letter (36 kB) were
+    stored whole, and the site then refused the paper's page and every search finding it."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    wide = ("𝐱" * 9_000) + " decoding"
+    fits = "é" * 4_990 + " decoding"  # 2 bytes each: 9,989 bytes, under the cap
+    text = blank_separated(("Wide paper", wide), ("Fitting paper", fits), ("Third paper", ABSTRACT_B))
+    (dumps / "x.txt").write_text(text, encoding="utf-8")
+    out = tmp_path / "papers.db"
+    result = run_build(dumps, out)
+    assert result.returncode == 0, result.stderr
+    assert [title for (title,) in rows(out, "select title from papers order by rowid")] == [
+        "Fitting paper", "Third paper"]
+    line = text.split("\n").index(wide) + 1
+    assert rows(out, "select line, reason from problems where line = ?", [line]) == [
+        (line, "line of 9,009 characters (36,009 bytes of UTF-8): too long for a title or an "
+               "abstract (at most 10,000 bytes)")]
+    # Every row the site may be asked for fits its caps: a connection limited as the site's.
+    conn = sqlite3.connect(out)
+    load_plugin("sql_limits").apply_limits(conn)
+    try:
+        assert len(conn.execute("select * from papers").fetchall()) == 2
+        assert len(conn.execute("select * from problems").fetchall()) == 2
+    finally:
+        conn.close()
