@@ -48,12 +48,13 @@ MONTHS = {
     for name in names
 }
 
-# `Sep 30, 2025 28`: month, day, optional `, year`, optional trailing count (comments).
+# `Sep 30, 2025 28`: month, day, optional `, year`, optional trailing count (comments), which
+# may be written with a thousands separator (`Sep 30, 2025 1,234`), as the authors' count.
 # `Feb 25 2025` (no comma, four digits) is read as a year: comment counts stay far below.
 DATE_LINE = re.compile(
     r"^(?P<month>[A-Za-z]{3,9})\.? (?P<day>\d{1,2})"
     r"(?:(?:, ?| )(?P<year>(?:19|20)\d\d)(?!\d))?"
-    r"(?: (?P<count>\d{1,6}))?$"
+    r"(?: (?P<count>\d{1,3}(?:,\d{3})+|\d{1,6}))?$"
 )
 # The count may be written with a thousands separator (`• 1,234 authors`).
 AUTHORS_LINE = re.compile(r"^(?:[•·*-] ?)?(?P<n>\d{1,2},\d{3}|\d{1,5}) authors?$", re.IGNORECASE)
@@ -269,7 +270,7 @@ def parse_date(text: str) -> tuple[DumpDate, int | None] | None:
     if month is None or not 1 <= day <= 31:
         return None
     year = int(match["year"]) if match["year"] else None
-    count = int(match["count"]) if match["count"] else None
+    count = int(match["count"].replace(",", "")) if match["count"] else None
     return DumpDate(month, day, year), count
 
 

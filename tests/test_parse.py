@@ -157,6 +157,18 @@ def test_full_month_names_and_year_without_comma():
     assert (b.date, b.comments) == (DumpDate(2, 25, 2025), None)
 
 
+def test_a_comment_count_with_a_thousands_separator_keeps_its_date():
+    """`Sep 30, 2025 1,234` is a date and 1,234 comments, as `1,234 authors` is a count: the
+    line was taken for a title, and the paper lost its date."""
+    text = blank_separated(("A", ABSTRACT_A, ["·", "Sep 30, 2025 1,234"]),
+                           ("B", ABSTRACT_B, ["·", "Feb 3 12,345"]))
+    parsed = parse_dump("x.txt", text)
+    a, b = parsed.records
+    assert (a.date, a.date_text, a.comments) == (DumpDate(9, 30, 2025), "Sep 30, 2025", 1234)
+    assert (b.date, b.date_text, b.comments) == (DumpDate(2, 3, None), "Feb 3", 12345)
+    assert parsed.problems == []
+
+
 def test_furniture_is_not_a_paper():
     parsed = parse_dump("x.txt", blank_separated(("Real paper", ABSTRACT_A)))
     assert [r.title for r in parsed.records] == ["Real paper"]
