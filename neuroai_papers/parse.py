@@ -150,6 +150,7 @@ class ParsedDump:
     capture_text: str | None = None
     capture_line: int | None = None
     capture: DumpDate | None = None
+    second_page: Line | None = None  # the first furniture line after the header (read_dump)
     sha256: str = ""
     bytes: int = 0
 
@@ -174,6 +175,14 @@ def read_dump(path: Path) -> ParsedDump:
         raise DumpError(f"{path}: cannot be read ({error.strerror or error})") from None
     text = decode_dump(path, data)
     parsed = parse_dump(path.name, text)
+    if parsed.second_page:
+        # Two pages pasted into one file: the second page's date line became the date of
+        # the paper before it, and its glued furniture part of the next title. A dump is
+        # one page, with one capture date.
+        raise DumpError(f"{path}:{parsed.second_page.number}: another page's header "
+                        f"({parsed.second_page.text[:60]!r}) after the first page's papers: a "
+                        f"dump holds one page (one capture date); put each page in a dump of "
+                        f"its own")
     parsed.sha256 = hashlib.sha256(data).hexdigest()
     parsed.bytes = len(data)
     if not parsed.records:
@@ -356,6 +365,7 @@ def parse_dump(name: str, text: str) -> ParsedDump:
     body = [line for line in lines[start:] if line.text]
     furniture = [line for line in body if is_furniture(line.text)]
     parsed.furniture_lines.extend(line.number for line in furniture)
+    parsed.second_page = furniture[0] if furniture else None
     content = [line for line in body if not is_furniture(line.text)]
     RecordAssembler(parsed).run(content)
     parsed.layout = detect_layout(lines[start:], parsed.records)

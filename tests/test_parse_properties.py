@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REAL_DUMPS
-from neuroai_papers.parse import DumpError, ParsedDump, line_claims, parse_dump, read_dump
+from neuroai_papers.parse import (DumpError, ParsedDump, is_furniture, line_claims, parse_dump,
+                                  read_dump)
 
 BOUNDED = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 
@@ -157,6 +158,9 @@ def assert_refusal_names_file_and_line(error: DumpError, path, data: bytes) -> N
     assert 1 <= number <= len(lines), message
     if reason.startswith("not UTF-8 text"):
         assert is_unreadable_line(lines[number - 1], number), message
+    elif reason.startswith("another page's header"):
+        parsed = parse_dump(path.name, data.decode("utf-8-sig"))
+        assert parsed.second_page.number == number and is_furniture(parsed.second_page.text)
     else:
         assert reason.startswith("no papers found"), message
         parsed = parse_dump(path.name, data.decode("utf-8-sig"))
