@@ -46,7 +46,10 @@ INVALID_DATE_REASON = "impossible date (kept as written, not as a date)"
 LATER_THAN_PAGE_REASON = ("a date without a year later in the year than the page's own date: "
                           "in the capture year it would follow the capture (kept as written, "
                           "not as a date)")
-DATE_REASONS = (INVALID_DATE_REASON, LATER_THAN_PAGE_REASON)
+READ_AFTER_PAGE_REASON = ("a date after the page's own date: the page cannot show it (kept as "
+                          "written, not as a date)")
+DATE_REASONS = (INVALID_DATE_REASON, LATER_THAN_PAGE_REASON, READ_AFTER_PAGE_REASON)
+LEAP_YEAR = 2000  # a day that is in no leap year (Feb 30, Apr 31) is in no year
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Capture:
     method: str
     year_min: int | None = None
     year_max: int | None = None
+    page: DumpDate | None = None  # the page's own date line, read (not stored: `text` is)
 
     @property
     def stated(self) -> bool:
@@ -137,7 +141,8 @@ def infer_capture(
 ) -> Capture:
     """Return the capture date of one dump, with the method and the bounds on its year."""
     page = parsed.capture
-    capture = Capture(parsed.capture_text, parsed.capture_line, None, None, "unknown")
+    capture = Capture(parsed.capture_text, parsed.capture_line, None, None, "unknown",
+                      page=page)
     stated = manifest.get(parsed.name) if manifest else None
     if stated is not None:
         refuse_contradicted_capture(parsed, sightings, stated, manifest, read_dates)
@@ -232,28 +237,46 @@ def next_leap_year(year: int) -> int:
 
 
 def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, str | None]:
-    """Return a sighting's ISO date and the method that gave it."""
+    """Return a sighting's ISO date and the method that gave it; INVALID for a date no page
+    could show (date_problem says why), whether or not the capture year is known."""
     if when is None:
         return None, None
     if when.year:
         full = make_date(when.year, when)
-        return (full.isoformat(), READ) if full else (None, INVALID)
+        if full is None or (capture.date is not None and full.isoformat() > capture.date):
+            return None, INVALID  # no such day, or after the page's own date
+        return full.isoformat(), READ
+    if make_date(LEAP_YEAR, when) is None or later_in_the_year_than_the_page(when, capture):
+        return None, INVALID  # no such day in any year, or after the capture in its year
     if capture.year is None:
         return None, YEAR_UNKNOWN
     full = make_date(capture.year, when)
-    if full is None or (capture.date is not None and full.isoformat() > capture.date):
-        return None, INVALID  # no such day, or after the page was captured (date_problem)
+    if full is None:
+        return None, INVALID  # Feb 29 of a year without one
     return full.isoformat(), FROM_STATED_YEAR if capture.stated else FROM_INFERRED_YEAR
+
+
+def later_in_the_year_than_the_page(when: DumpDate, capture: Capture) -> bool:
+    """Return whether a date without a year falls after the page's own month and day: in the
+    capture year, which it is in, it would follow the capture."""
+    page = capture.page
+    return page is not None and (when.month, when.day) > (page.month, page.day)
 
 
 def date_problem(sighting: Sighting, capture: Capture) -> dict:
     """Return the problem row of a sighting whose date resolve_date found invalid."""
     record = sighting.record
     when = record.date
-    later = (not when.year and capture.year is not None
-             and make_date(capture.year, when) is not None)
+    if make_date(when.year or LEAP_YEAR, when) is None:
+        reason = INVALID_DATE_REASON
+    elif when.year:
+        reason = READ_AFTER_PAGE_REASON
+    elif later_in_the_year_than_the_page(when, capture):
+        reason = LATER_THAN_PAGE_REASON
+    else:
+        reason = INVALID_DATE_REASON  # Feb 29 of a capture year without one
     return {"dump": sighting.dump, "line": record.end_line, "text": record.date_text,
-            "reason": LATER_THAN_PAGE_REASON if later else INVALID_DATE_REASON}
+            "reason": reason}
 
 
 def build_corpus(

@@ -313,7 +313,9 @@ def redate_stored_dump(update: Update, name: str, capture: Capture) -> tuple[lis
     changes, papers = [], set()
     for row in update.conn.execute("select * from sightings where dump = ? order by position", (name,)):
         published, method = resolve_date(record_of(row).date, capture)
-        if INVALID in (method, row["date_method"]):
+        # Both impossible: for the same reason whatever the year (date_problem), so the
+        # problem row stays as it is.
+        if INVALID in (method, row["date_method"]) and method != row["date_method"]:
             raise CannotUpdate(f"a new dump changes the capture of {name}, where the date of "
                                f"line {row['end_line']} is or was impossible, which renumbers "
                                "the problems")

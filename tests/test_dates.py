@@ -251,3 +251,39 @@ def test_a_year_on_the_pages_own_date_line_is_its_capture_year(dumps_dir, tmp_pa
         ("2024-04-17", 2024, "page")]
     assert rows(db, "select published, date_method from papers") == [
         ("2024-02-25", "year_from_stated_capture")]
+
+
+def test_a_read_date_after_the_pages_own_dated_line_is_a_problem(dumps_dir, tmp_path):
+    """A page dated Apr 17, 2025 cannot show a paper of Dec 12, 2025: the date is kept as
+    written and reported, as a yearless date after the page's is (and as a stated capture
+    before it is refused)."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Late paper", ABSTRACT_A, ["·", "Dec 12, 2025"]),
+        ("Early paper", ABSTRACT_B, ["·", "Mar 2, 2025"])).replace("Apr 17", "Apr 17, 2025"))
+    out = tmp_path / "papers.db"
+    result = run_build(dumps_dir, out)
+    assert result.returncode == 0, result.stderr
+    assert rows(out, "select title, published, date_method, date_text from papers order by title") == [
+        ("Early paper", "2025-03-02", "read", "Mar 2, 2025"),
+        ("Late paper", None, "invalid_date", "Dec 12, 2025")]
+    reason = "a date after the page's own date: the page cannot show it (kept as written, not as a date)"
+    assert rows(out, "select line, text, reason from problems") == [(18, "Dec 12, 2025", reason)]
+    assert f"warning: {dumps_dir / 'a.txt'}:18: {reason}: 'Dec 12, 2025'" in result.stderr
+
+
+def test_a_date_no_page_could_show_is_a_problem_even_while_the_year_is_unknown(dumps_dir, tmp_path):
+    """Feb 30 is in no year, and May 20 follows the page's Apr 17 in any year: both are
+    reported at once, not held as `year_unknown` until another dump pins the year."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("No such day", ABSTRACT_A, ["·", "Feb 30"]),
+        ("After the page", ABSTRACT_B, ["·", "May 20 3"]),
+        ("Leap day", ABSTRACT_C, ["·", "Feb 29"])))
+    out = build(dumps_dir, tmp_path)
+    assert rows(out, "select capture_year, capture_method from dumps") == [(None, "unknown")]
+    assert rows(out, "select title, date_method from papers order by title") == [
+        ("After the page", "invalid_date"), ("Leap day", "year_unknown"),
+        ("No such day", "invalid_date")]
+    assert rows(out, "select text, reason from problems order by line") == [
+        ("Feb 30", "impossible date (kept as written, not as a date)"),
+        ("May 20", "a date without a year later in the year than the page's own date: in the "
+                   "capture year it would follow the capture (kept as written, not as a date)")]

@@ -162,6 +162,22 @@ def test_a_new_dump_that_pins_an_old_capture_year_updates_its_dates(dumps_dir, t
     assert contents(out) == contents(full)
 
 
+def test_pinning_the_year_of_a_dump_with_dates_no_page_could_show_is_an_update(dumps_dir,
+                                                                             tmp_path):
+    """a.txt's Feb 30 and May 20 are problems whatever its capture year: pinning the year
+    changes neither problem, so the update goes on, and equals a full build."""
+    first = {"a.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]),
+                                      ("No such day", ABSTRACT_B, ["·", "Feb 30"]),
+                                      ("After the page", ABSTRACT_C, ["·", "May 20"]))}
+    later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2024"]))}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "adding 1 new dumps" in result.stderr and "building everything" not in result.stderr
+    assert rows(out, "select capture_year, capture_method from dumps where name = 'a.txt'") == [
+        (2024, "inferred")]
+    assert rows(out, "select count(*) from problems") == [(2,)]
+    assert contents(out) == contents(full)
+
+
 def test_a_new_dump_that_makes_an_old_date_impossible_falls_back(dumps_dir, tmp_path):
     """Feb 29 in a.txt is possible until b.txt pins a.txt's year to 2025."""
     first = {"a.txt": blank_separated(("Leap paper", ABSTRACT_C, ["·", "Feb 29"]),
