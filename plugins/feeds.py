@@ -3,7 +3,8 @@
 datasette-atom dates its feed by its newest entry (`max()` over the rows), so a feed that
 has none (`/papers/feed.atom?topic=...` for a topic no paper carries yet, or a mistyped
 one) answered "500: max() arg is an empty sequence". A subscriber of a new topic must get a
-valid feed that fills up later. The renderer is wrapped where Datasette keeps it
+valid feed that fills up later. A query that failed is an error, not an empty feed (a feed
+reader would show "no new papers"). The renderer is wrapped where Datasette keeps it
 (`datasette.renderers`) once the server starts; rows, when there are any, still go to
 datasette-atom as they are.
 """
@@ -27,6 +28,8 @@ def allowing_empty_feeds(render_atom, built_at: str):
     # Datasette calls a renderer with the arguments its signature names: the same ones.
     def render(datasette, request, sql, columns, rows, database, table, query_name,
                view_name, data):
+        if data.get("error"):  # no rows because the query failed: not an empty feed
+            return Response.text(f"error: {data['error']}", status=400)
         if rows:
             return render_atom(datasette, request, sql, columns, rows, database, table,
                                query_name, view_name, data)

@@ -653,6 +653,23 @@ async def test_a_feed_with_no_entries_is_an_empty_feed_not_an_error(ds, real_db,
     assert root.find(f"{atom}title").text == "Atom feed of new papers"
 
 
+async def test_a_feed_whose_query_fails_is_an_error_not_an_empty_feed(real_db, tmp_path):
+    """A newest paper the site's caps refuse (an abstract over 32 kB, put in by hand: the
+    build refuses such lines) fails the feed's query: the answer says so, with no feed."""
+    db = tmp_path / "papers.db"
+    db.write_bytes(real_db.read_bytes())
+    with sqlite3.connect(db) as conn:
+        conn.execute("update papers set abstract = ? where first_seen_dump = "
+                     "(select max(name) from dumps)", ["x" * 40_000])
+    conn.close()
+    paths = site_paths()
+    site = Datasette([], immutables=[str(db)], metadata=METADATA, plugins_dir=str(paths["plugins"]),
+                     template_dir=str(paths["templates"]), settings=SETTINGS)
+    response = await site.client.get("/papers/feed.atom")
+    assert response.status_code == 400
+    assert response.text.startswith("error: ") and "<feed" not in response.text
+
+
 async def test_every_feed_entry_has_a_real_date_and_an_author(ds, real_db):
     """Atom requires both. Papers of a dump without a capture date and without a date of
     their own are dated by the build, not by 1970."""
