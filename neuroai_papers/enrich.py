@@ -257,10 +257,15 @@ def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, s
 
 
 def later_in_the_year_than_the_page(when: DumpDate, capture: Capture) -> bool:
-    """Return whether a date without a year falls after the page's own month and day: in the
-    capture year, which it is in, it would follow the capture."""
-    page = capture.page
-    return page is not None and (when.month, when.day) > (page.month, page.day)
+    """Return whether a date without a year falls after the capture's month and day (the
+    page's own date line, or the date the manifest states): in the capture year, which it
+    is in, it would follow the capture."""
+    if capture.page is not None:
+        return (when.month, when.day) > (capture.page.month, capture.page.day)
+    if capture.date is not None:
+        captured = date.fromisoformat(capture.date)
+        return (when.month, when.day) > (captured.month, captured.day)
+    return False
 
 
 def date_problem(sighting: Sighting, capture: Capture) -> dict:

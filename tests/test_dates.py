@@ -287,3 +287,19 @@ def test_a_date_no_page_could_show_is_a_problem_even_while_the_year_is_unknown(d
         ("Feb 30", "impossible date (kept as written, not as a date)"),
         ("May 20", "a date without a year later in the year than the page's own date: in the "
                    "capture year it would follow the capture (kept as written, not as a date)")]
+
+
+def test_a_yearless_date_after_a_stated_capture_date_is_a_problem_without_a_page_date(
+        dumps_dir, tmp_path):
+    """No date line on the page: the manifest's date is the capture's month and day."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("After", ABSTRACT_A, ["·", "May 20"]), ("Before", ABSTRACT_B, ["·", "Apr 2"]),
+    ).replace("Apr 17\n\n", ""))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2024-04-17\n")
+    out = build(dumps_dir, tmp_path)
+    assert rows(out, "select capture_text, capture_date from dumps") == [(None, "2024-04-17")]
+    assert rows(out, "select title, published, date_method from papers order by title") == [
+        ("After", None, "invalid_date"), ("Before", "2024-04-02", "year_from_stated_capture")]
+    assert [reason for (reason,) in rows(out, "select reason from problems")] == [
+        "a date without a year later in the year than the page's own date: in the capture "
+        "year it would follow the capture (kept as written, not as a date)"]
