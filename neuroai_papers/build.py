@@ -100,13 +100,30 @@ class Summary:
 
 
 def list_dumps(dumps_dir: Path) -> list[Path]:
-    """Return the dump files in name order; the order is part of the paper ids' stability."""
+    """Return the dump files in name order; the order is part of the paper ids' stability.
+
+    Raise DumpError for a dump whose name the database cannot hold, before anything is read.
+    """
     if not dumps_dir.is_dir():
         raise DumpError(f"{dumps_dir}: no such folder of dumps")
     paths = sorted(dumps_dir.glob("*.txt"), key=lambda p: p.name)
     if not paths:
         raise DumpError(f"{dumps_dir}: no *.txt dumps to build from")
+    for path in paths:
+        refuse_name_not_utf8(path)
     return paths
+
+
+def refuse_name_not_utf8(path: Path) -> None:
+    """Raise DumpError if the file name is not UTF-8: the database stores dump names as text,
+    and SQLite cannot take the stray bytes Python keeps of such a name (surrogate escapes)."""
+    raw = os.fsencode(path.name)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        printable = raw.decode("utf-8", "backslashreplace")  # the byte as \xff
+        raise DumpError(f"{path.parent / printable}: file name is not UTF-8 (byte "
+                        f"0x{raw[error.start]:02x}): rename the dump") from None
 
 
 def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList | list[str],

@@ -95,8 +95,17 @@ def make_unreadable(path: Path) -> dict:
     return {"preexec_fn": drop_file_mode_bypass}
 
 
+def write_under_a_name_not_utf8(path: Path) -> dict:
+    """Write a good dump under the case's name with its `\\xff` made the byte itself (the
+    table, as the error, shows the byte as Python escapes it)."""
+    name = path.name.encode("ascii").decode("unicode_escape").encode("latin-1")
+    path.with_name(os.fsdecode(name)).write_text(blank_separated(("A paper", ABSTRACT_A)),
+                                                 encoding="utf-8")
+    return {}
+
+
 GENERATORS = {"huge_line.txt": write_huge_line, "directory.txt": make_directory,
-              "unreadable.txt": make_unreadable}
+              "unreadable.txt": make_unreadable, "name_\\xff.txt": write_under_a_name_not_utf8}
 
 
 def put_broken_dump(case: Case, dumps: Path) -> dict:
