@@ -29,6 +29,7 @@ from .blocks import PAIR_SHIFT
 from .dedupe import Deduplicator, Sighting
 from .enrich import (DATE_REASONS, build_corpus, load_manifest, paper_rows,
                      sighting_rows)
+from .files import special_file_kind
 from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
                           last_rowids, manifest_entries, new_dumps)
 from .organizations import OrganizationIndex, load_reference
@@ -102,7 +103,8 @@ class Summary:
 def list_dumps(dumps_dir: Path) -> list[Path]:
     """Return the dump files in name order; the order is part of the paper ids' stability.
 
-    Raise DumpError for a dump whose name the database cannot hold, before anything is read.
+    Raise DumpError, before anything is read, for a dump whose name the database cannot
+    hold or that is not a regular file (see files.py: a named pipe would hang the build).
     """
     if not dumps_dir.is_dir():
         raise DumpError(f"{dumps_dir}: no such folder of dumps")
@@ -111,7 +113,19 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
         raise DumpError(f"{dumps_dir}: no *.txt dumps to build from")
     for path in paths:
         refuse_name_not_utf8(path)
+        refuse_special_file(path)
     return paths
+
+
+def refuse_special_file(path: Path) -> None:
+    """Raise DumpError if `path` is not a regular file once links are followed, or cannot be
+    looked at; it is not opened (opening a named pipe waits for a writer)."""
+    try:
+        kind = special_file_kind(path)
+    except OSError as error:
+        raise DumpError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if kind is not None:
+        raise DumpError(f"{path}: is {kind}, not a dump file")
 
 
 def refuse_name_not_utf8(path: Path) -> None:

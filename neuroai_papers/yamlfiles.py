@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from yaml.constructor import ConstructorError
 
+from .files import special_file_kind
 from .parse import DumpError
 
 
@@ -44,6 +45,9 @@ def read_yaml(path: Path) -> object:
     """Return the data of the YAML file at `path`; raise DumpError naming the file (and the
     line, when one line is at fault) if it cannot be read or is not valid YAML."""
     try:
+        kind = special_file_kind(path)  # before opening it: a named pipe waits for a writer
+        if kind is not None:
+            raise DumpError(f"{path}: cannot be read (it is {kind}, not a file)")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error

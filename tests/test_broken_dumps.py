@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import resource
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -104,8 +105,28 @@ def write_under_a_name_not_utf8(path: Path) -> dict:
     return {}
 
 
+def make_named_pipe(path: Path) -> dict:
+    os.mkfifo(path)  # nothing ever writes into it: opening it would wait forever
+    return {}
+
+
+MEMORY_CAP_BYTES = 2 << 30
+
+
+def cap_memory() -> None:
+    """In the child, before exec: a build that reads /dev/zero fails at 2 GB, not at the
+    machine's end."""
+    resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_CAP_BYTES, MEMORY_CAP_BYTES))
+
+
+def link_to_dev_zero(path: Path) -> dict:
+    path.symlink_to("/dev/zero")
+    return {"preexec_fn": cap_memory}
+
+
 GENERATORS = {"huge_line.txt": write_huge_line, "directory.txt": make_directory,
-              "unreadable.txt": make_unreadable, "name_\\xff.txt": write_under_a_name_not_utf8}
+              "unreadable.txt": make_unreadable, "name_\\xff.txt": write_under_a_name_not_utf8,
+              "fifo.txt": make_named_pipe, "dev_zero.txt": link_to_dev_zero}
 
 
 def put_broken_dump(case: Case, dumps: Path) -> dict:

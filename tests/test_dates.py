@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, blank_separated, rows, run_build
@@ -210,11 +212,13 @@ def test_a_bad_manifest_is_refused_with_its_file_and_line(dumps_dir, tmp_path, m
     assert not (tmp_path / "papers.db").exists()
 
 
-@pytest.mark.parametrize("kind", ["directory", "broken link"])
+@pytest.mark.parametrize("kind", ["directory", "named pipe", "broken link"])
 def test_a_manifest_that_cannot_be_read_is_refused(dumps_dir, tmp_path, kind):
     (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
     if kind == "directory":
         (dumps_dir / "manifest.yml").mkdir()
+    elif kind == "named pipe":  # opened, it would wait for a writer forever
+        os.mkfifo(dumps_dir / "manifest.yml")
     else:
         (dumps_dir / "manifest.yml").symlink_to(tmp_path / "gone.yml")
     result = run_build(dumps_dir, tmp_path / "papers.db")
