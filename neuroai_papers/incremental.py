@@ -93,8 +93,12 @@ def new_dumps(db: Path, paths: list[Path], fingerprint: str,
     if info.get("reusable_inputs_sha256") != fingerprint:
         raise CannotUpdate("the build code, the topic rules or the organization reference "
                            "changed since the previous build")
-    if len(previous) > len(paths):
-        raise CannotUpdate("the previous database has dumps that are gone")
+    # Before the order: a renamed dump is a gone one (and a new one that may sort anywhere).
+    present = {path.name for path in paths}
+    gone = [name for name, _ in previous if name not in present]
+    if gone:
+        raise CannotUpdate(f"{named(gone)}, which the previous database holds, "
+                           f"{'is' if len(gone) == 1 else 'are'} gone")
     stated_before = json.loads(info.get("manifest", "{}"))
     stated_now = manifest_entries(manifest)
     for (name, sha), path in zip(previous, paths):
@@ -108,6 +112,12 @@ def new_dumps(db: Path, paths: list[Path], fingerprint: str,
         if stated_before.get(name) != stated_now.get(name):
             raise CannotUpdate(f"the capture of {name} in dumps/manifest.yml changed")
     return paths[len(previous):]
+
+
+def named(names: list[str], at_most: int = 3) -> str:
+    """Return the first names, and how many more there are."""
+    more = len(names) - at_most
+    return ", ".join(names[:at_most]) + (f" and {more} more" if more > 0 else "")
 
 
 class StoredFingerprints:

@@ -116,6 +116,28 @@ def test_a_new_dump_sorting_first_falls_back_to_a_full_build(tmp_path):
     assert "0000_early.txt sorts before 000_a6c095fc83dff075.txt" in result.stderr
 
 
+def test_a_renamed_or_removed_old_dump_is_named_as_gone(tmp_path):
+    """A rename keeps the number of dumps: the reason is the dump that is gone, not the
+    order of the one that came."""
+    folder = tmp_path / "dumps"
+    shutil.copytree(REAL_DUMPS, folder)
+    out = tmp_path / "papers.db"
+    assert run_build(folder, out).returncode == 0
+    (folder / "003_1f59b1b600343454.txt").rename(folder / "005_renamed.txt")
+    result = run_build(folder, out, "--incremental")
+    assert result.returncode == 0, result.stderr
+    assert ("incremental: 003_1f59b1b600343454.txt, which the previous database holds, is gone; "
+            "building everything") in result.stderr
+    full = tmp_path / "full.db"
+    assert run_build(folder, full).returncode == 0
+    assert contents(out) == contents(full)
+    for name in ("000_a6c095fc83dff075.txt", "001_be74241cc718eecc.txt"):
+        (folder / name).unlink()
+    result = run_build(folder, out, "--incremental")
+    assert ("incremental: 000_a6c095fc83dff075.txt, 001_be74241cc718eecc.txt, which the "
+            "previous database holds, are gone; building everything") in result.stderr
+
+
 def test_other_build_code_or_topic_rules_fall_back_to_a_full_build(tmp_path):
     folder = tmp_path / "dumps"
     shutil.copytree(REAL_DUMPS, folder)
