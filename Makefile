@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Adds the new dumps to papers.db; the build itself says why when it must build everything
-# (a changed or removed dump, new build code, topic rules or organization reference).
+# (a changed or removed dump, new build code, topic rules or organization reference, another
+# version of Python's Unicode database, rapidfuzz or SQLite).
 build: $(STAMP)
 	$(BIN)/python build_db.py --incremental
 

@@ -17,12 +17,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+import unicodedata
 from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
+
+import rapidfuzz
 
 from . import __version__
 from .blocks import PAIR_SHIFT
@@ -262,14 +265,34 @@ def make_build_info(dumps: list[tuple[str, str]], reference: Path,
 
 def reusable_inputs_fingerprint(reference: Path) -> str:
     """Return a hash of what a database's rows depend on besides the dumps: the build code,
-    the topic rules and the organization reference.
+    the topic rules, the organization reference, and the versions of what shapes the rows
+    from outside the code (row_shaping_versions).
 
-    An incremental build updates a previous database only if this is unchanged.
+    An incremental build updates a previous database only if this is unchanged: rows made
+    by another version would sit beside rows made by this one, where a full build would
+    have made them all alike.
     """
     digest = hashlib.sha256()
     for path in [*sorted(ROOT.joinpath("neuroai_papers").glob("*.py")), TOPICS, reference]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name, value in row_shaping_versions().items():
+        digest.update(f"{name}\0{value}\n".encode())
     return digest.hexdigest()
+
+
+def row_shaping_versions() -> dict[str, str]:
+    """Return the versions, outside the build code, that the rows depend on:
+
+    - Python's Unicode database: title keys and abstract fingerprints (NFKD, combining
+      marks, casefold, `\\W`) follow it, and another Python may give a title another key,
+      so other matches and ids;
+    - rapidfuzz: its scores decide merges and look-alikes, and pyproject.toml allows a range
+      of versions, so a new install may bring another;
+    - SQLite (the library Python links): its FTS5 tokenizer makes the full-text index and
+      the `terms` counts, and the stored papers' index would not be redone.
+    """
+    return {"unicodedata": unicodedata.unidata_version, "rapidfuzz": rapidfuzz.__version__,
+            "sqlite": sqlite3.sqlite_version}
 
 
 def report_date_problems(problems: list[dict], paths: list[Path], progress: Progress) -> None:

@@ -19,7 +19,8 @@ for the new rows only:
 
 So the work is proportional to the new dumps (and the hashing of the old ones). What cannot be
 redone this way falls back to a full build, saying why: no previous database, other build
-code, topic rules or organization reference than the previous build's, an old dump that
+code, topic rules, organization reference or version of Python's Unicode database, rapidfuzz
+or SQLite than the previous build's (build.row_shaping_versions), an old dump that
 changed, went missing or had its capture stated differently in dumps/manifest.yml, a new
 dump that sorts before an old one, or a new dump that turns an old date into an impossible
 one (problems are numbered in file order, so that would renumber them).
@@ -91,7 +92,8 @@ def new_dumps(db: Path, paths: list[Path], fingerprint: str,
     except sqlite3.Error as error:
         raise CannotUpdate(f"the previous database cannot be read ({error})") from None
     if info.get("reusable_inputs_sha256") != fingerprint:
-        raise CannotUpdate("the build code, the topic rules or the organization reference "
+        raise CannotUpdate("the build code, the topic rules, the organization reference or "
+                           "the version of Python's Unicode database, rapidfuzz or SQLite "
                            "changed since the previous build")
     # Before the order: a renamed dump is a gone one (and a new one that may sort anywhere).
     present = {path.name for path in paths}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import sqlite3
+import subprocess
+import sys
+
+import pytest
 
 from benchmarks.generate import generate_corpus
-from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, blank_separated, rows, run_build
+from conftest import (ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, ROOT, blank_separated, rows,
+                      run_build)
 from neuroai_papers.enrich import INVALID_DATE_REASON
 
 
@@ -149,8 +155,46 @@ def test_other_build_code_or_topic_rules_fall_back_to_a_full_build(tmp_path):
     conn.close()
     result = run_build(folder, out, "--incremental")
     assert result.returncode == 0
-    assert ("the build code, the topic rules or the organization reference changed since the "
-            "previous build; building everything") in result.stderr
+    assert ("the build code, the topic rules, the organization reference or the version of "
+            "Python's Unicode database, rapidfuzz or SQLite changed since the previous build; "
+            "building everything") in result.stderr
+
+
+PATCHED_BUILD = """
+import importlib, sys
+module, attribute, value = sys.argv[1:4]
+setattr(importlib.import_module(module), attribute, value)
+from neuroai_papers.build import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def build_reporting_version(module: str, attribute: str, value: str, *arguments: str):
+    """Run the real build command under a Python whose `module.attribute` (a version) reads
+    `value`."""
+    return subprocess.run([sys.executable, "-c", PATCHED_BUILD, module, attribute, value,
+                           *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("module, attribute", [
+    ("unicodedata", "unidata_version"), ("rapidfuzz", "__version__"), ("sqlite3", "sqlite_version"),
+])
+def test_another_version_of_what_shapes_the_rows_falls_back_to_a_full_build(tmp_path, module,
+                                                                            attribute):
+    """Another Unicode database, rapidfuzz or SQLite may make other rows from the same dumps
+    (title keys, scores, the full-text index): the previous file is not reused."""
+    folder = tmp_path / "dumps"
+    shutil.copytree(REAL_DUMPS, folder)
+    out = tmp_path / "papers.db"
+    assert run_build(folder, out).returncode == 0
+    arguments = ("--dumps", str(folder), "--out", str(out), "--incremental")
+    same = str(getattr(importlib.import_module(module), attribute))
+    result = build_reporting_version(module, attribute, same, *arguments)
+    assert result.returncode == 0, result.stderr
+    assert "incremental: adding 0 new dumps" in result.stderr  # the same version: reused
+    result = build_reporting_version(module, attribute, "0.0.0-other", *arguments)
+    assert result.returncode == 0, result.stderr
+    assert "changed since the previous build; building everything" in result.stderr
 
 
 def add_then_compare(dumps_dir, tmp_path, first: dict[str, str], later: dict[str, str]):
