@@ -32,7 +32,7 @@ from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
 from .parse import DumpDate, DumpError, ParsedDump, Problem
 from .texts import DiskList
-from .yamlfiles import read_yaml
+from .yamlfiles import YamlDocument, read_yaml_document
 
 MANIFEST = "manifest.yml"
 
@@ -98,23 +98,44 @@ class Manifest(dict):
 
 
 def load_manifest(dumps_dir: Path, dump_names: set[str]) -> Manifest:
-    """Return the capture dates or years a maintainer stated in dumps/manifest.yml."""
+    """Return the capture dates or years a maintainer stated in dumps/manifest.yml; raise
+    DumpError naming the file and the line at fault if it is not what the build expects."""
     path = dumps_dir / MANIFEST
     if not (path.exists() or path.is_symlink()):  # a broken link is refused, not ignored
         return Manifest(path)
-    data = read_yaml(path) or {}
-    captures = data.get("captures") or {} if isinstance(data, dict) else None
+    manifest = read_yaml_document(path)
+    data = manifest.data or {}
+    if not isinstance(data, dict):
+        raise manifest.error("expected a `captures:` mapping of dump file name to date")
+    for key in data:
+        if key not in MANIFEST_KEYS:  # a misspelled `captures:` would state nothing
+            raise manifest.error(f"unknown key `{key}` (expected `captures:`)", key, key=True)
+    captures = data.get("captures") or {}
     if not isinstance(captures, dict):
-        raise DumpError(f"{path}: expected a `captures:` mapping of dump file name to date")
+        raise manifest.error("expected a `captures:` mapping of dump file name to date",
+                             "captures")
     for name, value in captures.items():
-        if name not in dump_names:
-            raise DumpError(f"{path}: `{name}` is not a dump in {dumps_dir}")
-        if isinstance(value, datetime):
-            raise DumpError(f"{path}: `{name}`: expected YYYY-MM-DD or a year, without a time; "
-                            f"got {value.isoformat()}")
-        if not (isinstance(value, date) or (isinstance(value, int) and 1990 <= value <= 2100)):
-            raise DumpError(f"{path}: `{name}`: expected YYYY-MM-DD or a year, got {value!r}")
+        refuse_stated_capture(manifest, name, value, dumps_dir, dump_names)
     return Manifest(path, captures)
+
+
+MANIFEST_KEYS = ("captures",)
+
+
+def refuse_stated_capture(manifest: YamlDocument, name, value, dumps_dir: Path,
+                          dump_names: set[str]) -> None:
+    """Raise DumpError, naming the manifest's line, unless `name: value` states the capture
+    of a dump in `dumps_dir` as a date or a plausible year."""
+    if name not in dump_names:
+        raise manifest.error(f"`{name}` is not a dump in {dumps_dir}", "captures", name, key=True)
+    if isinstance(value, datetime):
+        raise manifest.error(f"`{name}`: expected YYYY-MM-DD or a year, without a time; got "
+                             f"{value.isoformat()}", "captures", name)
+    # bool is an int to Python: `true` is no year.
+    year = isinstance(value, int) and not isinstance(value, bool) and 1990 <= value <= 2100
+    if not (isinstance(value, date) or year):
+        raise manifest.error(f"`{name}`: expected YYYY-MM-DD or a year from 1990 to 2100, got "
+                             f"{value!r}", "captures", name)
 
 
 def make_date(year: int, when: DumpDate) -> date | None:

@@ -200,11 +200,27 @@ def test_an_update_that_dates_a_paper_after_a_stated_capture_is_refused(dumps_di
     ("captures:\n  a.txt: 2025-13-01\n", "manifest.yml:2: not valid YAML (2025-13-01 is not a date"),
     ("captures:\n  a.txt: 2024\n  a.txt: 2025\n", "manifest.yml:3: not valid YAML (`a.txt` is given twice)"),
     ("captures:\n  a.txt: [2024\n", "manifest.yml:3: not valid YAML ("),
-    ("captures:\n  a.txt: 2025-03-03 10:00:00\n", "`a.txt`: expected YYYY-MM-DD or a year, without a time"),
+    ("captures:\n  a.txt: 2025-03-03 10:00:00\n",
+     "manifest.yml:2: `a.txt`: expected YYYY-MM-DD or a year, without a time"),
+    ("captures:\n  a.txt: 1800\n",
+     "manifest.yml:2: `a.txt`: expected YYYY-MM-DD or a year from 1990 to 2100, got 1800"),
+    ("captures:\n  a.txt: 'Sep 8 2025'\n",
+     "manifest.yml:2: `a.txt`: expected YYYY-MM-DD or a year from 1990 to 2100, got 'Sep 8 2025'"),
+    ("# stated by hand\ncaptures:\n  a.txt: true\n",
+     "manifest.yml:3: `a.txt`: expected YYYY-MM-DD or a year from 1990 to 2100, got True"),
+    ("captures:\n  a.txt: 2025\n  999.txt: 2025-01-01\n", "manifest.yml:3: `999.txt` is not a dump in"),
+    ("capture:\n  a.txt: 2025\n", "manifest.yml:1: unknown key `capture` (expected `captures:`)"),
+    ("captures:\n  a.txt: 2025\nyears: {}\n", "manifest.yml:3: unknown key `years`"),
+    ("captures: [2025]\n", "manifest.yml:1: expected a `captures:` mapping"),
+    (b"captures:\n  # caf\xe9\n  a.txt: 2025\n",
+     "manifest.yml:2: not UTF-8 text (byte 0xe9; save the file as UTF-8)"),
 ])
 def test_a_bad_manifest_is_refused_with_its_file_and_line(dumps_dir, tmp_path, manifest, message):
     (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
-    (dumps_dir / "manifest.yml").write_text(manifest)
+    if isinstance(manifest, bytes):  # Latin-1
+        (dumps_dir / "manifest.yml").write_bytes(manifest)
+    else:
+        (dumps_dir / "manifest.yml").write_text(manifest)
     result = run_build(dumps_dir, tmp_path / "papers.db")
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
