@@ -22,8 +22,7 @@ from pathlib import Path
 from rapidfuzz import fuzz, process
 
 from .dedupe import slugify, title_key
-from .parse import DumpError
-from .yamlfiles import read_yaml
+from .yamlfiles import YamlDocument, read_yaml_document
 
 FUZZY_MIN_SCORE = 90.0
 REQUIRED = ("id", "name", "city", "country", "latitude", "longitude")
@@ -59,14 +58,78 @@ def squash(text: str) -> str:
 
 
 def load_reference(path: Path) -> list[dict]:
-    """Return the reference organizations; raise DumpError naming the file and entry if malformed."""
-    data = read_yaml(path) or {}
+    """Return the reference organizations; raise DumpError naming the file, the line and the
+    entry if the file is not a list of organizations as its header describes (check_entry),
+    or two entries share an id or a handle (one would silently take the other's papers)."""
+    document = read_yaml_document(path)
+    data = document.data or {}
+    if not isinstance(data, dict):
+        raise document.error("expected `organizations:`, a list of organizations")
+    for key in data:
+        if key != "organizations":  # a misspelled `organisations:` would place nothing
+            raise document.error(f"unknown key `{key}` (expected `organizations:`)", key, key=True)
     entries = data.get("organizations") or []
-    for number, entry in enumerate(entries, 1):
-        missing = [key for key in REQUIRED if entry.get(key) in (None, "")]
-        if missing:
-            raise DumpError(f"{path}: entry {number} ({entry.get('id')}): missing {', '.join(missing)}")
+    if not isinstance(entries, list):
+        raise document.error(f"expected `organizations:` to be a list of organizations, got "
+                             f"{entries!r}", "organizations")
+    for index, entry in enumerate(entries):
+        check_entry(document, index, entry)
+    refuse_repeated(document, entries, "id", lambda entry: [entry["id"]])
+    refuse_repeated(document, entries, "handle",  # placed case-insensitively (by_handle)
+                    lambda entry: [handle.casefold() for handle in entry.get("handles") or []])
     return entries
+
+
+TEXTS = ("id", "name", "city", "country")
+COORDINATES = {"latitude": 90, "longitude": 180}  # the largest value of each, either sign
+LISTS = ("handles", "aliases")  # optional: missing or null is none
+
+
+def check_entry(document: YamlDocument, index: int, entry) -> None:
+    """Raise DumpError, naming the line, unless `entry` is a mapping of the REQUIRED keys, texts
+    and coordinates, and of optional lists of texts, with no other key (a misspelled
+    `handle:` would be ignored)."""
+    where = ("organizations", index)
+    if not isinstance(entry, dict):
+        raise document.error(f"entry {index + 1}: expected an organization (id, name, city, "
+                             f"country, latitude, longitude), got {entry!r}", *where)
+    label = f"entry {index + 1} ({entry.get('id')})"
+    missing = [key for key in REQUIRED if entry.get(key) in (None, "")]
+    if missing:
+        raise document.error(f"{label}: missing {', '.join(missing)}", *where)
+    for key, value in entry.items():
+        if key not in (*REQUIRED, *LISTS):
+            raise document.error(f"{label}: unknown key `{key}`", *where, key, key=True)
+        if key in TEXTS and not isinstance(value, str):
+            raise document.error(f"{label}: `{key}` must be text, got {value!r}", *where, key)
+        if key in COORDINATES and not is_coordinate(value, COORDINATES[key]):
+            raise document.error(f"{label}: `{key}` must be a number from -{COORDINATES[key]} "
+                                 f"to {COORDINATES[key]}, got {value!r}", *where, key)
+        if key in LISTS and not (value is None or is_list_of_texts(value)):
+            raise document.error(f"{label}: `{key}` must be a list ([a, b], or [] for none), "
+                                 f"got {value!r}", *where, key)
+
+
+def is_coordinate(value, largest: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and -largest <= value <= largest)
+
+
+def is_list_of_texts(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
+
+
+def refuse_repeated(document: YamlDocument, entries: list[dict], what: str, values_of) -> None:
+    """Raise DumpError at the second entry that gives a value of `values_of(entry)` again."""
+    first: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        for value in values_of(entry):
+            if value in first:
+                earlier = first[value]
+                raise document.error(f"entry {index + 1} ({entry['id']}): {what} `{value}` is "
+                                     f"already entry {earlier + 1}'s ({entries[earlier]['id']})",
+                                     "organizations", index)
+            first[value] = index
 
 
 class OrganizationIndex:

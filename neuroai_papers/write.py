@@ -29,9 +29,8 @@ from typing import Iterable, Iterator
 import sqlite_utils
 from sqlite_utils.db import DescIndex
 
-from .parse import DumpError
 from .uris import file_uri, read_only_uri
-from .yamlfiles import read_yaml
+from .yamlfiles import YamlDocument, read_yaml_document
 
 
 DATABASE = "papers"  # the database's name in Datasette's URLs and in metadata.yml
@@ -158,17 +157,41 @@ class WriteError(OSError):
 
 
 def load_metadata(path: Path) -> dict:
-    """Return metadata.yml; raise DumpError naming the file if it is not Datasette metadata
-    with the documentation of this database's tables."""
-    metadata = read_yaml(path)
+    """Return metadata.yml; raise DumpError naming the file (and the line, when one is at
+    fault) if it is not Datasette metadata with the documentation of this database's tables,
+    in the shape load_docs copies into the file."""
+    document = read_yaml_document(path)
+    metadata = document.data
     try:
         tables = table_descriptions(metadata)
     except (KeyError, TypeError):
         tables = None
     if not isinstance(tables, dict):
-        raise DumpError(f"{path}: expected `databases: {DATABASE}: tables:` with the "
-                        f"description of every table")
+        raise document.error(f"expected `databases: {DATABASE}: tables:` with the "
+                             f"description of every table", "databases", DATABASE, "tables")
+    for name, table in tables.items():
+        check_table_docs(document, name, table)
     return metadata
+
+
+def check_table_docs(document: YamlDocument, name: str, table) -> None:
+    """Raise DumpError, naming the line, unless the table's entry is a mapping whose
+    `description` (if any) is text and whose `columns` (if any) map names to texts."""
+    where = ("databases", DATABASE, "tables", name)
+    if not isinstance(table, dict):
+        raise document.error(f"table `{name}`: expected `description:` and `columns:`, got "
+                             f"{table!r}", *where)
+    if not isinstance(table.get("description", ""), str):
+        raise document.error(f"table `{name}`: the description must be text, got "
+                             f"{table['description']!r}", *where, "description")
+    columns = table.get("columns") or {}
+    if not isinstance(columns, dict):
+        raise document.error(f"table `{name}`: `columns` must map each column to its "
+                             f"description, got {columns!r}", *where, "columns")
+    for column, text in columns.items():
+        if not isinstance(text, str):
+            raise document.error(f"column `{name}.{column}`: the description must be text, "
+                                 f"got {text!r}", *where, "columns", column)
 
 
 def table_descriptions(metadata: dict) -> dict:

@@ -413,7 +413,15 @@ def test_the_build_pauses_the_cycle_collector_and_gives_it_back(copy_real_dumps,
 @pytest.mark.parametrize("text, message", [
     ("databases: [\n", "metadata.yml:2: not valid YAML ("),
     ("title: no databases\n", "metadata.yml: expected `databases: papers: tables:`"),
-    ("databases:\n  papers:\n    tables: 3\n", "metadata.yml: expected `databases: papers: tables:`"),
+    ("databases:\n  papers:\n    tables: 3\n", "metadata.yml:3: expected `databases: papers: tables:`"),
+    ("databases:\n  papers:\n    tables:\n      papers: just a string\n",
+     "metadata.yml:4: table `papers`: expected `description:` and `columns:`, got 'just a string'"),
+    ("databases:\n  papers:\n    tables:\n      papers:\n        description: [1]\n",
+     "metadata.yml:5: table `papers`: the description must be text, got [1]"),
+    ("databases:\n  papers:\n    tables:\n      papers:\n        columns: abc\n",
+     "metadata.yml:5: table `papers`: `columns` must map each column to its description, got 'abc'"),
+    ("databases:\n  papers:\n    tables:\n      papers:\n        columns:\n          id: 3\n",
+     "metadata.yml:6: column `papers.id`: the description must be text, got 3"),
 ])
 def test_a_bad_metadata_file_is_refused_in_one_line(dumps_dir, tmp_path, text, message):
     (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))

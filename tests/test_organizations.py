@@ -56,10 +56,35 @@ def test_unknown_organization_is_kept_reported_and_left_off_the_map(dumps_dir, t
     assert rows(out, "select organization from papers where title = 'Unknown'") == [("Zeta Lab",)]
 
 
-def test_malformed_reference_is_refused(dumps_dir, tmp_path):
+ENTRY = "  - id: x\n    name: X\n    city: Paris\n    country: France\n    latitude: 48.9\n    longitude: 2.4\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("organizations:\n  - id: x\n    name: X\n",
+     "orgs.yml:2: entry 1 (x): missing city, country, latitude, longitude"),
+    ("- id: x\n", "orgs.yml: expected `organizations:`, a list of organizations"),
+    ("organizations:\n  - just a string\n", "orgs.yml:2: entry 1: expected an organization"),
+    ("organizations: {a: 1}\n", "orgs.yml:1: expected `organizations:` to be a list"),
+    ("organizations:\n" + ENTRY.replace("name: X", "name: 123"),
+     "orgs.yml:3: entry 1 (x): `name` must be text, got 123"),
+    ("organizations:\n" + ENTRY + "    handles: abc\n",
+     "orgs.yml:8: entry 1 (x): `handles` must be a list ([a, b], or [] for none), got 'abc'"),
+    ("organizations:\n" + ENTRY + "    handle: [xlab]\n", "orgs.yml:8: entry 1 (x): unknown key `handle`"),
+    ("organizations:\n" + ENTRY.replace("48.9", "'48.9 N'"),
+     "orgs.yml:6: entry 1 (x): `latitude` must be a number from -90 to 90, got '48.9 N'"),
+    ("organizations:\n" + ENTRY + ENTRY.replace("name: X", "name: Other X"),
+     "orgs.yml:8: entry 2 (x): id `x` is already entry 1's (x)"),
+    ("organizations:\n" + ENTRY + "    handles: [XLab]\n" + ENTRY.replace("id: x", "id: y")
+     + "    handles: [xlab]\n", "orgs.yml:9: entry 2 (y): handle `xlab` is already entry 1's (x)"),
+    ("organisations:\n" + ENTRY, "orgs.yml:1: unknown key `organisations` (expected `organizations:`)"),
+])
+def test_malformed_reference_is_refused_in_one_line(dumps_dir, tmp_path, text, message):
     (dumps_dir / "a.txt").write_text(blank_separated(("Known", ABSTRACT_A)))
     bad = tmp_path / "orgs.yml"
-    bad.write_text("organizations:\n  - id: x\n    name: X\n")
+    bad.write_text(text)
     result = run_build(dumps_dir, tmp_path / "p.db", "--reference", str(bad))
-    assert result.returncode == 2
-    assert "orgs.yml: entry 1 (x): missing city, country, latitude, longitude" in result.stderr
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}"), result.stderr
+    assert f"{bad.parent / message}" in errors[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "p.db").exists()
