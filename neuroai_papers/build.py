@@ -4,6 +4,7 @@ Exit codes (documented in README.md):
   0  built (parse problems are reported as warnings and stored in `problems`)
   2  a dump or dumps/manifest.yml was refused (bad input); papers.db untouched
   3  the written database failed its checks or could not be written; papers.db untouched
+  130, 143  stopped by Ctrl-C (SIGINT) or SIGTERM; papers.db untouched (see stopping.py)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update
 from .organizations import OrganizationIndex, load_reference
 from .parallel import DumpReader, NewPapers, large_corpus
 from .parse import DumpError, ParsedDump, Record
+from .stopping import Interrupted, stop_signals_handled, stoppable
 from .texts import DiskList
 from .topics import load_topics, topic_rows
 from .uris import read_only_uri
@@ -536,18 +538,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    progress = Progress()
-    try:
-        summary = build(args.dumps, args.out, args.metadata, args.reference, progress,
-                        args.incremental)
-    except DumpError as error:
-        progress.line(f"error: {error}")
-        progress.line(f"nothing written; {args.out} is unchanged")
-        return EXIT_BAD_INPUT
-    except (BuildCheckError, OSError) as error:
-        progress.line(f"error: the database could not be built: {error}")
-        progress.line(f"nothing written; {args.out} is unchanged")
-        return EXIT_BUILD_FAILED
-    progress.line(summary.text(args.out))
-    return 0
+    with stop_signals_handled():  # Ctrl-C and SIGTERM: see stopping.py
+        args = parse_args(argv)
+        progress = Progress()
+        try:
+            with stoppable():
+                summary = build(args.dumps, args.out, args.metadata, args.reference, progress,
+                                args.incremental)
+        except DumpError as error:
+            progress.line(f"error: {error}")
+            progress.line(f"nothing written; {args.out} is unchanged")
+            return EXIT_BAD_INPUT
+        except (BuildCheckError, OSError) as error:
+            progress.line(f"error: the database could not be built: {error}")
+            progress.line(f"nothing written; {args.out} is unchanged")
+            return EXIT_BUILD_FAILED
+        except Interrupted as stop:
+            progress.line(f"interrupted: nothing written; {args.out} is unchanged")
+            return stop.exit_code
+        progress.line(summary.text(args.out))
+        return 0

@@ -17,7 +17,8 @@ topics; the build then copies the worker's rows in, as if one process had made t
 (a test holds them equal).
 
 Each worker is a fresh Python process (spawned, not forked: a fork would share the build's
-memory only until it touched it), and dies with the build if the build is killed. A failure
+memory only until it touched it), and dies with the build if the build is killed; it is
+started deaf to Ctrl-C, which the build acts on for it (stopping.py). A failure
 in it fails the build with one line, like any other. Small corpora skip the workers:
 starting a Python process costs more than it saves.
 """
@@ -38,6 +39,7 @@ from typing import Iterator
 
 from .dedupe import Deduplicator, Paper, RecordKeys, record_keys
 from .parse import DumpError, ParsedDump, read_dump
+from .stopping import started_deaf_to_ctrl_c
 from .texts import DiskList
 from .topics import Topic, load_topics, topics_of_papers
 from .uris import read_only_uri
@@ -73,7 +75,7 @@ class DumpReader:
             self.process = context.Process(target=read_ahead,
                                            args=(os.getpid(), self.paths_inbox, self.queue),
                                            daemon=True)
-            self.process.start()
+            start_worker(self.process, self.stop)
             self.paths_inbox.put(paths)
             # Only the worker writes to the queue. Without the build's own copy of the pipe's
             # writing end, a worker killed halfway through a message leaves the build an end
@@ -126,6 +128,18 @@ class DumpReader:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def start_worker(process: multiprocessing.Process, stop) -> None:
+    """Start a worker deaf to Ctrl-C (stopping.started_deaf_to_ctrl_c); if the build is
+    stopped meanwhile, `stop` it before the build, whose `with` block has not begun, goes on."""
+    try:
+        with started_deaf_to_ctrl_c():
+            process.start()
+    except BaseException:
+        if process.pid is not None:  # started: ended here, as the `with` block would end it
+            stop()
+        raise
 
 
 def read_with_keys(path: Path) -> tuple[ParsedDump, list[RecordKeys]]:
@@ -186,7 +200,7 @@ class NewPapers:
                 target=work, args=(os.getpid(), self.inbox, topics_path, scratch, self.failure,
                                    self.topics_done),
                 daemon=True)
-            self.process.start()
+            start_worker(self.process, self.stop)
 
     @property
     def where(self) -> str:

@@ -29,6 +29,7 @@ from typing import Iterable, Iterator
 import sqlite_utils
 from sqlite_utils.db import DescIndex
 
+from .stopping import putting_in_place
 from .uris import file_uri, read_only_uri
 from .yamlfiles import YamlDocument, read_yaml_document
 
@@ -821,7 +822,8 @@ class DatabaseWriter:
                 check_database(self.tmp, {**self.counts, **expected, "papers_fts": expected.get(
                     "papers", self.counts["papers"])}, self.search.texts)
                 synced.result()
-            put_in_place(self.tmp, self.out)
+            with putting_in_place():
+                put_in_place(self.tmp, self.out)
         except sqlite3.Error as error:
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
 
@@ -838,7 +840,8 @@ class DatabaseWriter:
             self.db.close()
             self.db = None
             sync_to_disk(self.tmp)
-            put_in_place(self.tmp, self.out)
+            with putting_in_place():
+                put_in_place(self.tmp, self.out)
         except sqlite3.Error as error:
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
 
@@ -904,7 +907,8 @@ class DatabaseUpdate:
                 self.conn.execute(f"delete from [{table}]")
             load_docs(self.conn, metadata, build_info)
             check(self.conn)
-            self.conn.commit()
+            with putting_in_place():
+                self.conn.commit()
             self.conn.close()
             self.conn = None
         except sqlite3.Error as error:

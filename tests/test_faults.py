@@ -307,3 +307,89 @@ def test_a_build_that_fails_stops_its_full_text_index_thread_and_removes_its_fil
     assert writer.search.done.exception() is not None  # interrupted or stopped, not finished
     abstracts.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+WORKER_RECORDS = 14_000  # 21 MB of dumps: over parallel.READER_MIN_BYTES, the build uses both workers
+
+
+@pytest.fixture(scope="module")
+def worker_sized_dumps(tmp_path_factory) -> Path:
+    dumps = tmp_path_factory.mktemp("stopped") / "dumps"
+    generate_corpus(dumps, WORKER_RECORDS, seed=13)
+    return dumps
+
+
+def stop_when(process: subprocess.Popen, announced: str, signum: int) -> str:
+    """Send `signum` to the build once it prints a line starting with `announced`; return
+    all it printed, up to the end of its stderr (which the workers and multiprocessing's
+    resource tracker hold open too: its warning of leaked semaphores would come last)."""
+    printed = []
+    for line in process.stderr:
+        printed.append(line)
+        if line.startswith(announced):
+            process.send_signal(signum)
+            break
+    printed.append(process.stderr.read())
+    process.wait(timeout=60)
+    return "".join(printed)
+
+
+def still_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["Ctrl-C", "SIGTERM"])
+def test_a_stopped_build_says_so_in_one_line_and_leaves_nothing(worker_sized_dumps, real_db,
+                                                                tmp_path, signum, code):
+    """Ctrl-C or SIGTERM while a full build runs with its worker processes (once it has
+    parsed the dumps): one line, the exit code a shell gives a command its signal stopped,
+    the previous papers.db as it was, and no scratch file, worker or semaphore left."""
+    out = tmp_path / "papers.db"
+    before = real_db.read_bytes()
+    out.write_bytes(before)
+    process = start_build(worker_sized_dumps, out)
+    printed = stop_when(process, "parsed", signum)
+    assert process.returncode == code, printed
+    assert printed.splitlines()[-1] == f"interrupted: nothing written; {out} is unchanged"
+    assert "Traceback" not in printed and "leaked" not in printed, printed
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["papers.db"]
+    workers = [int(pid) for pid in re.findall(r"in process (\d+)", printed)]
+    assert len(workers) == 2 and not any(map(still_running, workers)), printed
+
+
+def test_a_stopped_update_in_place_is_rolled_back_and_says_so(worker_sized_dumps, tmp_path):
+    """Ctrl-C while an incremental build adds dumps to papers.db in its transaction: rolled
+    back, no journal left, the file byte for byte the previous one."""
+    dumps, out = tmp_path / "dumps", tmp_path / "papers.db"
+    dumps.mkdir()
+    names = sorted(p.name for p in worker_sized_dumps.glob("*.txt"))
+    for name in names[:len(names) // 3]:
+        os.link(worker_sized_dumps / name, dumps / name)
+    assert run_build(dumps, out).returncode == 0
+    before = out.read_bytes()
+    for name in names[len(names) // 3:]:  # about a second of work for the update
+        os.link(worker_sized_dumps / name, dumps / name)
+    process = start_build(dumps, out, "--incremental")
+    printed = stop_when(process, "incremental: adding", signal.SIGINT)
+    assert process.returncode == 130, printed
+    assert printed.splitlines()[-1] == f"interrupted: nothing written; {out} is unchanged"
+    assert "Traceback" not in printed
+    assert sorted(os.listdir(tmp_path)) == ["dumps", "papers.db"]
+    assert out.read_bytes() == before
+
+
+def test_the_build_gives_back_the_signal_handlers_it_found(tmp_path):
+    """`site serve` and tests call build.main in their own process: Ctrl-C must act there
+    as before once the build is over."""
+    from neuroai_papers.build import main
+
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    assert main(["--dumps", str(tmp_path / "none"), "--out", str(tmp_path / "papers.db")]) == 2
+    assert main(["--dumps", str(REAL_DUMPS), "--out", str(tmp_path / "papers.db")]) == 0
+    assert {signum: signal.getsignal(signum) for signum in handlers} == handlers
