@@ -249,6 +249,54 @@ def test_normal_pages_answer_while_hostile_queries_run(server, real_db):
     assert max(seconds for _, seconds in hostile) < 2 * HOSTILE_ANSWER_SECONDS
 
 
+# The site's pages, which keep a SQL thread of their own (plugins/sql_limits.py).
+ORDINARY_PAGES = ["/", "/papers/papers/{paper}", "/papers/papers?_search=brain",
+                  "/papers/search?q=decoding+fmri", "/papers/papers?_search=spiking+neural+networks"]
+
+
+async def finished_at(client: httpx.AsyncClient, path: str, **params) -> float:
+    await client.get(path, params=params or None)
+    return time.monotonic()
+
+
+async def finish_times_while_the_lane_is_held(base: str, pages: list[str]):
+    """Fill the visitors' lane with queries that run to the time limit, then ask for
+    `pages` at once; return when the first lane query ended, and when each page did."""
+    lane = SETTINGS["num_sql_threads"] - 1
+    holder = HOSTILE_SQL["cartesian_count"][0]
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        holders = [asyncio.create_task(finished_at(client, "/papers.json", sql=holder))
+                   for _ in range(lane)]
+        await asyncio.sleep(0.3)  # the holders take the lane first
+        finished = await asyncio.gather(*(finished_at(client, path) for path in pages))
+        return min(await asyncio.gather(*holders)), dict(zip(pages, finished))
+
+
+def ordinary_pages(real_db) -> list[str]:
+    (paper_id,) = rows(real_db, "select id from papers order by id limit 1")[0]
+    return [path.format(paper=paper_id) for path in ORDINARY_PAGES]
+
+
+async def fail_queries_on_every_thread(base: str) -> None:
+    """Send failing queries, enough of them at once to run on every SQL thread."""
+    sql = HOSTILE_SQL["zeroblob_1gb"][0]
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        await asyncio.gather(*(client.get("/papers.json", params={"sql": sql}) for _ in range(12)),
+                             *(client.get("/papers/papers", params={"abstract__contains": "x" * 250})
+                               for _ in range(4)))
+
+
+def test_pages_answer_while_the_lane_runs_after_failed_queries(server, real_db):
+    """A failed query's cursor is freed in its own SQL thread (plugins/sql_limits.py). Left
+    to Python's garbage collector, it was freed in the event loop, which then waited for
+    its connection: while that thread ran a lane query, no page was answered at all."""
+    asyncio.run(fail_queries_on_every_thread(server.base))
+    pages = ordinary_pages(real_db)
+    lane_freed, finished = asyncio.run(finish_times_while_the_lane_is_held(server.base, pages))
+    for path in pages:
+        assert finished[path] < lane_freed, f"{path} answered only after a lane query ended"
+
+
 def test_long_trim_sets_run_in_linear_time(server):
     sql = ("with v(x, y) as (select printf('%.*c', 30000, 'a'), printf('%.*c', 1800, 'b') || 'a') "
            "select " + " + ".join(["length(trim(x, y))"] * 200) + " as n from v")
