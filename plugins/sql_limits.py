@@ -17,9 +17,14 @@ bounds how long one call can run. Hence:
 - printf()/format() give their NULL at once for a `%c` repeated more times than a value
   may hold (SQLite 3.40 loops over every repetition first: 3 s per 10^9), and trim(),
   ltrim() and rtrim() with a long set of characters run in linear time;
-- requests that carry their own SQL (`?sql=`, `?_where=`) share all but one of the SQL
-  threads, waiting in turn, so the site's pages always find a thread free while such
-  queries run to the time limit;
+- requests whose cost a visitor sets share all but one of the SQL threads, waiting in
+  turn, so the site's pages always find a thread free while such queries run to the time
+  limit: those that carry their own SQL (`?sql=`, `?_where=`), and searches that are not
+  ordinary ones: FTS5 syntax (`_searchmode=raw`: `a* OR b* OR ...` matches every paper
+  many times over) and searches longer than a title (a common word 1,000 times in the
+  canned search's `q` or the table's `_search`). A table search runs three or four
+  queries (count, rows, ranking), each up to the time limit: four such requests at once
+  held all three threads for seconds, and the front page waited 3-5 s behind them;
 - a query that fails lets go of its cursor in its SQL thread. Datasette's error keeps the
   thread's frames (and the cursor in them) in its traceback, in a reference cycle; Python's
   garbage collector then freed the cursor in the event loop, where closing it waits for
@@ -53,6 +58,12 @@ SQLITE_LIMITS = {
 # (max_returned_rows = 1,000 rows) is about 3 MB.
 RESULT_BYTES = 20_000_000
 OWN_SQL_PARAMETERS = {"sql", "_where"}
+# The table's search (`_search`, `_search_<column>`) and the canned search's `q`
+# (metadata.yml, queries.search). Longer than a title (under 200 characters, some 20 words),
+# a search is a visitor's expensive query: its cost grows faster than its number of words.
+SEARCH_PARAMETERS = ("_search", "q")
+LONG_SEARCH_CHARACTERS = 200
+LONG_SEARCH_WORDS = 20
 # One printf conversion: flags, width, precision, length modifier, type (sqlite.org/printf.html).
 CONVERSION = re.compile(r"%[-+ #0,!]*(\*|\d*)(?:\.(\*|\d*))?(?:ll?)?(.)", re.DOTALL)
 SHORT_SET = 50  # trim() sets up to this many characters go to SQLite's own trim()
@@ -185,11 +196,28 @@ def startup(datasette):
         freeing_cursors_in_their_thread(db)
 
 
-def carries_own_sql(scope) -> bool:
+def is_search(key: str) -> bool:
+    return key in SEARCH_PARAMETERS or key.startswith("_search_")
+
+
+def is_long_search(value: str) -> bool:
+    return len(value) > LONG_SEARCH_CHARACTERS or len(value.split()) > LONG_SEARCH_WORDS
+
+
+def visitor_sets_the_cost(parameters: list[tuple[str, str]]) -> bool:
+    """True if the request runs SQL whose cost the visitor chooses: their own SQL, a raw
+    FTS5 search, or a search longer than a title."""
+    raw = any(key == "_searchmode" and value == "raw" for key, value in parameters)
+    return any(key in OWN_SQL_PARAMETERS
+               or (is_search(key) and value.strip() and (raw or is_long_search(value)))
+               for key, value in parameters)
+
+
+def in_visitors_lane(scope) -> bool:
     if scope["type"] != "http":
         return False
     query = scope.get("query_string", b"").decode("latin-1")
-    return any(key in OWN_SQL_PARAMETERS for key, _ in parse_qsl(query, keep_blank_values=True))
+    return visitor_sets_the_cost(parse_qsl(query, keep_blank_values=True))
 
 
 @hookimpl
@@ -197,12 +225,12 @@ def asgi_wrapper(datasette):
     slots = max(1, datasette.setting("num_sql_threads") - 1)
 
     def wrap(app):
-        own_sql = asyncio.Semaphore(slots)
+        visitors_lane = asyncio.Semaphore(slots)
 
         async def limited(scope, receive, send):
-            if not carries_own_sql(scope):
+            if not in_visitors_lane(scope):
                 return await app(scope, receive, send)
-            async with own_sql:
+            async with visitors_lane:
                 return await app(scope, receive, send)
 
         return limited

@@ -249,7 +249,14 @@ def test_normal_pages_answer_while_hostile_queries_run(server, real_db):
     assert max(seconds for _, seconds in hostile) < 2 * HOSTILE_ANSWER_SECONDS
 
 
-# The site's pages, which keep a SQL thread of their own (plugins/sql_limits.py).
+# Searches whose cost a visitor sets wait in the lane of visitors' own SQL
+# (plugins/sql_limits.py); ordinary searches and the site's pages do not.
+EXPENSIVE_SEARCHES = [
+    "/papers/papers?_search=a*+OR+b*+OR+c*+OR+d*&_searchmode=raw",
+    "/papers/papers?_search=" + "+".join(["neural"] * 1000),
+    "/papers/search?q=" + "+".join(["neural"] * 1000),
+    "/papers/search.json?q=" + "+".join(["brain"] * 30),
+]
 ORDINARY_PAGES = ["/", "/papers/papers/{paper}", "/papers/papers?_search=brain",
                   "/papers/search?q=decoding+fmri", "/papers/papers?_search=spiking+neural+networks"]
 
@@ -275,6 +282,20 @@ async def finish_times_while_the_lane_is_held(base: str, pages: list[str]):
 def ordinary_pages(real_db) -> list[str]:
     (paper_id,) = rows(real_db, "select id from papers order by id limit 1")[0]
     return [path.format(paper=paper_id) for path in ORDINARY_PAGES]
+
+
+def test_expensive_searches_wait_in_the_lane_of_visitors_sql(server, real_db):
+    """Raw FTS5 searches and searches longer than a title cost what the visitor chooses:
+    they wait for the lane of `?sql=` queries, and the site's pages and ordinary searches,
+    which keep a thread of their own, answer before a lane query ends. Order, not time, so
+    a slow machine cannot fail it: every lane query runs to the 1.5 s time limit."""
+    pages = ordinary_pages(real_db)
+    lane_freed, finished = asyncio.run(
+        finish_times_while_the_lane_is_held(server.base, EXPENSIVE_SEARCHES + pages))
+    for path in EXPENSIVE_SEARCHES:
+        assert finished[path] > lane_freed, f"{path[:60]} did not wait for the lane"
+    for path in pages:
+        assert finished[path] < lane_freed, f"{path} answered only after a lane query ended"
 
 
 async def fail_queries_on_every_thread(base: str) -> None:
