@@ -199,6 +199,34 @@ def test_a_long_abstract_opens_in_its_cell_with_the_keyboard(page, site, real_db
     screenshot(page, "abstract-opened")
 
 
+def test_open_abstracts_stay_open_and_menus_still_close(page, site):
+    """Opening an abstract keeps the others open, and so does a click elsewhere on the page,
+    as it keeps "What the columns mean" open (templates/_close_open_menus.html); a column
+    menu, and Datasette's own <details> menus, still close on a click outside them."""
+    page.goto(site + "/papers/papers?_size=5")
+    toggle = page.locator("details.column-descriptions-toggle")
+    toggle.locator("summary").click()
+    abstracts = page.locator("td.col-abstract details.abstract-preview")
+    abstracts.nth(0).locator("summary").click()
+    abstracts.nth(1).locator("summary").click()
+    page.locator("td.col-title").first.click()
+    is_open = "details => details.open"
+    assert [abstracts.nth(i).evaluate(is_open) for i in range(2)] == [True, True]
+    assert toggle.evaluate(is_open)
+    page.get_by_role("button", name="Options for column title", exact=True).click()
+    menu = page.locator("body > .dropdown-menu")
+    assert menu.is_visible()
+    page.locator("td.col-title").first.click()
+    assert not menu.is_visible()
+    # A table actions menu, as Datasette writes it when a plugin gives the table actions.
+    page.evaluate("""() => document.querySelector("h1").insertAdjacentHTML("afterend",
+        '<details class="actions-menu-links" open><summary>Table actions</summary>'
+        + '<div class="dropdown-menu"><a href="#">an action</a></div></details>')""")
+    page.locator("td.col-title").first.click()
+    assert not page.locator("details.actions-menu-links").evaluate(is_open)
+    assert [abstracts.nth(i).evaluate(is_open) for i in range(2)] == [True, True]
+
+
 PHONE = {"width": 390, "height": 844}
 
 
