@@ -8,15 +8,28 @@ number too big for SQLite, a `_where` whose value exceeds SQLITE_LIMIT_LENGTH (s
 sql_limits.py), or a CSV export whose query hits the time limit (the HTML and JSON pages
 answer that one with a 400 already). These are the client's errors; answering them with
 a 500 would hide real faults among them.
+
+CSV: a CSV whose query fails answers 400 with the error as plain text, not an HTML page
+a CSV reader would take for data. Datasette 0.65 answered a failing `?sql=` or canned query
+in CSV with 200 and an empty body (its JSON says 400; Datasette issue #2129): the query
+page hands its error to the CSV export as data, which the export ignores. A CSV streamed
+with `_stream=on` reads its rows a page at a time and has sent its 200 with the first
+page: a later page that fails (its own time limit; `max_csv_mb`, 100 MB) can only end the
+body, with the error's text, which Datasette writes as a last line of its own. That line
+is marked here, `error: <message>`, so that nobody takes it for a row.
 """
 
 import json
 import sqlite3
+from http import HTTPStatus
 
 import datasette.handle_exception as default_handling
-from datasette import hookimpl
+from datasette import Response, hookimpl
 from datasette.database import QueryInterrupted
+from datasette.utils import add_cors_headers
+from datasette.utils.asgi import Base400
 from datasette.views.base import DatasetteError
+from datasette.views.database import QueryView
 
 PARAMETER_MESSAGES = ("Cannot sort table by", "Cannot use _sort and _sort_desc",
                       "Invalid _through")
@@ -28,6 +41,7 @@ UNCHECKED_PARAMETERS = ("_through", "_timelimit", "_facet", "_facet_array", "_fa
 # A row page's key parts are bound as :p0, :p1, ...: an address with too few of them.
 MISSING_KEY_PART = "You did not supply a value for binding parameter :p"
 TOO_LONG = "SQL query took too long. The time limit is controlled by sql_time_limit_ms."
+STREAM_ERROR_MARK = b"error: "
 
 
 def parses_unchecked_parameters(request) -> bool:
@@ -57,10 +71,94 @@ def client_error_message(exception, request):
     return None
 
 
+def is_csv(request) -> bool:
+    return request is not None and request.path.endswith(".csv")
+
+
+def as_text(datasette, exception):
+    """Return a client error (4xx) as a plain-text response, or None for any other."""
+    if isinstance(exception, DatasetteError) and exception.status < 500:
+        status, title, message = exception.status, exception.title, exception.message
+    elif isinstance(exception, Base400):
+        status, title, message = exception.status, None, exception.args[0]
+    else:
+        return None
+    headers = {}
+    if datasette.cors:
+        add_cors_headers(headers)
+    title = title or HTTPStatus(status).phrase
+    return Response.text(f"{title}: {message}\n", status=status, headers=headers)
+
+
 @hookimpl
 def handle_exception(datasette, request, exception):
     message = client_error_message(exception, request)
+    if message is not None:
+        exception = DatasetteError(message, title="Invalid request", status=400)
+    if is_csv(request) and (answer := as_text(datasette, exception)) is not None:
+        return answer
     if message is None:
         return None
-    error = DatasetteError(message, title="Invalid request", status=400)
-    return default_handling.handle_exception(datasette, request, error)
+    return default_handling.handle_exception(datasette, request, exception)
+
+
+def raising_errors_in_csv(query_data):
+    """Wrap QueryView.data: in CSV, a failed query raises its error (a 400) instead of
+    returning it as data with no rows, which the CSV export sent as an empty 200."""
+    async def data(self, request, *args, **kwargs):
+        result = await query_data(self, request, *args, **kwargs)
+        answer = result[0] if isinstance(result, tuple) else None
+        if request.url_vars.get("format") == "csv" and isinstance(answer, dict) \
+                and answer.get("error"):
+            raise DatasetteError(answer["error"], title="Invalid SQL", status=400)
+        return result
+
+    data.raises_errors_in_csv = True
+    return data
+
+
+@hookimpl
+def startup(datasette):
+    if not getattr(QueryView.data, "raises_errors_in_csv", False):
+        QueryView.data = raising_errors_in_csv(QueryView.data)
+
+
+def is_streamed_csv(scope) -> bool:
+    query = scope.get("query_string", b"")
+    return (scope["type"] == "http" and scope["path"].endswith(".csv")
+            and b"_stream=" in query and b"_trace=" not in query)
+
+
+def marking_the_error_line(send):
+    """Return `send` holding back each body chunk until the next: Datasette writes one
+    chunk per CSV row, each ending in a line break, and a failure's text as one chunk
+    without one, right before the body ends. That chunk is marked as an error."""
+    held = None
+
+    async def send_marked(message):
+        nonlocal held
+        if message["type"] != "http.response.body":
+            return await send(message)
+        last = not message.get("more_body", False)
+        if held is not None:
+            if last and held["body"] and not held["body"].endswith(b"\n"):
+                held = {**held, "body": STREAM_ERROR_MARK + held["body"] + b"\r\n"}
+            await send(held)
+        held = None if last else message
+        if last:
+            await send(message)
+
+    return send_marked
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    def wrap(app):
+        async def marked_streams(scope, receive, send):
+            if is_streamed_csv(scope):
+                send = marking_the_error_line(send)
+            return await app(scope, receive, send)
+
+        return marked_streams
+
+    return wrap

@@ -217,6 +217,36 @@ def test_hostile_parameters_get_a_400_not_a_500(server, path):
     assert seconds < HOSTILE_ANSWER_SECONDS
 
 
+# A CSV export whose query fails: 400, and the error as text (plugins/client_errors.py).
+FAILING_CSV = [
+    ("/papers.csv", {"sql": "select * from nothere"}, "no such table: nothere"),
+    ("/papers.csv", {"sql": "select group_concat(abstract) from papers"}, TOO_BIG),
+    ("/papers/papers.csv", {"_where": "nothere = 1"}, "no such column: nothere"),
+    ("/papers/papers.csv", {"_stream": "on", "_where": "nothere = 1"}, "no such column: nothere"),
+]
+
+
+@pytest.mark.parametrize("path, params, message", FAILING_CSV)
+def test_a_failing_csv_export_answers_400_with_its_error_as_text(server, path, params, message):
+    response, _ = get(server, path, **params)
+    assert response.status_code == 400, response.text[:300]
+    assert response.headers["content-type"].startswith("text/plain")
+    assert message in response.text and "<" not in response.text
+
+
+def test_a_streamed_csv_that_fails_after_its_first_rows_ends_with_a_marked_error(server, real_db):
+    """Its 200 went out with the first page; the page that fails ends it with a line that
+    says it is an error, not a row."""
+    (last_good,) = rows(real_db, "select id from papers order by id limit 1 offset 59")[0]
+    response, _ = get(server, "/papers/papers.csv", _stream="on", _size="50", _sort="id",
+                      _col="title", _where=f"case when id > '{last_good}' "
+                                          "then abs(-9223372036854775808) else 1 end")
+    assert response.status_code == 200
+    lines = response.text.splitlines()
+    assert lines[0] == "id,title" and len(lines) == 1 + 50 + 1
+    assert lines[-1] == "error: integer overflow"
+
+
 async def timed_get(client: httpx.AsyncClient, path: str, **params) -> tuple[int, float]:
     started = time.monotonic()
     response = await client.get(path, params=params or None)
