@@ -252,17 +252,17 @@ def test_csv_exports_from_a_later_page_cover_the_whole_filtered_result(page, sit
     assert sorted(csv_ids(response.text())) == sorted(expected)
 
 
-PHONE = {"width": 390, "height": 844}
+PHONE = {"width": 375, "height": 667}  # the narrowest common phone
 
 
 def test_pages_fit_a_phone_and_label_the_sightings_cards(page, site, real_db):
-    """At phone width nothing scrolls sideways (long SQL, long URLs in abstracts), and the
-    sightings table, shown as one card per row there, names each value."""
+    """At phone width nothing scrolls sideways (long SQL, a table's schema, long URLs in
+    abstracts), and the sightings table, shown as one card per row there, names each value."""
     page.set_viewport_size(PHONE)
     (paper,) = rows(real_db, "select id from papers where abstract like '%https://%' "
                              "order by length(abstract) desc limit 1")[0]
     for path in ("/", "/papers/most_seen", "/papers/unplaced_organizations", "/papers/search?q=brain",
-                 "/papers/papers?_search=brain", "/papers/sightings", "/papers",
+                 "/papers/papers", "/papers/papers?_search=brain", "/papers/sightings", "/papers",
                  "/papers/organization_map",
                  "/papers/papers_per_organization", f"/papers/papers/{paper}"):
         page.goto(site + path)
