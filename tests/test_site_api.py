@@ -279,10 +279,25 @@ def test_every_facet_column_is_backed_by_an_index(real_db):
 async def test_ranked_search_query_highlights_and_orders_by_relevance(ds):
     data = await get_json(ds, "/papers/search.json?q=spiking&_shape=array")
     assert len(data) > 5
-    assert [r["rank"] for r in data] == sorted(r["rank"] for r in data)
+    assert [r["rank"] for r in data] == list(range(1, len(data) + 1))
+    assert [r["score"] for r in data] == sorted((r["score"] for r in data), reverse=True)
     assert all("[[hl]]" in r["snippet"] or "spiking" in r["title"].lower() for r in data)
     page = await ds.client.get("/papers/search?q=spiking")
     assert "<strong>Spiking</strong>" in page.text or "<strong>spiking</strong>" in page.text
+
+
+async def test_the_search_query_scores_a_word_most_papers_hold(ds, real_db):
+    """For a word in most papers bm25 is close to 0: rounded to 2 places, every row's score
+    read -0.0. The query numbers its matches and gives their scores unrounded, in order."""
+    (word,) = rows(real_db, "select term from terms order by papers desc, term limit 1")[0]
+    data = await get_json(ds, f"/papers/search.json?q={word}&_shape=array")
+    expected = rows(real_db, """select papers.id, -bm25(papers_fts, 10.0, 1.0) from papers_fts
+        join papers on papers.rowid = papers_fts.rowid where papers_fts match ?
+        order by bm25(papers_fts, 10.0, 1.0), papers.rowid limit 100""", (f'"{word}"',))
+    assert [r["rank"] for r in data] == list(range(1, len(expected) + 1))
+    assert [r["paper_id"] for r in data] == [paper_id for paper_id, _ in expected]
+    assert [r["score"] for r in data] == pytest.approx([score for _, score in expected], rel=1e-9)
+    assert all(0 < r["score"] < 0.01 for r in data)  # close to 0, yet told apart
 
 
 def ranked_reference(db, search, where="", params=(), limit=10):
