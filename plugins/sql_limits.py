@@ -29,7 +29,9 @@ bounds how long one call can run. Hence:
   thread's frames (and the cursor in them) in its traceback, in a reference cycle; Python's
   garbage collector then freed the cursor in the event loop, where closing it waits for
   its connection: while that thread ran a lane query to the time limit, the whole server
-  answered nothing, the site's pages included, for up to 1.5 s.
+  answered nothing, the site's pages included, for up to 1.5 s;
+- a query that hits one of these caps gets an error that says which and its size: SQLite
+  says only "string or blob too big" or "LIKE or GLOB pattern too complex".
 
 What remains: one row can call instr() or LIKE on 32 kB values some 900 times within
 10 kB of SQL, and the time limit waits for the row; measured, such a query holds its
@@ -57,6 +59,19 @@ SQLITE_LIMITS = {
 # Bytes of text and blobs one query may return: a full page of the papers table
 # (max_returned_rows = 1,000 rows) is about 3 MB.
 RESULT_BYTES = 20_000_000
+# SQLite's (and Python's) words when a query hits one of SQLITE_LIMITS, and what the site's
+# error adds: which cap it was, and its size.
+CAPS_HIT = {
+    "string or blob too big": "the site caps one value, or one stored row, at "
+                              f"{SQLITE_LIMITS[sqlite3.SQLITE_LIMIT_LENGTH]:,} bytes",
+    "LIKE or GLOB pattern too complex": "the site caps a LIKE or GLOB pattern (a filter such as "
+                                        "?abstract__contains= is one) at "
+                                        f"{SQLITE_LIMITS[sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH]:,} bytes",
+    "query string is too large": "the site caps the SQL text at "
+                                 f"{SQLITE_LIMITS[sqlite3.SQLITE_LIMIT_SQL_LENGTH]:,} bytes",
+    "too many columns": "the site caps a result at "
+                        f"{SQLITE_LIMITS[sqlite3.SQLITE_LIMIT_COLUMN]:,} columns",
+}
 OWN_SQL_PARAMETERS = {"sql", "_where"}
 # The table's search (`_search`, `_search_<column>`) and the canned search's `q`
 # (metadata.yml, queries.search). Longer than a title (under 200 characters, some 20 words),
@@ -168,12 +183,32 @@ def prepare_connection(conn):
         conn.create_function(name, 2, guarded_trim(name), deterministic=True)
 
 
-def clearing_frames_on_error(fn):
-    """Return fn, which lets go of the locals of its failed call (its cursor) in the thread
-    it ran in, before the error reaches the event loop."""
+def naming_the_cap(error: sqlite3.Error) -> sqlite3.Error:
+    """Return `error`, or if it hit one of the site's caps (SQLite says only "string or blob
+    too big") the same error saying which cap and its size."""
+    text = str(error)
+    cap = next((cap for start, cap in CAPS_HIT.items() if text.startswith(start)), None)
+    if cap is None:
+        return error
+    named = type(error)(f"{text}: {cap}")
+    for attribute in ("sqlite_errorcode", "sqlite_errorname"):
+        if hasattr(error, attribute):
+            setattr(named, attribute, getattr(error, attribute))
+    return named
+
+
+def in_sql_thread(fn):
+    """Return fn, whose failed call lets go of its locals (its cursor) in the SQL thread it
+    ran in, before the error reaches the event loop, and names the cap a query hit."""
     def run(conn):
         try:
             return fn(conn)
+        except sqlite3.Error as error:
+            traceback.clear_frames(error.__traceback__)
+            named = naming_the_cap(error)
+            if named is error:
+                raise
+            raise named from error
         except BaseException as error:
             traceback.clear_frames(error.__traceback__)
             raise
@@ -181,19 +216,19 @@ def clearing_frames_on_error(fn):
     return run
 
 
-def freeing_cursors_in_their_thread(db) -> None:
+def running_queries_in_sql_thread(db) -> None:
     execute_fn = db.execute_fn
 
-    async def execute_fn_freeing_cursors(fn):
-        return await execute_fn(clearing_frames_on_error(fn))
+    async def execute_fn_in_sql_thread(fn):
+        return await execute_fn(in_sql_thread(fn))
 
-    db.execute_fn = execute_fn_freeing_cursors
+    db.execute_fn = execute_fn_in_sql_thread
 
 
 @hookimpl
 def startup(datasette):
     for db in datasette.databases.values():
-        freeing_cursors_in_their_thread(db)
+        running_queries_in_sql_thread(db)
 
 
 def is_search(key: str) -> bool:

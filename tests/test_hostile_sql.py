@@ -217,6 +217,29 @@ def test_hostile_parameters_get_a_400_not_a_500(server, path):
     assert seconds < HOSTILE_ANSWER_SECONDS
 
 
+# The site's caps on a value and on a LIKE pattern (plugins/sql_limits.py): the error says
+# which cap a query hit and its size, where SQLite names neither.
+VALUE_CAP = "string or blob too big: the site caps one value, or one stored row, at 32,000 bytes"
+PATTERN_CAP = "LIKE or GLOB pattern too complex: the site caps a LIKE or GLOB pattern"
+CAPPED_REQUESTS = [
+    ("/papers.json", {"sql": "select group_concat(abstract, '; ') from papers"}, VALUE_CAP),
+    ("/papers", {"sql": "select group_concat(abstract, '; ') from papers"}, VALUE_CAP),
+    ("/papers.csv", {"sql": "select group_concat(abstract, '; ') from papers"}, VALUE_CAP),
+    ("/papers/papers.json", {"abstract__contains": "x" * 250}, PATTERN_CAP),
+    ("/papers/papers", {"abstract__contains": "x" * 250}, PATTERN_CAP),
+    ("/papers/papers.csv", {"abstract__contains": "x" * 250}, PATTERN_CAP),
+]
+
+
+@pytest.mark.parametrize("path, params, message", CAPPED_REQUESTS)
+def test_an_error_names_the_cap_a_query_hit_and_its_size(server, path, params, message):
+    response, _ = get(server, path, **params)
+    assert response.status_code == 400
+    assert message in page_text(response)
+    if message == PATTERN_CAP:
+        assert "at 200 bytes" in page_text(response)
+
+
 # A CSV export whose query fails: 400, and the error as text (plugins/client_errors.py).
 FAILING_CSV = [
     ("/papers.csv", {"sql": "select * from nothere"}, "no such table: nothere"),
