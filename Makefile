@@ -29,10 +29,13 @@ serve: $(STAMP)
 # JupyterLab on notebooks/, with papers.db built (the notebooks find it at ../papers.db).
 # Notebooks are saved without their outputs (JupyterLab autosaves): they are committed clean,
 # which a test checks, and a commit after `make lab` would otherwise fail the publish run.
+# LAB_ARGS go to JupyterLab as they are, e.g. make lab LAB_ARGS="--allow-root --no-browser
+# --ip 127.0.0.1 --port 8888" (JupyterLab refuses to run as root without --allow-root).
+LAB_ARGS ?=
 lab: $(STAMP)
 	$(BIN)/python -m neuroai_papers.site prepare
 	$(BIN)/jupyter lab --notebook-dir=notebooks \
-	  --FileContentsManager.pre_save_hook=neuroai_papers.notebooks.strip_outputs
+	  --FileContentsManager.pre_save_hook=neuroai_papers.notebooks.strip_outputs $(LAB_ARGS)
 
 # Browser tests drive Debian's chromium (never a downloaded browser build).
 browser:

@@ -31,7 +31,7 @@ import rapidfuzz
 from . import __version__
 from .blocks import PAIR_SHIFT
 from .dedupe import Deduplicator, Sighting
-from .enrich import (DATE_REASONS, build_corpus, load_manifest, paper_rows,
+from .enrich import (DATE_REASONS, MANIFEST, build_corpus, load_manifest, paper_rows,
                      sighting_rows)
 from .files import special_file_kind
 from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
@@ -120,6 +120,15 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
         refuse_name_not_utf8(path)
         refuse_special_file(path)
     return paths
+
+
+def files_not_read(dumps_dir: Path) -> list[Path]:
+    """Return what else `dumps_dir` holds besides the dumps (*.txt) and the manifest, hidden
+    files left out: a dump saved as `.TXT`, `.md` or with no extension is not read, and a
+    maintainer must hear of it rather than find its papers missing."""
+    return sorted((path for path in dumps_dir.iterdir()
+                   if path.suffix != ".txt" and path.name != MANIFEST
+                   and not path.name.startswith(".")), key=lambda p: p.name)
 
 
 def refuse_special_file(path: Path) -> None:
@@ -275,11 +284,22 @@ def reusable_inputs_fingerprint(reference: Path) -> str:
     have made them all alike.
     """
     digest = hashlib.sha256()
-    for path in [*sorted(ROOT.joinpath("neuroai_papers").glob("*.py")), TOPICS, reference]:
+    for path in [*build_code(), TOPICS, reference]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     for name, value in row_shaping_versions().items():
         digest.update(f"{name}\0{value}\n".encode())
     return digest.hexdigest()
+
+
+# Modules of the package that make no row: a change to serving, publishing or rendering the
+# notebooks must not make the publish job build everything again.
+NOT_BUILD_CODE = {"site.py", "publish.py", "notebooks.py"}
+
+
+def build_code() -> list[Path]:
+    """Return the package's modules that make the rows, in name order."""
+    return [path for path in sorted(ROOT.joinpath("neuroai_papers").glob("*.py"))
+            if path.name not in NOT_BUILD_CODE]
 
 
 def row_shaping_versions() -> dict[str, str]:
@@ -351,6 +371,9 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
     when it allows: see incremental.py); return what was done."""
     started = time.monotonic()
     paths = list_dumps(dumps_dir)
+    for path in files_not_read(dumps_dir):
+        progress.line(f"warning: {path}: not read: only files named *.txt are dumps (rename "
+                      f"it if it is one)")
     inputs = Inputs(paths, load_manifest(dumps_dir, {p.name for p in paths}), load_topics(TOPICS),
                     OrganizationIndex(load_reference(reference)), reference,
                     load_metadata(metadata_path))

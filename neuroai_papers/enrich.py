@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date, datetime
@@ -114,9 +116,21 @@ def load_manifest(dumps_dir: Path, dump_names: set[str]) -> Manifest:
     if not isinstance(captures, dict):
         raise manifest.error("expected a `captures:` mapping of dump file name to date",
                              "captures")
+    captures = {name: unquoted(value) for name, value in captures.items()}
     for name, value in captures.items():
         refuse_stated_capture(manifest, name, value, dumps_dir, dump_names)
     return Manifest(path, captures)
+
+
+def unquoted(value):
+    """Return a date or year written in quotes ("2026-11-20", "2026") as YAML reads it
+    unquoted; any other value as it is (refuse_stated_capture says what is wrong with it)."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}", value.strip()):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        with suppress(ValueError):  # 2026-02-30: refused as written
+            return date.fromisoformat(value.strip())
+    return value
 
 
 MANIFEST_KEYS = ("captures",)

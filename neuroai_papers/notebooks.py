@@ -10,6 +10,7 @@ database) and writes `<name>.html` (nbconvert). Any error in any cell fails the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -85,12 +86,28 @@ def notebook_title(notebook: nbformat.NotebookNode, default: str) -> str:
     return default
 
 
+# The notebook metadata the notebooks are committed with. JupyterLab writes its own on save
+# (the kernel's display name, the Python version it ran): a commit would carry that noise.
+COMMITTED_METADATA = {
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
+RUN_METADATA = ("execution", "collapsed", "scrolled")  # per cell, what a run or a view adds
+
+
 def strip_outputs(model: dict, **_) -> None:
-    """JupyterLab's pre-save hook (`make lab`): save a notebook without outputs or execution
-    counts, as the notebooks are committed. The open notebook keeps them on screen."""
+    """JupyterLab's pre-save hook (`make lab`): save a notebook as the notebooks are
+    committed: without outputs, execution counts, the metadata of a run, or JupyterLab's
+    own notebook metadata. The open notebook keeps them on screen."""
     if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
         return
-    for cell in model["content"].get("cells", []):
+    content = model["content"]
+    if isinstance(content.get("metadata"), dict):
+        content["metadata"].update(json.loads(json.dumps(COMMITTED_METADATA)))
+    for cell in content.get("cells", []):
+        if isinstance(cell.get("metadata"), dict):
+            for key in RUN_METADATA:
+                cell["metadata"].pop(key, None)
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None

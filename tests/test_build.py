@@ -431,3 +431,16 @@ def test_a_bad_metadata_file_is_refused_in_one_line(dumps_dir, tmp_path, text, m
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "papers.db").exists()
+
+
+def test_a_file_in_dumps_that_is_not_a_txt_dump_is_named_in_a_warning(dumps_dir, tmp_path):
+    """A dump saved as .TXT, .md or with no extension is not read: the build says so,
+    instead of leaving its papers out in silence. The manifest and hidden files are not named."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    for name in ("b.TXT", "c.md", "d", ".gitkeep", "manifest.yml"):
+        (dumps_dir / name).write_text("captures:\n" if name == "manifest.yml" else "x\n")
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "not read: only files named" in line]
+    assert warned == [f"warning: {dumps_dir / name}: not read: only files named *.txt are dumps "
+                      f"(rename it if it is one)" for name in ("b.TXT", "c.md", "d")]

@@ -323,3 +323,25 @@ def test_a_yearless_date_after_a_stated_capture_date_is_a_problem_without_a_page
     assert [reason for (reason,) in rows(out, "select reason from problems")] == [
         "a date without a year later in the year than the page's own date: in the capture "
         "year it would follow the capture (kept as written, not as a date)"]
+
+
+@pytest.mark.parametrize("stated, expected", [('"2024-04-17"', ("2024-04-17", 2024)),
+                                              ("'2024'", ("2024-04-17", 2024))])
+def test_a_quoted_date_or_year_in_the_manifest_is_read_as_the_unquoted_one(dumps_dir, tmp_path,
+                                                                         stated, expected):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 25 2"])))
+    (dumps_dir / "manifest.yml").write_text(f"captures:\n  a.txt: {stated}\n")
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select capture_date, capture_year, capture_method from dumps") == [
+        (*expected, "stated")]
+
+
+def test_the_shipped_manifest_takes_an_entry_appended_as_readme_shows(dumps_dir, tmp_path):
+    """README's step: add `  name: date` under `captures:` of dumps/manifest.yml."""
+    from conftest import REAL_DUMPS
+
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 25 2"])))
+    shipped = (REAL_DUMPS / "manifest.yml").read_text()
+    (dumps_dir / "manifest.yml").write_text(shipped + "  a.txt: 2024-04-17\n")
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select capture_date, capture_method from dumps") == [("2024-04-17", "stated")]

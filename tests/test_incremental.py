@@ -144,6 +144,20 @@ def test_a_renamed_or_removed_old_dump_is_named_as_gone(tmp_path):
             "previous database holds, are gone; building everything") in result.stderr
 
 
+def test_only_the_modules_that_make_rows_are_build_code():
+    """Serving, publishing and rendering the notebooks make no row: a change there keeps
+    the previous database reusable (the publish job adds the new dumps to it)."""
+    from neuroai_papers import build
+
+    names = [path.name for path in build.build_code()]
+    assert "site.py" not in names and "publish.py" not in names and "notebooks.py" not in names
+    assert {"parse.py", "dedupe.py", "enrich.py", "write.py", "topics.py"} <= set(names)
+    for name in build.NOT_BUILD_CODE:  # none of them is imported by the build's modules
+        stem = name[:-3]
+        for path in build.build_code():
+            assert f"from .{stem} import" not in path.read_text(), (path.name, stem)
+
+
 def test_other_build_code_or_topic_rules_fall_back_to_a_full_build(tmp_path):
     folder = tmp_path / "dumps"
     shutil.copytree(REAL_DUMPS, folder)

@@ -122,6 +122,12 @@ def test_jupyterlab_saves_notebooks_without_outputs(real_db, tmp_path):
 
     executed = execute_notebook(NOTEBOOKS / "maintain.ipynb", real_db)
     assert any(cell.get("outputs") for cell in executed.cells if cell.cell_type == "code")
+    # What JupyterLab itself writes into a notebook it saves: its kernel's name and Python
+    # version, and the timing of each cell it ran.
+    executed.metadata.kernelspec.display_name = "Python 3 (ipykernel)"
+    executed.metadata.language_info.update(version="3.11.7", mimetype="text/x-python")
+    for cell in executed.cells:
+        cell.metadata["execution"] = {"iopub.status.idle": "2026-12-06T07:00:00.000Z"}
     manager = FileContentsManager(root_dir=str(tmp_path),
                                   pre_save_hook="neuroai_papers.notebooks.strip_outputs")
     assert manager.pre_save_hook is strip_outputs
@@ -129,6 +135,8 @@ def test_jupyterlab_saves_notebooks_without_outputs(real_db, tmp_path):
     saved = json.loads((tmp_path / "saved.ipynb").read_text())
     code = [cell for cell in saved["cells"] if cell["cell_type"] == "code"]
     assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)
+    # Saved as committed: a save after `make lab` leaves `git diff` empty.
+    assert saved == json.loads((NOTEBOOKS / "maintain.ipynb").read_text())
 
 
 def test_explore_search_escapes_titles_and_abstracts_before_marking_matches(dumps_dir, tmp_path):
