@@ -309,6 +309,8 @@ EXPENSIVE_SEARCHES = [
     "/papers/papers?_search=" + "+".join(["neural"] * 1000),
     "/papers/search?q=" + "+".join(["neural"] * 1000),
     "/papers/search.json?q=" + "+".join(["brain"] * 30),
+    "/papers/fuzzy_title.json?title=" + "+".join(["spiking neural networks"] * 50),
+    "/papers/fuzzy_title?title=brain+decoding",  # every paper scored, whatever the title
 ]
 ORDINARY_PAGES = ["/", "/papers/papers/{paper}", "/papers/papers?_search=brain",
                   "/papers/search?q=decoding+fmri", "/papers/papers?_search=spiking+neural+networks"]
