@@ -22,6 +22,8 @@ from typing import Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 armed = False  # whether a stop signal raises Interrupted now
+placing = False  # within putting_in_place
+dropped: int | None = None  # a stop signal that came while placing, in case the step fails
 
 
 class Interrupted(BaseException):
@@ -39,10 +41,12 @@ class Interrupted(BaseException):
 
 
 def on_stop_signal(signum: int, frame) -> None:
-    global armed
+    global armed, dropped
     if armed:
         armed = False  # one is enough: the clean-up it starts must run to its end
         raise Interrupted(signum)
+    if placing:
+        dropped = signum
 
 
 @contextmanager
@@ -76,16 +80,22 @@ def stoppable() -> Iterator[None]:
 
 @contextmanager
 def putting_in_place() -> Iterator[None]:
-    """The step that puts the new database in place: a stop signal from here on is dropped,
-    as the build, once the step is done, is done. A signal that came before the step raised
-    before it began; if the step fails, signals raise again (nothing was written)."""
-    global armed
-    was, armed = armed, False
+    """The step that puts the new database in place (the rename, the commit): a stop signal
+    from here on is dropped, as the build, once the step is done, is done. A signal that
+    came before the step raised before it began. If the step fails, nothing was written:
+    a stop asked for meanwhile (an update's commit may wait a minute for readers) is the
+    answer, Interrupted; otherwise signals raise again."""
+    global armed, placing, dropped
+    was, armed, placing, dropped = armed, False, True, None
     try:
         yield
     except BaseException:
         armed = was
+        if dropped is not None:
+            raise Interrupted(dropped)
         raise
+    finally:
+        placing = False
 
 
 @contextmanager

@@ -822,8 +822,7 @@ class DatabaseWriter:
                 check_database(self.tmp, {**self.counts, **expected, "papers_fts": expected.get(
                     "papers", self.counts["papers"])}, self.search.texts)
                 synced.result()
-            with putting_in_place():
-                put_in_place(self.tmp, self.out)
+            put_in_place(self.tmp, self.out)
         except sqlite3.Error as error:
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
 
@@ -840,8 +839,7 @@ class DatabaseWriter:
             self.db.close()
             self.db = None
             sync_to_disk(self.tmp)
-            with putting_in_place():
-                put_in_place(self.tmp, self.out)
+            put_in_place(self.tmp, self.out)
         except sqlite3.Error as error:
             raise WriteError(f"cannot write {self.tmp}: {error}") from None
 
@@ -1073,9 +1071,11 @@ def put_in_place(tmp: Path, out: Path) -> None:
 
     A journal left beside `out` by an interrupted update in place would be played back into
     the new file under the same name and corrupt it, so `out` is settled first, and keeps
-    its write lock until the rename is done."""
+    its write lock until the rename is done. A stop signal is acted on while the lock is
+    waited for (up to a minute), and dropped from the rename on (stopping.putting_in_place)."""
     if not out.exists():
-        os.replace(tmp, out)
+        with putting_in_place():
+            os.replace(tmp, out)
         return
-    with settled(out):
+    with settled(out), putting_in_place():
         os.replace(tmp, out)

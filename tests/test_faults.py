@@ -12,6 +12,7 @@ import random
 import re
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -393,3 +394,55 @@ def test_the_build_gives_back_the_signal_handlers_it_found(tmp_path):
     assert main(["--dumps", str(tmp_path / "none"), "--out", str(tmp_path / "papers.db")]) == 2
     assert main(["--dumps", str(REAL_DUMPS), "--out", str(tmp_path / "papers.db")]) == 0
     assert {signum: signal.getsignal(signum) for signum in handlers} == handlers
+
+
+def test_a_build_waiting_for_the_lock_to_put_its_file_in_place_stops_at_once(real_db, tmp_path):
+    """Another program holds papers.db's write lock: the build waits for it (up to a
+    minute) before the rename. Ctrl-C then stops it at once, with one line and exit 130;
+    it was dropped, and the build went on waiting for the minute, then failed with exit 3."""
+    out = tmp_path / "papers.db"
+    before = real_db.read_bytes()
+    out.write_bytes(before)
+    holder = sqlite3.connect(out, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        process = start_build(REAL_DUMPS, out)
+        printed = []
+        for line in process.stderr:
+            printed.append(line)
+            if line.startswith("writing indexes"):
+                break
+        time.sleep(2)  # the checks of five dumps take a fraction of that: it waits now
+        asked = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        printed.append(process.stderr.read())
+        process.wait(timeout=90)
+        waited = time.monotonic() - asked
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    printed = "".join(printed)
+    assert process.returncode == 130, printed
+    assert waited < 10, printed
+    assert printed.splitlines()[-1] == f"interrupted: nothing written; {out} is unchanged"
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["papers.db"]
+
+
+def test_a_stop_that_comes_while_a_failing_step_puts_the_file_in_place_is_the_answer():
+    """A stop signal while the file is put in place is dropped, as the build is done once
+    the step is; but if the step fails (an update's commit that waited a minute for a
+    reader), nothing was written, and the stop asked meanwhile is what the build answers."""
+    from neuroai_papers.stopping import (Interrupted, putting_in_place, stop_signals_handled,
+                                         stoppable)
+
+    with stop_signals_handled(), stoppable():
+        with putting_in_place():  # a step that succeeds: the signal is dropped
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+        with pytest.raises(Interrupted) as stopped:
+            with putting_in_place():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)
+                raise sqlite3.OperationalError("database is locked")
+    assert stopped.value.exit_code == 130
