@@ -159,15 +159,31 @@ def make_date(year: int, when: DumpDate) -> date | None:
         return None
 
 
-def read_dates_by_paper(papers: list[Paper]) -> dict[str, list[date]]:
-    """Return, per paper id, the dates that some dump shows with a year."""
+def read_dates_by_paper(papers: list[Paper],
+                        limits: Mapping[str, date | None]) -> dict[str, list[date]]:
+    """Return, per paper id, the dates that some dump shows with a year: the evidence for
+    other dumps' capture years. A date after its own page's known date (`limits`, by dump:
+    see page_limit) is a problem of its line, not evidence (resolve_date refuses it too)."""
     dates: dict[str, list[date]] = {}
     for paper in papers:
         for sighting in paper.sightings:
             when = sighting.record.date
             if when and when.year and (full := make_date(when.year, when)):
-                dates.setdefault(paper.id, []).append(full)
+                limit = limits.get(sighting.dump)
+                if limit is None or full <= limit:
+                    dates.setdefault(paper.id, []).append(full)
     return dates
+
+
+def page_limit(parsed: ParsedDump, stated: date | int | None) -> date | None:
+    """Return the latest date a dump's page can show, when it is known before any capture is
+    inferred: the capture date the manifest states, or the page's own date line in the
+    year the line shows or the manifest states; None otherwise."""
+    if isinstance(stated, date):
+        return stated
+    page = parsed.capture
+    year = stated if isinstance(stated, int) else page.year if page else None
+    return make_date(year, page) if page and year else None
 
 
 def infer_capture(
@@ -332,7 +348,8 @@ def build_corpus(
     for paper in dedup.papers:
         for sighting in paper.sightings:
             by_dump[sighting.dump].append(sighting)
-    read_dates = read_dates_by_paper(dedup.papers)
+    limits = {d.name: page_limit(d, manifest.get(d.name)) for d in parsed_dumps}
+    read_dates = read_dates_by_paper(dedup.papers, limits)
     captures = {
         d.name: infer_capture(d, by_dump[d.name], read_dates, manifest)
         for d in parsed_dumps

@@ -45,7 +45,7 @@ from .dedupe import (BLOCK_CANDIDATES, Deduplicator, Paper, RecordKeys, Sighting
                      abstract_fingerprint)
 from .enrich import (INVALID, Capture, capture_columns, date_problem, dated_after, dump_row,
                      infer_capture, make_organization_rows, paper_row, problem_row,
-                     read_dates_by_paper, resolve_date, sighting_row)
+                     page_limit, read_dates_by_paper, resolve_date, sighting_row)
 from .organizations import OrganizationIndex
 from .parse import ParsedDump, Record, parse_date
 from .topics import Topic, topics_of_papers
@@ -245,6 +245,7 @@ class Update:
         self.complete: dict[str, Paper] = {}  # papers with all their sightings, by id
         self.redates: dict[tuple[str, int], tuple] = {}  # (dump, position) -> new date, method
         self.added: dict[str, int] = {}  # rows inserted per table
+        self.limits: dict[str, date | None] | None = None  # page_limits, once known
 
     def max_id(self, table: str) -> int:
         return self.conn.execute(f"select coalesce(max(id), 0) from [{table}]").fetchone()[0]
@@ -262,17 +263,29 @@ class Update:
         (rowid,) = self.conn.execute("select rowid from papers where id = ?", (paper_id,)).fetchone()
         return self.dedup.stored_paper(rowid)
 
-    def read_dates(self, paper_ids: set[str]) -> dict[str, list[date]]:
+    def read_dates(self, paper_ids: set[str], manifest: dict) -> dict[str, list[date]]:
         new = {paper.id: paper for paper in self.dedup.papers}
         papers = [new[pid] if pid in new else self.with_all_sightings(self.stored_paper_by_id(pid))
                   for pid in sorted(paper_ids)]
-        return read_dates_by_paper(papers)
+        if self.limits is None:  # the same for every call of one update
+            self.limits = self.page_limits(manifest)
+        return read_dates_by_paper(papers, self.limits)
+
+    def page_limits(self, manifest: dict) -> dict[str, date | None]:
+        """enrich.page_limit of every dump: for a stored one, the capture date it stored if
+        its page or the manifest stated it (which is what page_limit gave it)."""
+        limits = {name: date.fromisoformat(row["capture_date"])
+                  if row["capture_method"] in ("stated", "page") and row["capture_date"] else None
+                  for name, row in self.stored_dumps.items()}
+        limits.update((parsed.name, page_limit(parsed, manifest.get(parsed.name)))
+                      for parsed in self.parsed)
+        return limits
 
     def new_captures(self, manifest: dict) -> dict[str, Capture]:
         captures = {}
         for parsed in self.parsed:
             sightings = [s for s in self.new_sightings if s.dump == parsed.name]
-            dates = self.read_dates({s.paper_id for s in sightings})
+            dates = self.read_dates({s.paper_id for s in sightings}, manifest)
             captures[parsed.name] = infer_capture(parsed, sightings, dates, manifest)
         return captures
 
@@ -294,7 +307,7 @@ class Update:
                 continue
             sightings = [stored_sighting(r) for r in self.conn.execute(
                 "select * from sightings where dump = ? order by position", (name,))]
-            dates = self.read_dates({s.paper_id for s in sightings})
+            dates = self.read_dates({s.paper_id for s in sightings}, manifest)
             if row["capture_method"] == "stated":
                 if dated_after(sightings, dates, manifest[name]):
                     raise CannotUpdate(f"a new dump dates a paper of {name} after the capture "

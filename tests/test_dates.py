@@ -345,3 +345,24 @@ def test_the_shipped_manifest_takes_an_entry_appended_as_readme_shows(dumps_dir,
     (dumps_dir / "manifest.yml").write_text(shipped + "  a.txt: 2024-04-17\n")
     db = build(dumps_dir, tmp_path)
     assert rows(db, "select capture_date, capture_method from dumps") == [("2024-04-17", "stated")]
+
+
+def test_a_date_refused_on_its_own_page_is_no_evidence_for_another_dumps_year(dumps_dir,
+                                                                              tmp_path):
+    """b.txt (Apr 17, 2025) shows a paper dated Dec 12, 2025, a date its page cannot show
+    (a problem of its line). That date made a.txt's capture year 2026, and refused a
+    manifest that states a.txt's true capture, blaming a.txt; it is evidence of nothing."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"])))
+    (dumps_dir / "b.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["·", "Dec 12, 2025"]),
+        ("Other paper", ABSTRACT_B, ["·", "Mar 2, 2025"])).replace("Apr 17", "Apr 17, 2025"))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select name, capture_year, capture_method from dumps order by name") == [
+        ("a.txt", None, "unknown"), ("b.txt", 2025, "page")]
+    assert rows(db, "select dump, published, date_method from sightings where title = "
+                    "'Shared paper' order by dump") == [
+        ("a.txt", None, "year_unknown"), ("b.txt", None, "invalid_date")]
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2025-04-17\n")
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select dump, published from sightings where title = 'Shared paper' "
+                    "order by dump") == [("a.txt", "2025-03-21"), ("b.txt", None)]

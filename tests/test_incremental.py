@@ -258,6 +258,19 @@ def test_pinning_the_year_of_a_dump_with_dates_no_page_could_show_is_an_update(d
     assert contents(out) == contents(full)
 
 
+def test_a_new_dumps_date_refused_on_its_page_does_not_date_an_old_dump(dumps_dir, tmp_path):
+    """b.txt's Dec 12, 2025 is after its own page's Apr 17, 2025: no evidence for a.txt's
+    year, in an update as in a full build (which the update equals)."""
+    first = {"a.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]))}
+    later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Dec 12, 2025"]))
+             .replace("Apr 17", "Apr 17, 2025")}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "adding 1 new dumps" in result.stderr and "building everything" not in result.stderr
+    assert rows(out, "select name, capture_method from dumps order by name") == [
+        ("a.txt", "unknown"), ("b.txt", "page")]
+    assert contents(out) == contents(full)
+
+
 def test_a_new_dump_that_makes_an_old_date_impossible_falls_back(dumps_dir, tmp_path):
     """Feb 29 in a.txt is possible until b.txt pins a.txt's year to 2025."""
     first = {"a.txt": blank_separated(("Leap paper", ABSTRACT_C, ["·", "Feb 29"]),
