@@ -270,25 +270,33 @@ def make_build_info(dumps: list[tuple[str, str]], reference: Path,
         "dumps": dumps_fact(dumps),
         "sqlite_utils_version": version("sqlite-utils"),
         "reusable_inputs_sha256": reusable_inputs_fingerprint(reference),
+        "reusable_inputs": json.dumps(reusable_inputs(reference)),
         "manifest": json.dumps(manifest_entries(manifest)),
     }
 
 
 def reusable_inputs_fingerprint(reference: Path) -> str:
-    """Return a hash of what a database's rows depend on besides the dumps: the build code,
-    the topic rules, the organization reference, and the versions of what shapes the rows
-    from outside the code (row_shaping_versions).
+    """Return a hash of what a database's rows depend on besides the dumps (reusable_inputs).
 
     An incremental build updates a previous database only if this is unchanged: rows made
     by another version would sit beside rows made by this one, where a full build would
     have made them all alike.
     """
-    digest = hashlib.sha256()
-    for path in [*build_code(), TOPICS, reference]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    for name, value in row_shaping_versions().items():
-        digest.update(f"{name}\0{value}\n".encode())
-    return digest.hexdigest()
+    parts = json.dumps(reusable_inputs(reference), sort_keys=True)
+    return hashlib.sha256(parts.encode()).hexdigest()
+
+
+def reusable_inputs(reference: Path) -> dict[str, str]:
+    """Return each part of what the rows depend on besides the dumps, with its sha256 (a
+    file) or its version: the build code's modules, the topic rules, the organization
+    reference, and what shapes the rows from outside the code (row_shaping_versions).
+    build_info keeps them, so that a full build in place of an update can say which changed."""
+    def sha256(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    return {**{path.name: sha256(path) for path in build_code()},
+            "the topic rules": sha256(TOPICS), "the organization reference": sha256(reference),
+            **row_shaping_versions()}
 
 
 # Modules of the package that make no row: a change to serving, publishing or rendering the
@@ -313,8 +321,8 @@ def row_shaping_versions() -> dict[str, str]:
     - SQLite (the library Python links): its FTS5 tokenizer makes the full-text index and
       the `terms` counts, and the stored papers' index would not be redone.
     """
-    return {"unicodedata": unicodedata.unidata_version, "rapidfuzz": rapidfuzz.__version__,
-            "sqlite": sqlite3.sqlite_version}
+    return {"Python's Unicode database": unicodedata.unidata_version,
+            "rapidfuzz": rapidfuzz.__version__, "SQLite": sqlite3.sqlite_version}
 
 
 def report_date_problems(problems: list[dict], paths: list[Path], progress: Progress) -> None:
@@ -379,7 +387,8 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
                     load_metadata(metadata_path))
     if incremental:
         try:
-            new = new_dumps(out, paths, reusable_inputs_fingerprint(reference), inputs.manifest)
+            new = new_dumps(out, paths, reusable_inputs_fingerprint(reference), inputs.manifest,
+                            reusable_inputs(reference))
             progress.line(f"incremental: adding {len(new)} new dumps to {out.name} "
                           f"({len(paths) - len(new)} already in it)")
             return update_database(out, new, inputs, progress, started)

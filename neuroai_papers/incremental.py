@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import date
@@ -73,8 +74,31 @@ def manifest_entries(manifest: dict[str, date | int]) -> dict[str, str]:
             for name, value in sorted(manifest.items())}
 
 
+ANY_INPUT = ("the build code, the topic rules, the organization reference or the version of "
+             "Python's Unicode database, rapidfuzz or SQLite")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def changed_inputs(stored: dict[str, str], now: dict[str, str]) -> str:
+    """Return which parts of build.reusable_inputs differ ("enrich.py, rapidfuzz 3.14.5 ->
+    3.14.6"): a file by its name, a version with both; "" if the previous build kept none."""
+    if not stored:
+        return ""
+    changed = []
+    for name in sorted(stored.keys() | now.keys()):
+        before, after = stored.get(name), now.get(name)
+        if before == after:
+            continue
+        if SHA256.fullmatch(before or after or ""):
+            note = " (new)" if before is None else " (gone)" if after is None else ""
+            changed.append(name + note)
+        else:
+            changed.append(f"{name} {before} -> {after}")
+    return ", ".join(changed)
+
+
 def new_dumps(db: Path, paths: list[Path], fingerprint: str,
-              manifest: dict[str, date | int]) -> list[Path]:
+              manifest: dict[str, date | int], inputs: dict[str, str]) -> list[Path]:
     """Return the dumps to add to the previous database at `db`; raise CannotUpdate if it
     cannot take them (the message says why)."""
     if not db.exists():
@@ -92,9 +116,9 @@ def new_dumps(db: Path, paths: list[Path], fingerprint: str,
     except sqlite3.Error as error:
         raise CannotUpdate(f"the previous database cannot be read ({error})") from None
     if info.get("reusable_inputs_sha256") != fingerprint:
-        raise CannotUpdate("the build code, the topic rules, the organization reference or "
-                           "the version of Python's Unicode database, rapidfuzz or SQLite "
-                           "changed since the previous build")
+        stored = json.loads(info.get("reusable_inputs") or "{}")
+        raise CannotUpdate(f"{changed_inputs(stored, inputs) or ANY_INPUT} changed since the "
+                           "previous build")
     # Before the order: a renamed dump is a gone one (and a new one that may sort anywhere).
     present = {path.name for path in paths}
     gone = [name for name, _ in previous if name not in present]

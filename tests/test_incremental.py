@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -183,6 +184,28 @@ sys.exit(main(sys.argv[4:]))
 """
 
 
+def test_a_full_build_in_place_of_an_update_names_the_build_code_that_changed(tmp_path):
+    """The previous build kept each part it depended on: the message names the module that
+    changed (and says so without them, for a file of older build code)."""
+    folder = tmp_path / "dumps"
+    shutil.copytree(REAL_DUMPS, folder)
+    out = tmp_path / "papers.db"
+    assert run_build(folder, out).returncode == 0
+    conn = sqlite3.connect(out)
+    with conn:
+        (stored,) = conn.execute(
+            "select value from build_info where key = 'reusable_inputs'").fetchone()
+        parts = {**json.loads(stored), "enrich.py": "0" * 64}
+        conn.execute("update build_info set value = ? where key = 'reusable_inputs'",
+                     [json.dumps(parts)])
+        conn.execute("update build_info set value = 'other' where key = 'reusable_inputs_sha256'")
+    conn.close()
+    result = run_build(folder, out, "--incremental")
+    assert result.returncode == 0, result.stderr
+    assert ("incremental: enrich.py changed since the previous build; building everything"
+            in result.stderr)
+
+
 def build_reporting_version(module: str, attribute: str, value: str, *arguments: str):
     """Run the real build command under a Python whose `module.attribute` (a version) reads
     `value`."""
@@ -190,11 +213,12 @@ def build_reporting_version(module: str, attribute: str, value: str, *arguments:
                            *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("module, attribute", [
-    ("unicodedata", "unidata_version"), ("rapidfuzz", "__version__"), ("sqlite3", "sqlite_version"),
+@pytest.mark.parametrize("module, attribute, label", [
+    ("unicodedata", "unidata_version", "Python's Unicode database"),
+    ("rapidfuzz", "__version__", "rapidfuzz"), ("sqlite3", "sqlite_version", "SQLite"),
 ])
 def test_another_version_of_what_shapes_the_rows_falls_back_to_a_full_build(tmp_path, module,
-                                                                            attribute):
+                                                                            attribute, label):
     """Another Unicode database, rapidfuzz or SQLite may make other rows from the same dumps
     (title keys, scores, the full-text index): the previous file is not reused."""
     folder = tmp_path / "dumps"
@@ -208,7 +232,8 @@ def test_another_version_of_what_shapes_the_rows_falls_back_to_a_full_build(tmp_
     assert "incremental: adding 0 new dumps" in result.stderr  # the same version: reused
     result = build_reporting_version(module, attribute, "0.0.0-other", *arguments)
     assert result.returncode == 0, result.stderr
-    assert "changed since the previous build; building everything" in result.stderr
+    assert (f"{label} {same} -> 0.0.0-other changed since the previous build; building "
+            f"everything") in result.stderr
 
 
 def add_then_compare(dumps_dir, tmp_path, first: dict[str, str], later: dict[str, str]):
