@@ -145,10 +145,6 @@ def publish_cloudrun(service: str, dry_run: Path | None) -> int:
             written = write_bundle(arguments, dry_run)
             print(f"wrote the deploy bundle to {written} (nothing was uploaded)")
             return 0
-        if not shutil.which("gcloud"):
-            print("skipped Cloud Run: gcloud is not installed or not authenticated "
-                  "(set the repository secrets GCP_SA_KEY and GCP_PROJECT, see README.md)")
-            return 0
         executable = Path(sys.executable).with_name("datasette")
         command = [str(executable), *cloudrun_command(arguments, service)[1:]]
         return subprocess.run(command, check=False).returncode
@@ -264,6 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     pages.add_argument("--out", type=Path, required=True)
     pages.add_argument("--live-url", default=os.environ.get("LIVE_SITE_URL") or None)
     args = parser.parse_args(argv)
+    if args.target == "cloudrun" and not args.dry_run and not shutil.which("gcloud"):
+        # Before the build: a publish that cannot happen says so at once, and fails (it said
+        # "skipped" and exited 0, as if a publish by hand had worked). The publish job runs
+        # this step only with the secrets, after setting gcloud up.
+        print("error: cannot publish to Cloud Run: gcloud (the Google Cloud SDK) is not "
+              "installed; install it and log in (README.md, Publishing), or write the bundle "
+              "with --dry-run DIR", file=sys.stderr)
+        return 1
     if (status := prepare(DB, always=True)) != 0:
         return status
     if args.target == "cloudrun":

@@ -369,3 +369,15 @@ def test_a_build_from_files_not_committed_says_so_in_its_commit(tmp_path):
     assert built_commit() == head + "-dirty"
     page = landing_page({"git_commit": head + "-dirty"}, None, [])
     assert f"<code>{head[:12]} with changes not committed</code>" in page
+
+
+def test_publishing_to_cloud_run_by_hand_without_gcloud_fails_before_building(tmp_path):
+    """It said "skipped" and exited 0, as if the publish had worked, after building."""
+    environment = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no gcloud there
+    result = subprocess.run([sys.executable, "-m", "neuroai_papers.publish", "cloudrun"],
+                            cwd=tmp_path, env=environment, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: cannot publish to Cloud Run: gcloud (the Google "
+                                    "Cloud SDK) is not installed")
+    assert "built" not in result.stderr and "rendered" not in result.stderr
