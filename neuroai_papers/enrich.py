@@ -8,7 +8,8 @@ taken, in order of trust, from:
 1. `dumps/manifest.yml`, where a maintainer states it (method `stated`);
 2. the page's own date line, if it shows a year (method `page`);
 3. a paper on this page shown without a year (`May 21`) whose date another dump
-   shows with one (`May 21, 2025`): that pins the year (method `inferred`);
+   shows with one (`May 21, 2025`), or without one on a page whose year is known by
+   1. or 2.: that pins the year (method `inferred`; an inferred year pins nothing);
 4. the earliest year the evidence allows (method `inferred_earliest`): every
    explicit year on the page is earlier than the capture year, and the page cannot
    be older than any paper it lists whose date some dump shows with a year.
@@ -160,43 +161,35 @@ def make_date(year: int, when: DumpDate) -> date | None:
 
 
 def read_dates_by_paper(papers: list[Paper],
-                        limits: Mapping[str, date | None]) -> dict[str, list[date]]:
-    """Return, per paper id, the dates that some dump shows with a year: the evidence for
-    other dumps' capture years. A date after its own page's known date (`limits`, by dump:
-    see page_limit) is a problem of its line, not evidence (resolve_date refuses it too)."""
+                        known: Mapping[str, Capture]) -> dict[str, list[date]]:
+    """Return, per paper id, its dates that some dump gives with a year known without any
+    inference (evidence_date): the evidence for other dumps' capture years."""
     dates: dict[str, list[date]] = {}
     for paper in papers:
         for sighting in paper.sightings:
-            when = sighting.record.date
-            if when and when.year and (full := make_date(when.year, when)):
-                limit = limits.get(sighting.dump)
-                if limit is None or full <= limit:
-                    dates.setdefault(paper.id, []).append(full)
+            if (full := evidence_date(sighting, known[sighting.dump])) is not None:
+                dates.setdefault(paper.id, []).append(full)
     return dates
 
 
-def page_limit(parsed: ParsedDump, stated: date | int | None) -> date | None:
-    """Return the latest date a dump's page can show, when it is known before any capture is
-    inferred: the capture date the manifest states, or the page's own date line in the
-    year the line shows or the manifest states; None otherwise."""
-    if isinstance(stated, date):
-        return stated
-    page = parsed.capture
-    year = stated if isinstance(stated, int) else page.year if page else None
-    return make_date(year, page) if page and year else None
+def evidence_date(sighting: Sighting, known: Capture) -> date | None:
+    """Return a sighting's date if it is firm enough to date its paper for other dumps: shown
+    with its year, or without one on a page whose year is stated or on its date line (`known`
+    is its dump's stated_capture). A date its own page cannot show (resolve_date refuses it)
+    is evidence of nothing, and a year inferred from other dumps is no evidence of its own."""
+    when = sighting.record.date
+    if when is None or not (when.year or known.year):
+        return None  # no year: most yearless dates end here, cheaply
+    published, method = resolve_date(when, known)
+    return date.fromisoformat(published) if method in (READ, FROM_STATED_YEAR) else None
 
 
-def infer_capture(
-    parsed: ParsedDump, sightings: list[Sighting], read_dates: dict[str, list[date]],
-    manifest: Manifest | None,
-) -> Capture:
-    """Return the capture date of one dump, with the method and the bounds on its year."""
+def stated_capture(parsed: ParsedDump, stated: date | int | None) -> Capture:
+    """Return a dump's capture as far as it is known before any is inferred: as the manifest
+    states it (`stated`), in the year of the page's own date line (`page`), or `unknown`."""
     page = parsed.capture
     capture = Capture(parsed.capture_text, parsed.capture_line, None, None, "unknown",
                       page=page)
-    stated = manifest.get(parsed.name) if manifest else None
-    if stated is not None:
-        refuse_contradicted_capture(parsed, sightings, stated, manifest, read_dates)
     if isinstance(stated, date):
         capture.date, capture.year, capture.method = stated.isoformat(), stated.year, "stated"
         return capture
@@ -204,10 +197,28 @@ def infer_capture(
         capture.year, capture.method = stated, "stated"
     elif page and page.year:
         capture.year, capture.method = page.year, "page"
-    else:
-        bound_capture_year(capture, page, sightings, read_dates)
-    if page and capture.year and (full := make_date(capture.year, page)):
+    date_capture_from_page(capture)
+    return capture
+
+
+def date_capture_from_page(capture: Capture) -> None:
+    """Set the capture's date from the page's date line, once the year is known."""
+    if capture.page and capture.year and (full := make_date(capture.year, capture.page)):
         capture.date = full.isoformat()
+
+
+def infer_capture(
+    parsed: ParsedDump, sightings: list[Sighting], read_dates: dict[str, list[date]],
+    manifest: Manifest | None,
+) -> Capture:
+    """Return the capture date of one dump, with the method and the bounds on its year."""
+    stated = manifest.get(parsed.name) if manifest else None
+    if stated is not None:
+        refuse_contradicted_capture(parsed, sightings, stated, manifest, read_dates)
+    capture = stated_capture(parsed, stated)
+    if capture.method == "unknown":
+        bound_capture_year(capture, parsed.capture, sightings, read_dates)
+        date_capture_from_page(capture)
     return capture
 
 
@@ -226,7 +237,7 @@ def refuse_contradicted_capture(parsed: ParsedDump, sightings: list[Sighting],
                         f"{parsed.capture_text} but {manifest.path} states {shown}")
     if found := dated_after(sightings, read_dates, stated):
         sighting, later, here = found
-        where = "" if here else " (another dump shows the date with its year)"
+        where = "" if here else " in another dump"
         raise DumpError(f"{manifest.where(parsed.name)}:{sighting.record.line}: this paper "
                         f"is dated {later.isoformat()}{where}, after the capture "
                         f"{manifest.path} states ({shown})")
@@ -348,13 +359,13 @@ def build_corpus(
     for paper in dedup.papers:
         for sighting in paper.sightings:
             by_dump[sighting.dump].append(sighting)
-    limits = {d.name: page_limit(d, manifest.get(d.name)) for d in parsed_dumps}
-    read_dates = read_dates_by_paper(dedup.papers, limits)
+    known = {d.name: stated_capture(d, manifest.get(d.name)) for d in parsed_dumps}
+    read_dates = read_dates_by_paper(dedup.papers, known)
     captures = {
         d.name: infer_capture(d, by_dump[d.name], read_dates, manifest)
         for d in parsed_dumps
     }
-    del by_dump, read_dates
+    del by_dump, read_dates, known
     order = {d.name: index for index, d in enumerate(parsed_dumps)}
     problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
     problems += resolve_dates(dedup, captures)

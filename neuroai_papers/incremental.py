@@ -45,8 +45,9 @@ from typing import Iterator
 from .dedupe import (BLOCK_CANDIDATES, Deduplicator, Paper, RecordKeys, Sighting,
                      abstract_fingerprint)
 from .enrich import (INVALID, Capture, capture_columns, date_problem, dated_after, dump_row,
-                     infer_capture, make_organization_rows, paper_row, problem_row,
-                     page_limit, read_dates_by_paper, resolve_date, sighting_row)
+                     evidence_date, infer_capture, make_organization_rows, paper_row,
+                     problem_row, read_dates_by_paper, resolve_date, sighting_row,
+                     stated_capture)
 from .organizations import OrganizationIndex
 from .parse import ParsedDump, Record, parse_date
 from .topics import Topic, topics_of_papers
@@ -246,6 +247,17 @@ def parsed_dump(row: sqlite3.Row) -> ParsedDump:
                       bytes=row["bytes"])
 
 
+def stored_capture(row: sqlite3.Row) -> Capture:
+    """Return a stored dump's capture as enrich.stated_capture gave it: as stored if the page
+    or the manifest stated it; unknown if it was inferred (an inferred year is no evidence)."""
+    capture = Capture(row["capture_text"], row["capture_line"], None, None, "unknown",
+                      page=parsed_dump(row).capture)
+    if row["capture_method"] in ("stated", "page"):
+        capture.date, capture.year = row["capture_date"], row["capture_year"]
+        capture.method = row["capture_method"]
+    return capture
+
+
 @dataclass
 class Update:
     """What the new dumps add to or change in the stored database."""
@@ -269,7 +281,7 @@ class Update:
         self.complete: dict[str, Paper] = {}  # papers with all their sightings, by id
         self.redates: dict[tuple[str, int], tuple] = {}  # (dump, position) -> new date, method
         self.added: dict[str, int] = {}  # rows inserted per table
-        self.limits: dict[str, date | None] | None = None  # page_limits, once known
+        self.known: dict[str, Capture] | None = None  # known_captures, once asked for
 
     def max_id(self, table: str) -> int:
         return self.conn.execute(f"select coalesce(max(id), 0) from [{table}]").fetchone()[0]
@@ -291,19 +303,16 @@ class Update:
         new = {paper.id: paper for paper in self.dedup.papers}
         papers = [new[pid] if pid in new else self.with_all_sightings(self.stored_paper_by_id(pid))
                   for pid in sorted(paper_ids)]
-        if self.limits is None:  # the same for every call of one update
-            self.limits = self.page_limits(manifest)
-        return read_dates_by_paper(papers, self.limits)
+        return read_dates_by_paper(papers, self.known_captures(manifest))
 
-    def page_limits(self, manifest: dict) -> dict[str, date | None]:
-        """enrich.page_limit of every dump: for a stored one, the capture date it stored if
-        its page or the manifest stated it (which is what page_limit gave it)."""
-        limits = {name: date.fromisoformat(row["capture_date"])
-                  if row["capture_method"] in ("stated", "page") and row["capture_date"] else None
-                  for name, row in self.stored_dumps.items()}
-        limits.update((parsed.name, page_limit(parsed, manifest.get(parsed.name)))
-                      for parsed in self.parsed)
-        return limits
+    def known_captures(self, manifest: dict) -> dict[str, Capture]:
+        """enrich.stated_capture of every dump (the same for every call of one update): for
+        a stored one, the capture it stored if its page or the manifest stated it."""
+        if self.known is None:
+            self.known = {name: stored_capture(row) for name, row in self.stored_dumps.items()}
+            self.known.update((parsed.name, stated_capture(parsed, manifest.get(parsed.name)))
+                              for parsed in self.parsed)
+        return self.known
 
     def new_captures(self, manifest: dict) -> dict[str, Capture]:
         captures = {}
@@ -317,8 +326,9 @@ class Update:
         """Return the stored dumps whose inferred capture the new read dates change; raise
         CannotUpdate if they date a paper of a dump after the capture the manifest states
         for it (a full build refuses the manifest then, saying where)."""
+        known = self.known_captures(manifest)
         dated = {s.paper_id for s in self.new_sightings
-                 if s.record.date and s.record.date.year and s.paper_id not in self.new_ids}
+                 if s.paper_id not in self.new_ids and evidence_date(s, known[s.dump])}
         if not dated:
             return {}
         marks = ", ".join("?" * len(dated))

@@ -168,8 +168,8 @@ def test_manifest_capture_before_a_paper_dated_in_another_dump_is_refused(dumps_
         (dumps_dir / "manifest.yml").write_text(f"captures:\n  a.txt: {stated}\n")
         result = run_build(dumps_dir, out)
         assert result.returncode == 2, result.stderr
-        assert (f"{dumps_dir / 'a.txt'}:13: this paper is dated 2025-03-21 (another dump shows "
-                f"the date with its year), after the capture {dumps_dir / 'manifest.yml'} "
+        assert (f"{dumps_dir / 'a.txt'}:13: this paper is dated 2025-03-21 in another dump, "
+                f"after the capture {dumps_dir / 'manifest.yml'} "
                 f"states ({stated})") in result.stderr
         assert not out.exists()
     (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2025-04-17\n")
@@ -191,7 +191,7 @@ def test_an_update_that_dates_a_paper_after_a_stated_capture_is_refused(dumps_di
     assert result.returncode == 2, result.stderr
     assert ("incremental: a new dump dates a paper of a.txt after the capture "
             "dumps/manifest.yml states for it; building everything") in result.stderr
-    assert "this paper is dated 2025-03-21 (another dump shows the date" in result.stderr
+    assert "this paper is dated 2025-03-21 in another dump, after" in result.stderr
     assert out.read_bytes() == before
 
 
@@ -366,3 +366,50 @@ def test_a_date_refused_on_its_own_page_is_no_evidence_for_another_dumps_year(du
     db = build(dumps_dir, tmp_path)
     assert rows(db, "select dump, published from sightings where title = 'Shared paper' "
                     "order by dump") == [("a.txt", "2025-03-21"), ("b.txt", None)]
+
+
+@pytest.mark.parametrize("how", ["manifest", "page"])
+def test_a_yearless_date_on_a_page_of_known_year_pins_another_dumps_year(dumps_dir, tmp_path,
+                                                                          how):
+    """a.txt's year is stated (in the manifest, or on its date line), so its `Mar 21` is
+    2025-03-21 as firmly as a date shown with its year: it pins b.txt's year as one would."""
+    a = blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]))
+    if how == "page":
+        a = a.replace("Apr 17", "Apr 17, 2025")
+    else:
+        (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2025\n")
+    (dumps_dir / "a.txt").write_text(a)
+    (dumps_dir / "b.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["·", "Mar 21"]), ("Other", ABSTRACT_B, ["·", "Feb 2"])))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select name, capture_year, capture_method from dumps order by name") == [
+        ("a.txt", 2025, "stated" if how == "manifest" else "page"), ("b.txt", 2025, "inferred")]
+    assert rows(db, "select dump, published, date_method from sightings order by id") == [
+        ("a.txt", "2025-03-21", "year_from_stated_capture"),
+        ("b.txt", "2025-03-21", "year_from_inferred_capture"),
+        ("b.txt", "2025-02-02", "year_from_inferred_capture")]
+
+
+def test_an_inferred_year_is_no_evidence_for_another_dumps_year(dumps_dir, tmp_path):
+    """b.txt's year is pinned by c.txt; a.txt shares another paper with b.txt only, so it
+    stays unknown: an inferred year is not passed on from dump to dump."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Second", ABSTRACT_B, ["·", "Feb 2"])))
+    (dumps_dir / "b.txt").write_text(blank_separated(
+        ("First", ABSTRACT_A, ["·", "Mar 21"]), ("Second", ABSTRACT_B, ["·", "Feb 2"])))
+    (dumps_dir / "c.txt").write_text(blank_separated(("First", ABSTRACT_A, ["·", "Mar 21, 2025"])))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select name, capture_year, capture_method from dumps order by name") == [
+        ("a.txt", None, "unknown"), ("b.txt", 2025, "inferred"),
+        ("c.txt", 2026, "inferred_earliest")]
+
+
+def test_two_stated_captures_that_date_one_paper_differently_are_refused(dumps_dir, tmp_path):
+    """A paper has one date: `Mar 21` in a dump stated 2024-04-17 and in one stated 2025
+    cannot both be right, so the manifest is refused, naming the earlier capture's line."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"])))
+    (dumps_dir / "b.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"])))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2024-04-17\n  b.txt: 2025\n")
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2, result.stderr
+    assert (f"{dumps_dir / 'a.txt'}:13: this paper is dated 2025-03-21 in another dump, after "
+            f"the capture {dumps_dir / 'manifest.yml'} states (2024-04-17)") in result.stderr

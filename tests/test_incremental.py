@@ -408,3 +408,45 @@ def test_a_title_many_papers_share_is_compared_with_its_64_newest_only(tmp_path)
     # Each record is compared with at most 64 earlier papers of the key.
     compared = sum(min(n, 64) for n in range(80)) + 64 + 64
     assert 0 < rows(full, "select count(*) from lookalikes")[0][0] <= compared
+
+
+def test_a_new_dump_of_known_year_pins_an_old_capture_with_a_yearless_date(dumps_dir, tmp_path):
+    """b.txt's page shows its year, so its yearless `Mar 21` pins a.txt's capture year: the
+    update redates a.txt as a full build dates it."""
+    first = {"a.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]),
+                                      ("Lone paper", ABSTRACT_C, ["·", "Feb 2"]))}
+    later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]))
+             .replace("Apr 17", "Apr 17, 2024")}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "adding 1 new dumps" in result.stderr and "building everything" not in result.stderr
+    assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
+        ("a.txt", 2024, "inferred"), ("b.txt", 2024, "page")]
+    assert rows(out, "select published from papers where title = 'Lone paper'") == [("2024-02-02",)]
+    assert contents(out) == contents(full)
+
+
+def test_an_old_dump_of_known_year_pins_a_new_dumps_capture(dumps_dir, tmp_path):
+    """The other way round: a.txt's year is on its page; the new b.txt takes it from a.txt's
+    yearless date of a paper they share."""
+    first = {"a.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]))
+             .replace("Apr 17", "Apr 17, 2024")}
+    later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]))}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "building everything" not in result.stderr
+    assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
+        ("a.txt", 2024, "page"), ("b.txt", 2024, "inferred")]
+    assert contents(out) == contents(full)
+
+
+def test_an_old_dumps_inferred_year_does_not_date_a_new_dump(dumps_dir, tmp_path):
+    """b.txt's year was inferred from c.txt: no evidence for d.txt, which shares another of
+    b.txt's papers, in an update as in a full build."""
+    first = {"b.txt": blank_separated(("First", ABSTRACT_A, ["·", "Mar 21"]),
+                                      ("Second", ABSTRACT_B, ["·", "Feb 2"])),
+             "c.txt": blank_separated(("First", ABSTRACT_A, ["·", "Mar 21, 2025"]))}
+    later = {"d.txt": blank_separated(("Second", ABSTRACT_B, ["·", "Feb 2"]))}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "building everything" not in result.stderr
+    assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
+        ("b.txt", 2025, "inferred"), ("c.txt", 2026, "inferred_earliest"), ("d.txt", None, "unknown")]
+    assert contents(out) == contents(full)
