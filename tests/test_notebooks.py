@@ -209,3 +209,26 @@ def test_explore_search_for_nothing_finds_nothing(real_db, query):
         assert not namespace["search"]("decoding").data.empty
     finally:
         conn.close()
+
+
+def test_explore_search_puts_the_best_matches_first_even_for_a_common_word(real_db):
+    """search() orders by bm25 itself: rounded to 2 places, a word most papers hold scores
+    -0.00 for every paper, and the matches came in file order instead of best first."""
+    import sqlite3
+
+    import pandas as pd
+
+    conn = sqlite3.connect(read_only_uri(real_db), uri=True)
+    namespace = {"sql": lambda sql, **params: pd.read_sql_query(sql, conn, params=params)}
+    notebook = json.loads((NOTEBOOKS / "explore.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in notebook["cells"]
+                if "def fts_query" in "".join(c["source"]))
+    exec(cell.rsplit("\nsearch(", 1)[0], namespace)
+    try:
+        shown = list(namespace["search"]("neural", limit=5).data.title)
+        best = [title for (title,) in conn.execute(
+            "select papers.title from papers_fts join papers on papers.rowid = papers_fts.rowid "
+            "where papers_fts match 'neural' order by bm25(papers_fts, 10.0, 1.0) limit 5")]
+    finally:
+        conn.close()
+    assert shown == best
