@@ -413,3 +413,14 @@ def test_two_stated_captures_that_date_one_paper_differently_are_refused(dumps_d
     assert result.returncode == 2, result.stderr
     assert (f"{dumps_dir / 'a.txt'}:13: this paper is dated 2025-03-21 in another dump, after "
             f"the capture {dumps_dir / 'manifest.yml'} states (2024-04-17)") in result.stderr
+
+
+def test_date_method_documentation_names_every_kind_of_invalid_date(real_db):
+    """column_docs says when a date is invalid_date: a day in no year, a yearless date after
+    the page's, and a date read with its year after the page's dated line (the test above)."""
+    (description,) = rows(real_db, "select description from column_docs "
+                                   "where table_name = 'papers' and column_name = 'date_method'")[0]
+    text = " ".join(description.split())
+    assert "does not exist" in text
+    assert "shown without a year, would fall after the page's own date" in text
+    assert "shown with its year, falls after the page's own date" in text
