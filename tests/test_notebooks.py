@@ -232,3 +232,25 @@ def test_explore_search_puts_the_best_matches_first_even_for_a_common_word(real_
     finally:
         conn.close()
     assert shown == best
+
+
+def test_explore_says_which_inferred_capture_years_are_only_the_earliest(tmp_path):
+    """An `inferred` capture year is pinned by a paper another dump dates with its year; only
+    `inferred_earliest` is the earliest year the evidence allows (the prose said every
+    inferred year was)."""
+    from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, rows, run_build
+
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "a.txt").write_text(blank_separated(("Pinned paper", ABSTRACT_A, ["·", "Feb 25"])))
+    (dumps / "b.txt").write_text(blank_separated(
+        ("Pinned paper", ABSTRACT_A, ["·", "Feb 25, 2024"]), ("Other", ABSTRACT_B, ["·", "Mar 1, 2025"])))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps, db).returncode == 0
+    assert rows(db, "select name, capture_year, capture_method from dumps") == [
+        ("a.txt", 2024, "inferred"), ("b.txt", 2026, "inferred_earliest")]
+    prose = " ".join("".join(cell["source"]) for cell in
+                     json.loads((NOTEBOOKS / "explore.ipynb").read_text())["cells"]
+                     if cell["cell_type"] == "markdown")
+    assert "an inferred year is the earliest" not in prose
+    assert "`inferred_earliest` when it is only the earliest year" in prose
