@@ -254,3 +254,21 @@ def test_explore_says_which_inferred_capture_years_are_only_the_earliest(tmp_pat
                      if cell["cell_type"] == "markdown")
     assert "an inferred year is the earliest" not in prose
     assert "`inferred_earliest` when it is only the earliest year" in prose
+
+
+def test_explore_runs_on_a_database_whose_pages_showed_no_dates_nor_authors(dumps_dir, tmp_path):
+    """Pages of the blank-lines layout show no metadata: no paper has a year or an author
+    count. The tour says so instead of failing on a chart with nothing to draw."""
+    from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, run_build
+
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Decoding speech from EEG", ABSTRACT_A), ("Spiking networks", ABSTRACT_B)))
+    download = tmp_path / "download"
+    download.mkdir()
+    db = download / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    executed = execute_notebook(NOTEBOOKS / "explore.ipynb", db, root=download, folder=download)
+    outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "0 of 2 papers have a year" in text and "0 papers with an author count, 2 without" in text
