@@ -293,3 +293,22 @@ def test_the_sql_similarity_functions_compare_titles_as_documented():
     assert REFERENCE.title_similarity(None, "x") is None and REFERENCE.token_similarity("x", None) is None
     long = "brain " * 100_000  # cut to the first 1,000 characters: answers at once
     assert REFERENCE.title_similarity(long, long) == 100
+
+
+def test_ids_are_the_title_slugs_column_docs_describes(real_db, dumps_dir, tmp_path):
+    """A long title's id is cut at a word to 80 characters, and a look-alike (same title,
+    another abstract) gets -2: the documentation of papers.id says both."""
+    from neuroai_papers.dedupe import slugify
+
+    long_title = "Spiking " * 15 + "Networks"
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        (long_title, ABSTRACT_A), ("Same title", ABSTRACT_B), ("Same title", ABSTRACT_C)))
+    out = tmp_path / "p.db"
+    assert run_build(dumps_dir, out).returncode == 0
+    ids = [paper_id for (paper_id,) in rows(out, "select id from papers order by rowid")]
+    assert ids == [slugify(title_key(long_title)), "same-title", "same-title-2"]
+    assert len(ids[0]) <= 80 and len(title_key(long_title)) > 80
+    (description,) = rows(real_db, "select description from column_docs "
+                                   "where table_name = 'papers' and column_name = 'id'")[0]
+    text = " ".join(description.split())
+    assert "at most 80 characters" in text and "-2, -3 ... after it" in text
