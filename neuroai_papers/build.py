@@ -30,12 +30,12 @@ import rapidfuzz
 
 from . import __version__
 from .blocks import PAIR_SHIFT
-from .dedupe import Deduplicator, Sighting
+from .dedupe import AbstractHashes, Deduplicator, Sighting
 from .enrich import (DATE_REASONS, MANIFEST, build_corpus, load_manifest, paper_rows,
                      sighting_rows)
 from .files import special_file_kind
-from .incremental import (CannotUpdate, StoredDeduplicator, Update, apply_update, check_update,
-                          last_rowids, manifest_entries, new_dumps)
+from .incremental import (CannotUpdate, StoredAbstracts, StoredDeduplicator, Update,
+                          apply_update, check_update, last_rowids, manifest_entries, new_dumps)
 from .organizations import OrganizationIndex, load_reference
 from .parallel import DumpReader, NewPapers, large_corpus
 from .parse import DumpError, ParsedDump, Record
@@ -155,13 +155,14 @@ def refuse_name_not_utf8(path: Path) -> None:
 
 
 def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList | list[str],
-                   progress: Progress, stages: "Stages",
+                   first_copies: AbstractHashes, progress: Progress, stages: "Stages",
                    new_papers: NewPapers | None = None) -> list[ParsedDump]:
     """Parse the dumps one at a time and match each record as it comes (streaming).
 
     Only a few dumps' lines are in memory at once (see parallel.DumpReader, which parses
     ahead in a second process on a large corpus). A new paper's abstract goes to
-    `abstracts` and no record keeps its own: matching reads the papers' fingerprints instead.
+    `abstracts` (and its hash to `first_copies`); a later copy keeps its own only if it
+    differs: matching reads the papers' fingerprints instead.
     Each dump's new papers also go to `new_papers`, which may start on them at once.
     """
     parsed = []
@@ -182,11 +183,14 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
                 created = []
                 for record, record_keys in zip(dump.records, keys, strict=True):
                     sighting = Sighting(dump.name, record)
-                    dedup.add(sighting, record_keys)
+                    paper = dedup.add(sighting, record_keys)
                     if sighting.method == "new":
                         abstracts.append(record.abstract)
+                        first_copies.append(record.abstract)
                         created.append((dedup.papers[-1], record.abstract))
-                    record.abstract = ""  # the paper keeps its copy, in `abstracts`
+                        record.abstract = ""  # the paper keeps it, in `abstracts`
+                    elif first_copies.same(paper.number, record.abstract):
+                        record.abstract = ""  # the sighting's row says: as the paper's
             if new_papers is not None:
                 new_papers.add(created)
             parsed.append(dump)
@@ -410,7 +414,8 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
         new_papers = stack.enter_context(NewPapers(
             inputs.topics, TOPICS, writer.scratch_path("new-papers"), worker=large_corpus(inputs.paths)))
         progress.line(f"topics: {new_papers.where}")
-        parsed = read_and_match(inputs.paths, dedup, abstracts, progress, stages, new_papers)
+        parsed = read_and_match(inputs.paths, dedup, abstracts, AbstractHashes(), progress,
+                                stages, new_papers)
         new_papers.all_sent()
         # Matching is done: its keys become the title_blocks rows, and their memory goes to
         # the rows (72 MB of packed pairs instead of the index's 201 MB at a million records).
@@ -484,7 +489,8 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
             since = last_rowids(conn)
             dedup = StoredDeduplicator(conn)
             abstracts: list[str] = []
-            parsed = read_and_match(new, dedup, abstracts, progress, stages)
+            parsed = read_and_match(new, dedup, abstracts, StoredAbstracts(conn), progress,
+                                    stages)
             with stages.timed("rows"):
                 update = Update(conn, dedup, parsed, abstracts)
                 expected, changed = apply_update(update, inputs.manifest, inputs.places,

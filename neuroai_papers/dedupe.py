@@ -23,6 +23,7 @@ import functools
 import operator
 import re
 import unicodedata
+from array import array
 from dataclasses import dataclass, field
 from typing import Iterator, MutableSequence, NamedTuple
 from zlib import crc32
@@ -228,6 +229,23 @@ class Lookalike:
     line: int
     title_score: float
     abstract_score: float
+
+
+class AbstractHashes:
+    """Each paper's abstract as a hash, by paper number: what tells whether a later copy of
+    the paper wrote the same abstract. One that did not keeps its own (sightings.abstract):
+    abstracts agree well enough to merge (ABSTRACT_MIN_SCORE, on their first words) while
+    differing, and the paper shows only its first copy's."""
+
+    def __init__(self, first_number: int = 0) -> None:
+        self.first_number = first_number
+        self.hashes = array("q")  # 8 bytes a paper: the texts themselves are on disk
+
+    def append(self, abstract: str) -> None:
+        self.hashes.append(hash(abstract))
+
+    def same(self, number: int, abstract: str) -> bool:
+        return self.hashes[number - self.first_number] == hash(abstract)
 
 
 class Deduplicator:

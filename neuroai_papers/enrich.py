@@ -424,6 +424,7 @@ def sighting_row(number: int, sighting: Sighting, places: OrganizationIndex) -> 
         "line": record.line,
         "end_line": record.end_line,
         "title": record.title,
+        "abstract": record.abstract or None,  # None: the same as its paper's
         "authors": record.authors,
         "organization": record.organization,
         "organization_id": places.place(record.organization).id if record.organization else None,

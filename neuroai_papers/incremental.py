@@ -42,8 +42,8 @@ from datetime import date
 from pathlib import Path
 from typing import Iterator
 
-from .dedupe import (BLOCK_CANDIDATES, Deduplicator, Paper, RecordKeys, Sighting,
-                     abstract_fingerprint)
+from .dedupe import (BLOCK_CANDIDATES, AbstractHashes, Deduplicator, Paper, RecordKeys,
+                     Sighting, abstract_fingerprint)
 from .enrich import (INVALID, Capture, capture_columns, date_problem, dated_after, dump_row,
                      evidence_date, infer_capture, make_organization_rows, paper_row,
                      problem_row, read_dates_by_paper, resolve_date, sighting_row,
@@ -164,6 +164,21 @@ class StoredFingerprints:
         self.new.append(fingerprint)
 
 
+class StoredAbstracts(AbstractHashes):
+    """AbstractHashes of an update: a stored paper's abstract is read from the database."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        super().__init__(conn.execute("select count(*) from papers").fetchone()[0])
+        self.conn = conn
+
+    def same(self, number: int, abstract: str) -> bool:
+        if number >= self.first_number:
+            return super().same(number, abstract)
+        (stored,) = self.conn.execute("select abstract from papers where rowid = ?",
+                                      (number + 1,)).fetchone()
+        return stored == abstract
+
+
 class StoredDeduplicator(Deduplicator):
     """Matching that meets the papers already in the database as a full build would.
 
@@ -225,9 +240,11 @@ class StoredDeduplicator(Deduplicator):
 
 
 def record_of(row: sqlite3.Row) -> Record:
-    """Return the record a sighting row was made from (its abstract lives in the paper)."""
+    """Return the record a sighting row was made from (its abstract, if it differs from its
+    paper's; else "", as read_and_match leaves it)."""
     parsed = parse_date(row["date_text"]) if row["date_text"] else None
-    return Record(position=row["position"], line=row["line"], title=row["title"], abstract="",
+    return Record(position=row["position"], line=row["line"], title=row["title"],
+                  abstract=row["abstract"] or "",
                   end_line=row["end_line"], authors=row["authors"],
                   organization=row["organization"], date_text=row["date_text"],
                   date=parsed[0] if parsed else None, comments=row["comments"])

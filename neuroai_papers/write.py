@@ -63,7 +63,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...], dict[str, tuple[
     ),
     "sightings": (
         {"id": int, "paper_id": str, "dump": str, "position": int, "line": int,
-         "end_line": int, "title": str, "authors": int, "organization": str,
+         "end_line": int, "title": str, "abstract": str, "authors": int, "organization": str,
          "organization_id": str, "date_text": str, "comments": int, "published": str,
          "date_method": str, "match_method": str},
         "id",

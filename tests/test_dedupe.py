@@ -312,3 +312,22 @@ def test_ids_are_the_title_slugs_column_docs_describes(real_db, dumps_dir, tmp_p
                                    "where table_name = 'papers' and column_name = 'id'")[0]
     text = " ".join(description.split())
     assert "at most 80 characters" in text and "-2, -3 ... after it" in text
+
+
+def test_a_copy_whose_abstract_differs_keeps_its_own_in_its_sighting(dumps_dir, tmp_path):
+    """Copies merge when their abstracts' first words agree: a later copy's longer abstract
+    (here, and a shorter one) is kept in its sighting, so no line of it is lost; a copy
+    with the paper's very abstract keeps none."""
+    longer = ABSTRACT_A + " Code and weights are released."
+    (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A),
+                                                     ("Other", ABSTRACT_B)))
+    (dumps_dir / "b.txt").write_text(blank_separated(("Shared paper", longer),
+                                                     ("Other", ABSTRACT_B)))
+    (dumps_dir / "c.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A[:150])))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    assert rows(db, "select dump, title, abstract, match_method from sightings order by id") == [
+        ("a.txt", "Shared paper", None, "new"), ("a.txt", "Other", None, "new"),
+        ("b.txt", "Shared paper", longer, "identical"), ("b.txt", "Other", None, "identical"),
+        ("c.txt", "Shared paper", ABSTRACT_A[:150], "identical")]
+    assert rows(db, "select abstract from papers where title = 'Shared paper'") == [(ABSTRACT_A,)]

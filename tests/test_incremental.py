@@ -450,3 +450,19 @@ def test_an_old_dumps_inferred_year_does_not_date_a_new_dump(dumps_dir, tmp_path
     assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
         ("b.txt", 2025, "inferred"), ("c.txt", 2026, "inferred_earliest"), ("d.txt", None, "unknown")]
     assert contents(out) == contents(full)
+
+
+def test_a_new_copy_whose_abstract_differs_from_a_stored_papers_keeps_it(dumps_dir, tmp_path):
+    """The update compares a new copy's abstract with the stored paper's text, and with a
+    paper of the update itself, as a full build compares them."""
+    longer = ABSTRACT_A + " Code and weights are released."
+    first = {"a.txt": blank_separated(("Shared paper", ABSTRACT_A), ("Other", ABSTRACT_B))}
+    later = {"b.txt": blank_separated(("Shared paper", longer), ("Other", ABSTRACT_B),
+                                      ("New paper", ABSTRACT_C)),
+             "c.txt": blank_separated(("New paper", ABSTRACT_C + " Appendix added.")),
+             }
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "building everything" not in result.stderr
+    assert rows(out, "select dump, title from sightings where abstract is not null "
+                     "order by id") == [("b.txt", "Shared paper"), ("c.txt", "New paper")]
+    assert contents(out) == contents(full)

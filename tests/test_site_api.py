@@ -1166,3 +1166,22 @@ def test_facet_counts_of_few_rows_and_of_many_agree():
                                for n in set(numbers[selected].tolist())),
                               key=lambda pair: (-pair[1], facets.sqlite_order(pair[0])))[:5]
             assert counts == expected
+
+
+async def test_a_paper_page_shows_the_abstracts_other_copies_wrote(dumps_dir, tmp_path):
+    from conftest import ABSTRACT_A, blank_separated, run_build
+
+    longer = ABSTRACT_A + " Code <and> weights are released."
+    (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A)))
+    (dumps_dir / "b.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A)))
+    (dumps_dir / "c.txt").write_text(blank_separated(("Shared paper", longer)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    paths = site_paths()
+    small = Datasette([], immutables=[str(db)], metadata=METADATA,
+                      plugins_dir=str(paths["plugins"]), template_dir=str(paths["templates"]),
+                      settings=SETTINGS)
+    page = (await small.client.get("/papers/papers/shared-paper")).text
+    copies = re.findall(r'<details class="abstract-copy"><summary>(.*?)</summary>\s*'
+                        r'<p class="abstract">(.*?)</p>', page, re.S)
+    assert copies == [("c.txt, line 13", html.escape(longer, quote=False))]
