@@ -43,7 +43,7 @@ from .stopping import Interrupted, stop_signals_handled, stoppable
 from .texts import DiskList
 from .topics import load_topics, topic_rows
 from .uris import read_only_uri
-from .write import (BuildCheckError, DatabaseUpdate, DatabaseWriter, load_metadata,
+from .write import (BuildCheckError, DatabaseUpdate, DatabaseWriter, WriteError, load_metadata,
                     update_lock)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +120,15 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
         refuse_name_not_utf8(path)
         refuse_special_file(path)
     return paths
+
+
+def refuse_output_not_a_file(out: Path) -> None:
+    """Raise WriteError, before anything is built, if `out` exists and is not a regular file
+    (a folder, a named pipe): the build would read all the dumps and only fail at the end,
+    saying that it could not open its own temporary file."""
+    if out.exists() and (kind := special_file_kind(out)) is not None:
+        raise WriteError(f"{out}: is {kind}, not a database file (--out names the file to "
+                         f"write)")
 
 
 def files_not_read(dumps_dir: Path) -> list[Path]:
@@ -382,6 +391,7 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
     """Build `out` from the dumps in `dumps_dir` (or, `incremental`, add the new dumps to it
     when it allows: see incremental.py); return what was done."""
     started = time.monotonic()
+    refuse_output_not_a_file(out)
     paths = list_dumps(dumps_dir)
     for path in files_not_read(dumps_dir):
         progress.line(f"warning: {path}: not read: only files named *.txt are dumps (rename "

@@ -444,3 +444,19 @@ def test_a_file_in_dumps_that_is_not_a_txt_dump_is_named_in_a_warning(dumps_dir,
     warned = [line for line in result.stderr.splitlines() if "not read: only files named" in line]
     assert warned == [f"warning: {dumps_dir / name}: not read: only files named *.txt are dumps "
                       f"(rename it if it is one)" for name in ("b.TXT", "c.md", "d")]
+
+
+@pytest.mark.parametrize("incremental", [[], ["--incremental"]])
+def test_an_output_that_is_a_folder_is_refused_before_the_build(dumps_dir, tmp_path,
+                                                                 incremental):
+    """It read every dump and failed at the end, blaming its own temporary file ("cannot
+    write .../.out.tmp-123: unable to open database file")."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_build(dumps_dir, out, *incremental)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: the database could not be built: {out}: is a directory, not a database "
+        f"file (--out names the file to write)", f"nothing written; {out} is unchanged"]
+    assert list(out.iterdir()) == [] and not list(tmp_path.glob(".out.tmp-*"))
