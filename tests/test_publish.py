@@ -381,3 +381,45 @@ def test_publishing_to_cloud_run_by_hand_without_gcloud_fails_before_building(tm
     assert result.stderr.startswith("error: cannot publish to Cloud Run: gcloud (the Google "
                                     "Cloud SDK) is not installed")
     assert "built" not in result.stderr and "rendered" not in result.stderr
+
+
+def run_fetch_step(base_url: str, folder: Path) -> subprocess.CompletedProcess:
+    """Run the pages job's step that fetches the published papers.db, as Actions runs it."""
+    steps = load_workflow("publish.yml")["jobs"]["pages"]["steps"]
+    (step,) = [step for step in steps if "papers.db" in step.get("run", "")
+               and "curl" in step["run"]]
+    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=folder, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PAGES_URL": base_url})
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_published_database_cut_short_is_not_kept_for_the_update(tmp_path, cut):
+    """The step said 'full build' when curl failed, but a download cut short left part of
+    the file, which the build then took for the previous database."""
+    import http.server
+    import threading
+
+    whole = b"SQLite format 3\0" + bytes(4000)
+
+    class Published(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(whole)))
+            self.end_headers()
+            self.wfile.write(whole[:1000] if cut else whole)  # then the connection closes
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Published)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_fetch_step(f"http://127.0.0.1:{server.server_port}", tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    if cut:
+        assert not (tmp_path / "papers.db").exists() and "full build" in result.stdout
+    else:
+        assert (tmp_path / "papers.db").read_bytes() == whole
