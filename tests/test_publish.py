@@ -82,7 +82,9 @@ def test_publishing_runs_on_main_by_hand_one_at_a_time_and_only_after_tests():
     workflow = load_workflow("publish.yml")
     assert workflow["on"]["push"]["branches"] == ["main"]
     assert "workflow_dispatch" in workflow["on"]
-    assert workflow["concurrency"]["group"] == "publish"
+    # Per branch: a run that joins a group cancels the one waiting in it, and a test-only
+    # run started by hand on another branch cancelled main's waiting publish.
+    assert workflow["concurrency"]["group"] == "publish-${{ github.ref }}"
     assert workflow["concurrency"]["cancel-in-progress"] is False
     jobs = workflow["jobs"]
     assert "make test" in json.dumps(jobs["test"])
