@@ -272,3 +272,11 @@ def test_explore_runs_on_a_database_whose_pages_showed_no_dates_nor_authors(dump
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "0 of 2 papers have a year" in text and "0 papers with an author count, 2 without" in text
+
+
+def test_new_hand_labels_render_the_notebooks_again(tmp_path):
+    """explore.ipynb scores the topic rules against tests/topic_labels.csv: `make serve`
+    kept showing the old figures after the labels changed."""
+    from neuroai_papers.site import ROOT, notebook_inputs
+
+    assert ROOT / "tests" / "topic_labels.csv" in notebook_inputs(tmp_path / "papers.db")

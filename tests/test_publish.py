@@ -71,6 +71,7 @@ def test_every_workflow_passes_actionlint():
     ("plugins/cells.py", True),
     ("templates/index.html", True),
     ("reference/organizations.yml", True),
+    ("tests/topic_labels.csv", True),  # the published explore notebook scores rules on them
     ("README.md", False),
     ("tests/test_build.py", False),
 ])
