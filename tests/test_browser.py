@@ -262,6 +262,7 @@ def test_pages_fit_a_phone_and_label_the_sightings_cards(page, site, real_db):
     (paper,) = rows(real_db, "select id from papers where abstract like '%https://%' "
                              "order by length(abstract) desc limit 1")[0]
     for path in ("/", "/papers/most_seen", "/papers/unplaced_organizations", "/papers/search?q=brain",
+                 "/papers/search?q=brain&_show_sql=1",
                  "/papers/papers", "/papers/papers?_search=brain", "/papers/sightings", "/papers",
                  "/papers/organization_map",
                  "/papers/papers_per_organization", f"/papers/papers/{paper}"):
