@@ -74,11 +74,14 @@ async def paper_page(datasette, paper_id):
     related = json.loads(found["papers"] or "[]")
     merges = await select(datasette, "select * from merges where paper_id = :id order by id",
                           {"id": paper_id})
+    # Why the paper carries each topic, shown beside it: "title: EEG; abstract: EEG, MEG".
     topics = await select(datasette, """
-        select topics.id, topics.label, group_concat(paper_topics.field || ': ' ||
-          paper_topics.matched, '; ') as evidence
-        from paper_topics join topics on topics.id = paper_topics.topic
-        where paper_topics.paper_id = :id group by topics.id order by topics.rowid
+        select topics.id, topics.label, group_concat(fields.field || ': ' || fields.matched,
+          '; ') as evidence
+        from (select topic, field, group_concat(matched, ', ') as matched from paper_topics
+              where paper_id = :id group by topic, field order by topic, field desc) as fields
+        join topics on topics.id = fields.topic
+        group by topics.id order by topics.rowid
     """, {"id": paper_id})
     title = paper[0]["title"]
     return {

@@ -511,6 +511,24 @@ async def test_paper_page_shows_sightings_related_and_lookup_links(ds, real_db):
     assert [f'<a href="/papers/papers/{p["paper_id"]}">' in table for p in related] == [True] * len(related)
 
 
+async def test_paper_page_says_why_it_carries_each_topic_in_its_text(ds, real_db):
+    """The words each topic's rules matched are read beside it, not only in a hover title,
+    which keyboards and touch screens cannot open."""
+    (paper_id,) = rows(real_db, "select paper_id from paper_topics group by paper_id "
+                                "order by count(distinct topic) desc, paper_id limit 1")[0]
+    page = (await ds.client.get(f"/papers/papers/{paper_id}")).text
+    facts = re.search(r"<dt>Topics</dt>\s*<dd>(.*?)</dd>", page, re.S).group(1)
+    shown = [html.unescape(item) for item in re.findall(r"<li>(.*?)</li>", facts, re.S)]
+    expected = rows(real_db, "select topics.label, paper_topics.field, paper_topics.matched "
+                             "from paper_topics join topics on topics.id = paper_topics.topic "
+                             "where paper_id = ?", (paper_id,))
+    assert len(shown) == len({label for label, _, _ in expected}) > 1
+    for label, field, matched in expected:
+        (item,) = [item for item in shown if f">{label}</a>" in item]
+        why = re.search(r'<span class="method">\((.*?)\)</span>', item, re.S).group(1)
+        assert f"{field}: " in why and matched in why, (label, why)
+
+
 async def test_pages_are_titled_by_what_they_show(ds):
     """A page's title is what a tab, a bookmark or a screen reader names it by."""
     def title(page):
