@@ -115,7 +115,8 @@ async def ranked_matches(datasette, request):
         # A common word matches most papers: if ranking them all outlasts the SQL time
         # limit, the page still lists the matches (Datasette's own search), unranked.
         return {"ranked_search": search, "ranked_too_slow": True}
-    return {"ranked": ranked, "ranked_search": search, "ranked_raw": raw}
+    return {"ranked": ranked, "ranked_search": search, "ranked_raw": raw,
+            "ranked_filtered": bool(where)}
 
 
 def ranked_sql(within: str, limit: int, raw: bool = False) -> str:

@@ -383,6 +383,16 @@ async def test_all_ranked_results_are_offered_only_for_a_search_the_canned_query
     assert "All ranked results" not in raw
 
 
+async def test_all_ranked_results_of_a_filtered_search_says_it_leaves_the_filters(ds):
+    """The canned search ranks every paper: from a filtered page its link must not pass
+    for the ranked results within the filters the box above it speaks of."""
+    plain = (await ds.client.get("/papers/papers?_search=brain")).text
+    filtered = (await ds.client.get("/papers/papers?_search=brain&topics__arraycontains=EEG")).text
+    assert "without these filters" not in plain
+    assert re.search(r'href="/papers/search\?q=brain">All ranked results</a>\s*for “brain” in all '
+                     r"papers, without these filters", filtered)
+
+
 async def test_a_filter_the_ranked_box_cannot_repeat_gets_no_box(ds):
     page = await ds.client.get("/papers/papers?_search=brain&_search_title=decoding")
     assert page.status_code == 200 and 'class="ranked-title"' not in page.text
