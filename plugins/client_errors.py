@@ -3,7 +3,8 @@
 Datasette 0.65 answers some mistakes in a URL with "500 Internal Server Error": a
 `_sort` on a missing column or together with `_sort_desc`, a `_through` or a JSON
 `_facet` of the wrong shape, a `_timelimit` that is not a number, a NUL character, a
-row address with too few parts of a compound key, an empty `sql=` for JSON or CSV, a
+row address with too few parts of a compound key, an empty `sql=` for JSON or CSV (or
+none: `/papers.csv`, `/papers.json?_shape=array`), a
 number too big for SQLite, a `_where` whose value exceeds SQLITE_LIMIT_LENGTH (see
 sql_limits.py), or a CSV export whose query hits the time limit (the HTML and JSON pages
 answer that one with a 400 already). These are the client's errors; answering them with
@@ -59,9 +60,11 @@ def client_error_message(exception, request):
     if isinstance(exception, sqlite3.ProgrammingError) and str(exception).startswith(
             MISSING_KEY_PART):
         return "this row's address lacks part of its primary key"
-    if (isinstance(exception, KeyError) and request is not None and "sql" in request.args
-            and not request.args["sql"].strip()):
-        return "no SQL query given (the sql parameter is empty)"
+    if (isinstance(exception, KeyError) and request is not None
+            and not request.args.get("sql", "").strip()
+            and ("sql" in request.args or "table" not in request.url_vars)):
+        # An empty sql=, or none on the database's own page (/papers.csv, /papers.json?_shape=)
+        return "no SQL query given (the sql parameter is missing or empty)"
     if (isinstance(exception, DatasetteError) and exception.status == 500
             and str(exception.message).startswith(PARAMETER_MESSAGES)):
         return exception.message

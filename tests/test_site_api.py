@@ -1130,6 +1130,17 @@ async def test_a_mutable_database_counts_a_search_through_its_papers(real_db, tm
     assert data["filtered_table_rows_count"] == len(data["rows"]) == indexed - 1
 
 
+@pytest.mark.parametrize("path", ["/papers.csv", "/papers.json?_shape=array",
+                                  "/papers.json?_shape=arrayfirst", "/papers.csv?sql=",
+                                  "/papers.json?sql=&_shape=array"])
+async def test_the_database_as_csv_or_rows_without_a_query_is_a_client_error(ds, path):
+    """The database's own page has rows only for ?sql=: Datasette 0.65 failed with a 500
+    (KeyError 'columns' or 'rows') when asked for them without one."""
+    response = await ds.client.get(path)
+    assert response.status_code == 400, response.text[:200]
+    assert "no SQL query given" in response.text
+
+
 async def test_a_search_that_fails_says_so_and_not_that_nothing_matched(ds):
     response = await ds.client.get("/papers/search?q=brain%00")  # FTS5 refuses it
     assert response.status_code == 400
