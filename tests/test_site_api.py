@@ -1224,3 +1224,37 @@ async def test_a_paper_page_shows_the_abstracts_other_copies_wrote(dumps_dir, tm
     copies = re.findall(r'<details class="abstract-copy"><summary>(.*?)</summary>\s*'
                         r'<p class="abstract">(.*?)</p>', page, re.S)
     assert copies == [("c.txt, line 13", html.escape(longer, quote=False))]
+
+
+@pytest.fixture(scope="module")
+def small_site(tmp_path_factory):
+    """A site of one dump: three papers, two of them undated (one with an organization,
+    the other one's date impossible), one organization and one problem."""
+    from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, run_build
+
+    folder = tmp_path_factory.mktemp("small")
+    (folder / "dumps").mkdir()
+    (folder / "dumps" / "a.txt").write_text(blank_separated(
+        ("Decoding seen images from fMRI", ABSTRACT_A, ["• 3 authors", "·", "Mar 3, 2025"]),
+        ("Reconstructing images from voxels", ABSTRACT_A.replace("six", "eight"),
+         ["Korea University", "·", "Feb 30, 2025"]),
+        ("Surrogate gradients for spiking networks", ABSTRACT_B)))
+    db = folder / "papers.db"
+    assert run_build(folder / "dumps", db).returncode == 0
+    paths = site_paths()
+    return Datasette([], immutables=[str(db)], metadata=METADATA,
+                     plugins_dir=str(paths["plugins"]), template_dir=str(paths["templates"]),
+                     settings=SETTINGS)
+
+
+async def test_a_paper_without_a_date_lists_its_other_facts_without_a_separator_first(small_site):
+    """A related paper, or a ranked match, with no date: its line starts with the next fact,
+    not with " · "."""
+    page = (await small_site.client.get("/papers/papers/decoding-seen-images-from-fmri")).text
+    (related,) = re.findall(r'<ol class="related">.*?</ol>', page, re.S)
+    assert re.findall(r'<span class="method">(.*?)</span>', related) == [
+        "relevance 0.0 · shared: decoding, fmri, images, seen, model, diffusion"]
+    page = (await small_site.client.get("/papers/papers?_search=images")).text
+    (ranked,) = re.findall(r'<section class="ranked">.*?</section>', page, re.S)
+    assert re.findall(r'<span class="method">(.*?)</span>', ranked) == [
+        "Korea University", "2025-03-03"]
