@@ -147,6 +147,16 @@ def ranked_sql(within: str, limit: int, raw: bool = False) -> str:
     """
 
 
+def plural(count, noun: str) -> str:
+    """Return `noun` as a count of `count` takes it: "1 paper", "0 papers", "3 papers"."""
+    return noun if count == 1 else noun + "s"
+
+
+@hookimpl
+def prepare_jinja2_environment(env):
+    env.filters["plural"] = plural
+
+
 @hookimpl
 def extra_template_vars(view_name, table, request, columns, datasette):
     async def inner():
