@@ -1268,3 +1268,9 @@ async def test_the_front_page_counts_one_of_a_kind_in_the_singular(small_site, d
     facts = " ".join(re.sub(r"<[^>]+>", "", (await ds.client.get("/")).text).split())
     (organizations,) = rows(real_db, "select count(*) from organizations")[0]
     assert "from 5 dumps" in facts and f"{organizations} organizations (" in facts
+
+
+async def test_the_map_links_the_organizations_it_could_not_place(ds):
+    page = (await ds.client.get("/papers/organization_map")).text
+    assert '<a href="/papers/unplaced_organizations">unplaced_organizations</a>' in page
+    assert (await ds.client.get("/papers/unplaced_organizations")).status_code == 200
