@@ -33,17 +33,24 @@ def title_key(title):
     return re.sub(r"[\W_]+", " ", text.casefold()).strip()
 
 
+def as_text(value) -> str:
+    """The start of a value as text, as SQLite's text functions read it: a number's text, a
+    blob's bytes as UTF-8 (str() wrote a blob as Python's "b'...'")."""
+    if isinstance(value, bytes):
+        value = value[:4 * MAX_CHARS].decode("utf-8", "replace")
+    return str(value)[:MAX_CHARS]
+
+
 def title_similarity(a, b):
     if a is None or b is None:
         return None
-    return round(fuzz.ratio(title_key(str(a)[:MAX_CHARS]), title_key(str(b)[:MAX_CHARS])), 1)
+    return round(fuzz.ratio(title_key(as_text(a)), title_key(as_text(b))), 1)
 
 
 def token_similarity(a, b):
     if a is None or b is None:
         return None
-    return round(fuzz.token_set_ratio(title_key(str(a)[:MAX_CHARS]),
-                                   title_key(str(b)[:MAX_CHARS])), 1)
+    return round(fuzz.token_set_ratio(title_key(as_text(a)), title_key(as_text(b))), 1)
 
 
 @hookimpl

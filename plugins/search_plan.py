@@ -51,10 +51,15 @@ from datasette.utils import escape_sqlite
 COMMON_MATCHES = 10_000
 
 
-def escape_fts(query: str) -> str:
+def escape_fts(query) -> str | None:
     """Datasette's escape_fts, except that nothing to search for is `""`, the empty phrase,
-    which FTS5 matches with no row."""
-    return quoted_words(query) or '""'
+    which FTS5 matches with no row. Like SQLite's own functions, it gives NULL for NULL and
+    reads a number as its text and a blob as UTF-8 (Datasette's raised an exception)."""
+    if query is None:
+        return None
+    if isinstance(query, bytes):
+        query = query.decode("utf-8", "replace")
+    return quoted_words(str(query)) or '""'
 
 
 @hookimpl(trylast=True)  # after Datasette's own registration of escape_fts, to replace it

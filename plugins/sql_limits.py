@@ -110,12 +110,26 @@ def budgeted_row(cursor, values):
 
 def builtin(name, *args):
     """Return SQLite's own function `name` applied to `args` (same limits, not overridden)."""
+    placeholders = ", ".join("?" * len(args))
+    return private_connection().execute(f"select {name}({placeholders})", args).fetchone()[0]
+
+
+def private_connection() -> sqlite3.Connection:
     conn = getattr(_private, "conn", None)
     if conn is None:
         conn = _private.conn = sqlite3.connect(":memory:")
         apply_limits(conn)
-    placeholders = ", ".join("?" * len(args))
-    return conn.execute(f"select {name}({placeholders})", args).fetchone()[0]
+    return conn
+
+
+def as_text(value) -> str:
+    """Return a value as SQLite's trim() reads it: a number's text as SQLite writes it, a
+    blob's bytes as UTF-8."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return private_connection().execute("select cast(? as text)", [value]).fetchone()[0]
 
 
 def as_int(value) -> int:
@@ -167,9 +181,7 @@ def guarded_trim(name):
             return builtin(name, text, characters)
         if text is None:
             return None
-        if isinstance(text, str) and isinstance(characters, str):
-            return strip_characters(text, characters, left, right)
-        raise ValueError(f"{name}() takes a long set of characters only as text")
+        return strip_characters(as_text(text), as_text(characters), left, right)
 
     return trim
 

@@ -1274,3 +1274,18 @@ async def test_the_map_links_the_organizations_it_could_not_place(ds):
     page = (await ds.client.get("/papers/organization_map")).text
     assert '<a href="/papers/unplaced_organizations">unplaced_organizations</a>' in page
     assert (await ds.client.get("/papers/unplaced_organizations")).status_code == 200
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("select escape_fts(null)", None), ("select escape_fts(12)", '"12"'),
+    ("select escape_fts(1.5)", '"1.5"'), ("select escape_fts(x'627261696e20656567')", '"brain" "eeg"'),
+    ("select title_similarity(x'427261696e', 'brain')", 100.0),
+    ("select token_similarity(2024, '2024')", 100.0), ("select title_similarity(null, 1)", None),
+    ("select related_papers(null)", "[]"), ("select related_papers(x'00')", "[]"),
+])
+async def test_the_sites_sql_functions_take_null_numbers_and_blobs(ds, sql, expected):
+    """Like SQLite's own functions: NULL for NULL, a number as its text, a blob as UTF-8;
+    escape_fts(null) failed with "user-defined function raised exception"."""
+    response = await ds.client.get("/papers.json", params={"sql": sql, "_shape": "arrayfirst"})
+    assert response.status_code == 200, response.text[:300]
+    assert response.json() == [expected]
