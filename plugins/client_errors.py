@@ -10,6 +10,12 @@ sql_limits.py), or a CSV export whose query hits the time limit (the HTML and JS
 answer that one with a 400 already). These are the client's errors; answering them with
 a 500 would hide real faults among them.
 
+A POST to a table or to a canned query that writes nothing (`POST /papers/papers`,
+`POST /papers/search`) answers 405 Method Not Allowed, as a POST to a row or a database
+does: Datasette 0.65 failed with a 500 (an assertion, or a read-only canned query's result
+taken for a response). Only a canned query with `write: true` takes a POST there; the site
+has none, and no page of the site posts anywhere but to Datasette's own `/-/` pages.
+
 CSV: a CSV whose query fails answers 400 with the error as plain text, not an HTML page
 a CSV reader would take for data. Datasette 0.65 answered a failing `?sql=` or canned query
 in CSV with 200 and an empty body (its JSON says 400; Datasette issue #2129): the query
@@ -30,7 +36,9 @@ from datasette.database import QueryInterrupted
 from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Base400
 from datasette.views.base import DatasetteError
+from datasette.utils import tilde_decode
 from datasette.views.database import QueryView
+from datasette.views.table import TableView
 
 PARAMETER_MESSAGES = ("Cannot sort table by", "Cannot use _sort and _sort_desc",
                       "Invalid _through")
@@ -120,10 +128,30 @@ def raising_errors_in_csv(query_data):
     return data
 
 
+def refusing_posts_that_write_nothing(table_post):
+    """Wrap TableView.post: only a canned query that writes takes a POST."""
+    async def post(self, request):
+        try:
+            database = self.ds.get_database(route=tilde_decode(request.url_vars["database"])).name
+        except KeyError:
+            return await table_post(self, request)  # Datasette's 404
+        query = await self.ds.get_canned_query(
+            database, tilde_decode(request.url_vars["table"]), request.actor)
+        if not (query and query.get("write")):
+            return Response.text("Method not allowed: this page is read-only; use GET\n",
+                                 status=405, headers={"Allow": "GET, HEAD"})
+        return await table_post(self, request)
+
+    post.refuses_posts_that_write_nothing = True
+    return post
+
+
 @hookimpl
 def startup(datasette):
     if not getattr(QueryView.data, "raises_errors_in_csv", False):
         QueryView.data = raising_errors_in_csv(QueryView.data)
+    if not getattr(TableView.post, "refuses_posts_that_write_nothing", False):
+        TableView.post = refusing_posts_that_write_nothing(TableView.post)
 
 
 def is_streamed_csv(scope) -> bool:

@@ -1289,3 +1289,27 @@ async def test_the_sites_sql_functions_take_null_numbers_and_blobs(ds, sql, expe
     response = await ds.client.get("/papers.json", params={"sql": sql, "_shape": "arrayfirst"})
     assert response.status_code == 200, response.text[:300]
     assert response.json() == [expected]
+
+
+@pytest.mark.parametrize("path", ["/papers/papers", "/papers/papers.json", "/papers/search",
+                                  "/papers/search.csv?q=brain", "/papers/organization_map",
+                                  "/papers/no_such_table"])
+async def test_a_post_to_a_read_only_page_is_a_method_not_allowed(ds, path):
+    """As a POST to a row or to the database is: Datasette 0.65 failed with a 500."""
+    response = await ds.client.post(path, data={"q": "brain"})
+    assert response.status_code == 405, response.text[:300]
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.text == "Method not allowed: this page is read-only; use GET\n"
+
+
+async def test_a_canned_query_that_writes_still_takes_a_post(tmp_path):
+    db = tmp_path / "notes.db"
+    sqlite3.connect(db).execute("create table notes (text)").connection.close()
+    paths = site_paths()
+    site = Datasette([str(db)], plugins_dir=str(paths["plugins"]), metadata={"databases": {
+        "notes": {"queries": {"add": {"sql": "insert into notes values (:text)", "write": True}}}}})
+    response = await site.client.post("/notes/add", data={"text": "hello"})
+    assert response.status_code == 302, response.text[:300]
+    assert rows(db, "select text from notes") == [("hello",)]
+    assert (await site.client.post("/notes/notes")).status_code == 405
+    assert (await site.client.post("/elsewhere/notes")).status_code == 404
