@@ -10,6 +10,11 @@ sql_limits.py), or a CSV export whose query hits the time limit (the HTML and JS
 answer that one with a 400 already). These are the client's errors; answering them with
 a 500 would hide real faults among them.
 
+A table search in FTS5's own syntax (`_searchmode=raw`) that FTS5 cannot read (`"brain`,
+`eeg AND`) gets a page that says what is wrong with the search and has the search in a box
+to correct it, with a link to search its words instead; Datasette 0.65 showed only "Invalid
+SQL" and FTS5's words ("unterminated string"), with no way back to the search.
+
 A POST to a table or to a canned query that writes nothing (`POST /papers/papers`,
 `POST /papers/search`) answers 405 Method Not Allowed, as a POST to a row or a database
 does: Datasette 0.65 failed with a 500 (an assertion, or a read-only canned query's result
@@ -29,6 +34,7 @@ is marked here, `error: <message>`, so that nobody takes it for a row.
 import json
 import sqlite3
 from http import HTTPStatus
+from urllib.parse import urlencode
 
 import datasette.handle_exception as default_handling
 from datasette import Response, hookimpl
@@ -36,7 +42,7 @@ from datasette.database import QueryInterrupted
 from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Base400
 from datasette.views.base import DatasetteError
-from datasette.utils import tilde_decode
+from datasette.utils import await_me_maybe, escape_sqlite, tilde_decode
 from datasette.views.database import QueryView
 from datasette.views.table import TableView
 
@@ -101,8 +107,58 @@ def as_text(datasette, exception):
     return Response.text(f"{title}: {message}\n", status=status, headers=headers)
 
 
+def may_be_a_refused_search(exception, request) -> bool:
+    """Whether `exception` may be FTS5 refusing the raw search of a table's HTML page."""
+    return (isinstance(exception, (DatasetteError, sqlite3.OperationalError))
+            and getattr(exception, "status", 400) == 400 and request is not None
+            and "table" in request.url_vars and request.url_vars.get("format") is None
+            and request.args.get("_searchmode") == "raw" and bool(request.args.get("_search")))
+
+
+async def search_refusal(datasette, request) -> str | None:
+    """Return why FTS5 refuses the page's raw search, or None if it reads it."""
+    database = datasette.get_database(route=tilde_decode(request.url_vars["database"]))
+    table = tilde_decode(request.url_vars["table"])
+    fts_table = (request.args.get("_fts_table")
+                 or datasette.table_metadata(database.name, table).get("fts_table")
+                 or await database.fts_table(table))
+    if not fts_table:
+        return None
+    fts = escape_sqlite(fts_table)
+    try:
+        await database.execute(f"select rowid from {fts} where {fts} match :search limit 1",
+                               {"search": request.args["_search"]})
+    except sqlite3.OperationalError as error:
+        return str(error)
+    return None
+
+
+def explaining_the_search(datasette, request, exception):
+    async def inner():
+        refusal = await search_refusal(datasette, request)
+        if refusal is None:  # the fault is elsewhere (a `_where`, say)
+            return await await_me_maybe(client_error_answer(datasette, request, exception))
+        search = request.args["_search"]
+        # The page's other parameters, but its cursor: a corrected search starts afresh.
+        others = [(key, value) for key in request.args.keys() for value in request.args.getlist(key)
+                  if key not in ("_search", "_next")]
+        as_words = [(key, value) for key, value in others if key != "_searchmode"]
+        return Response.html(await datasette.render_template("invalid_search.html", {
+            "search": search, "refusal": refusal, "action": request.path, "hidden": others,
+            "as_words": f"{request.path}?{urlencode([*as_words, ('_search', search)])}",
+        }, request=request), status=400)
+
+    return inner
+
+
 @hookimpl
 def handle_exception(datasette, request, exception):
+    if may_be_a_refused_search(exception, request):
+        return explaining_the_search(datasette, request, exception)
+    return client_error_answer(datasette, request, exception)
+
+
+def client_error_answer(datasette, request, exception):
     message = client_error_message(exception, request)
     if message is not None:
         exception = DatasetteError(message, title="Invalid request", status=400)

@@ -1313,3 +1313,29 @@ async def test_a_canned_query_that_writes_still_takes_a_post(tmp_path):
     assert rows(db, "select text from notes") == [("hello",)]
     assert (await site.client.post("/notes/notes")).status_code == 405
     assert (await site.client.post("/elsewhere/notes")).status_code == 404
+
+
+async def test_a_raw_search_fts5_cannot_read_says_why_and_can_be_corrected(ds):
+    """Datasette showed only "Invalid SQL" and "unterminated string", with no search box."""
+    response = await ds.client.get(
+        "/papers/papers?_search=%22brain&_searchmode=raw&published_year=2025&_next=x")
+    assert response.status_code == 400
+    page = response.text
+    assert "<h1>Invalid search</h1>" in page
+    assert re.search(r'<p class="message-error">“&#34;brain” is not a search FTS5 can read '
+                     r'.*: unterminated string\.</p>', page, re.S)
+    (form,) = re.findall(r'<form class="search-form" action="/papers/papers" method="get">.*?</form>',
+                         page, re.S)
+    assert re.findall(r'<input type="(\w+)"(?: id="_search")? name="(\w+)" value="([^"]*)"', form) == [
+        ("search", "_search", "&#34;brain"), ("hidden", "_searchmode", "raw"),
+        ("hidden", "published_year", "2025")]  # the cursor is left behind
+    assert '<a href="/papers/papers?published_year=2025&amp;_search=%22brain">search for its words</a>' in page
+    words = await ds.client.get("/papers/papers?published_year=2025&_search=%22brain")
+    assert words.status_code == 200
+    # A failure elsewhere in the page's SQL is still Datasette's own error.
+    other = await ds.client.get("/papers/papers?_search=brain&_searchmode=raw&_where=nosuch%3D1")
+    assert other.status_code == 400 and "no such column: nosuch" in other.text
+    assert "Invalid search" not in other.text
+    for export in ("json", "csv"):
+        response = await ds.client.get(f"/papers/papers.{export}?_search=%22brain&_searchmode=raw")
+        assert response.status_code == 400 and "unterminated string" in response.text
