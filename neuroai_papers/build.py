@@ -55,6 +55,7 @@ WRITTEN_BEFORE_TOPICS = ("dumps", "organizations", "merges", "lookalikes", "prob
 DIRTY = "-dirty"  # after build_info's git_commit, as `git describe --dirty` marks it
 EXIT_BAD_INPUT = 2
 EXIT_BUILD_FAILED = 3
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 class Progress:
@@ -122,13 +123,23 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
     return paths
 
 
-def refuse_output_not_a_file(out: Path) -> None:
+def refuse_output_not_a_database(out: Path) -> None:
     """Raise WriteError, before anything is built, if `out` exists and is not a regular file
-    (a folder, a named pipe): the build would read all the dumps and only fail at the end,
-    saying that it could not open its own temporary file."""
-    if out.exists() and (kind := special_file_kind(out)) is not None:
+    (a folder, a named pipe: the build would read all the dumps and only fail at the end,
+    saying that it could not open its own temporary file), or is a file that holds
+    something else than an SQLite database: the build replaces `out`, and a typo in --out
+    (a dump's name) would destroy that file. An empty file may be replaced."""
+    if not out.exists():
+        return
+    if (kind := special_file_kind(out)) is not None:
         raise WriteError(f"{out}: is {kind}, not a database file (--out names the file to "
                          f"write)")
+    with out.open("rb") as file:
+        start = file.read(len(SQLITE_HEADER))
+    if start and start != SQLITE_HEADER:
+        raise WriteError(f"{out}: is not an SQLite database, and the build would replace it "
+                         f"(--out names the database to write; delete the file first if it "
+                         f"is to go)")
 
 
 def files_not_read(dumps_dir: Path) -> list[Path]:
@@ -391,7 +402,7 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
     """Build `out` from the dumps in `dumps_dir` (or, `incremental`, add the new dumps to it
     when it allows: see incremental.py); return what was done."""
     started = time.monotonic()
-    refuse_output_not_a_file(out)
+    refuse_output_not_a_database(out)
     paths = list_dumps(dumps_dir)
     for path in files_not_read(dumps_dir):
         progress.line(f"warning: {path}: not read: only files named *.txt are dumps (rename "

@@ -350,14 +350,14 @@ def test_interrupted_write_leaves_no_file_in_place(copy_real_dumps, tmp_path, mo
     from neuroai_papers import build as build_module, write
 
     out = tmp_path / "papers.db"
-    out.write_bytes(b"previous")
+    out.write_bytes(b"SQLite format 3\0previous")  # the build replaces only a database
 
     def explode(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(write, "create_indexes_and_search", explode)
     assert build_module.main(["--dumps", str(copy_real_dumps), "--out", str(out)]) == 3
-    assert out.read_bytes() == b"previous"
+    assert out.read_bytes() == b"SQLite format 3\0previous"
     assert sorted(os.listdir(tmp_path)) == ["dumps", "papers.db"]
 
 
@@ -460,3 +460,33 @@ def test_an_output_that_is_a_folder_is_refused_before_the_build(dumps_dir, tmp_p
         f"error: the database could not be built: {out}: is a directory, not a database "
         f"file (--out names the file to write)", f"nothing written; {out} is unchanged"]
     assert list(out.iterdir()) == [] and not list(tmp_path.glob(".out.tmp-*"))
+
+
+@pytest.mark.parametrize("incremental", [[], ["--incremental"]])
+def test_an_output_that_is_not_a_database_is_refused_before_the_dumps_are_read(
+        dumps_dir, tmp_path, incremental):
+    """`--out dumps/a.txt`, a typo, replaced the dump with a database (and --incremental
+    only said it could not read it first): a file that is neither empty nor an SQLite
+    database is refused, before the dumps are read (the broken one here is never reached)."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    (dumps_dir / "b.txt").write_bytes(b"\xff not a dump")
+    out = dumps_dir / "a.txt"
+    before = out.read_bytes()
+    result = run_build(dumps_dir, out, *incremental)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: the database could not be built: {out}: is not an SQLite database, and the "
+        f"build would replace it (--out names the database to write; delete the file first "
+        f"if it is to go)", f"nothing written; {out} is unchanged"]
+    assert out.read_bytes() == before and not list(dumps_dir.glob(".a.txt.tmp-*"))
+
+
+@pytest.mark.parametrize("incremental", [[], ["--incremental"]])
+def test_an_empty_output_or_a_previous_database_is_replaced(dumps_dir, tmp_path, incremental):
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    out = tmp_path / "papers.db"
+    out.touch()  # an empty file, as `touch` or mktemp leave it
+    for _ in range(2):  # then the database the first build wrote
+        result = run_build(dumps_dir, out, *incremental)
+        assert result.returncode == 0, result.stderr
+        assert rows(out, "select title from papers") == [("Lone",)]
