@@ -5,6 +5,7 @@ Exit codes (documented in README.md):
   2  a dump or dumps/manifest.yml was refused (bad input); papers.db untouched
   3  the written database failed its checks or could not be written; papers.db untouched
   130, 143  stopped by Ctrl-C (SIGINT) or SIGTERM; papers.db untouched (see stopping.py)
+  141  stopped because its output was closed (`| head`), as SIGPIPE would; papers.db untouched
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .incremental import (CannotUpdate, StoredAbstracts, StoredDeduplicator, Upd
 from .organizations import OrganizationIndex, load_reference
 from .parallel import DumpReader, NewPapers, large_corpus
 from .parse import DumpError, ParsedDump, Record
-from .stopping import Interrupted, stop_signals_handled, stoppable
+from .stopping import Interrupted, stop_for_closed_output, stop_signals_handled, stoppable
 from .texts import DiskList
 from .topics import load_topics, topic_rows
 from .uris import read_only_uri
@@ -72,18 +73,35 @@ class Progress:
         """Show a running count; `final` marks the last one of a stage, always shown."""
         now = time.monotonic()
         if self.live and (final or now - self.last > 0.1):
-            self.stream.write(f"\r\033[K{message}" + ("\n" if final else ""))
-            self.stream.flush()
+            self.write(f"\r\033[K{message}" + ("\n" if final else ""))
             self.last = now
         elif not self.live and (final or now - self.last > self.LOG_EVERY):
             self.line(message)
             self.last = now
 
     def line(self, message: str) -> None:
-        if self.live:
-            self.stream.write("\r\033[K")
-        self.stream.write(message + "\n")
-        self.stream.flush()
+        self.write(("\r\033[K" if self.live else "") + message + "\n")
+
+    def write(self, text: str) -> None:
+        """Write and flush `text`. Once the reader of the output has gone (`| head` has its
+        lines), the output is pointed at /dev/null, so that nothing more fails to reach it
+        (Python's own flush at exit included, whose failure is exit code 120), and the
+        build stops as at a signal (stopping.stop_for_closed_output)."""
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            discard_output(self.stream)
+            stop_for_closed_output()
+
+
+def discard_output(stream) -> None:
+    """Point the file under `stream` at /dev/null, with what it still buffers."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
 
 
 @dataclass

@@ -11,6 +11,9 @@ One signal is enough: the next ones are dropped while the clean-up runs, which a
 Ctrl-C would cut short. So are the ones that come once the new database is being put in
 place (the rename of a full build, the commit of an update: `putting_in_place`): from then
 on the build is done, and saying "nothing written" would be false.
+
+A closed output (`| head`) stops the build the same way, as SIGPIPE would have stopped it
+had Python not set it aside: `stop_for_closed_output`.
 """
 
 from __future__ import annotations
@@ -47,6 +50,17 @@ def on_stop_signal(signum: int, frame) -> None:
         raise Interrupted(signum)
     if placing:
         dropped = signum
+
+
+def stop_for_closed_output() -> None:
+    """The build's output was closed (`build_db.py 2>&1 | head` once head has its lines):
+    stop as SIGPIPE would, as at a stop signal (raise Interrupted, exit code 141), where one
+    would stop the build; elsewhere the build is done or has failed, and its last lines
+    only have no reader."""
+    global armed
+    if armed:
+        armed = False
+        raise Interrupted(signal.SIGPIPE)
 
 
 @contextmanager

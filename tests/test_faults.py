@@ -385,6 +385,68 @@ def test_a_stopped_update_in_place_is_rolled_back_and_says_so(worker_sized_dumps
     assert out.read_bytes() == before
 
 
+def test_a_build_whose_output_is_closed_stops_cleanly(worker_sized_dumps, real_db, tmp_path):
+    """`build_db.py 2>&1 | head`: once head has its lines, the build's next line found no
+    reader, and the BrokenPipeError became "the database could not be built", whose own line
+    failed again: a traceback nobody saw and exit 1. It stops as SIGPIPE would (141), the
+    previous papers.db as it was, nothing left behind. Here the pipe is closed from the start:
+    its first line comes once its temporary file exists and its workers run."""
+    out = tmp_path / "papers.db"
+    before = real_db.read_bytes()
+    out.write_bytes(before)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, str(ROOT / "build_db.py"), "--dumps",
+                                 str(worker_sized_dumps), "--out", str(out)],
+                                stdout=write_end, stderr=write_end, timeout=300)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["papers.db"]
+
+
+class ReaderGoneAt:
+    """An output whose reader goes away when a line starting with `start` is written."""
+
+    def __init__(self, start: str, file):
+        self.start, self.file, self.gone, self.lines = start, file, False, []
+
+    def write(self, text: str) -> None:
+        self.gone = self.gone or text.startswith(self.start)
+        if self.gone:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+
+@pytest.mark.parametrize("start, code", [("topics:", 141), ("stages:", 0)],
+                         ids=["while building", "once in place"])
+def test_an_output_closed_stops_the_build_until_its_database_is_in_place(tmp_path, monkeypatch,
+                                                                        start, code):
+    """Closed while the build runs, the build stops; closed once the new file is in place
+    (its `stages:` line), the build is done: exit 0 with its lines dropped."""
+    from neuroai_papers import build
+
+    with open(tmp_path / "stderr", "w") as file:
+        output = ReaderGoneAt(start, file)
+        progress = build.Progress(output)
+        monkeypatch.setattr(build, "Progress", lambda: progress)
+        out = tmp_path / "papers.db"
+        assert build.main(["--dumps", str(REAL_DUMPS), "--out", str(out)]) == code
+    assert out.exists() == (code == 0)
+    assert sorted(os.listdir(tmp_path)) == (["papers.db"] if code == 0 else []) + ["stderr"]
+
+
 def test_the_build_gives_back_the_signal_handlers_it_found(tmp_path):
     """`site serve` and tests call build.main in their own process: Ctrl-C must act there
     as before once the build is over."""
