@@ -59,6 +59,11 @@ DATE_LINE = re.compile(
 # The count may be written with a thousands separator (`• 1,234 authors`).
 AUTHORS_LINE = re.compile(r"^(?:[•·*-] ?)?(?P<n>\d{1,2},\d{3}|\d{1,5}) authors?$", re.IGNORECASE)
 SEPARATOR_LINE = re.compile(r"^[·•]$")
+# The pages bullet only their metadata: a short bulleted line no pattern reads (`• many
+# authors`) is metadata that could not be read, not a title.
+BULLET = "•"
+UNREADABLE_METADATA = "unreadable metadata"
+UNREADABLE_METADATA_REASON = "unreadable metadata line (bulleted, but not `• N authors`)"
 # A sentence boundary: end punctuation, optional closing quote or bracket, space, capital.
 SENTENCE_BREAK = re.compile(r"[.!?][\"')\]]? +[A-Z(\"]")
 # Spaces a copy-paste brings in: no-break, narrow, figure, ideographic and the like, and the
@@ -322,7 +327,8 @@ def looks_like_organization(text: str) -> bool:
 
 
 def line_kind(text: str) -> str:
-    """Return the kind of a normalized, non-blank line: authors, separator, date or text."""
+    """Return the kind of a normalized, non-blank line: authors, separator, date, unreadable
+    metadata (bulleted, but none of those) or text."""
     if len(text) > LONGEST_METADATA_LINE:  # titles and abstracts: no pattern to try
         return "text"
     if AUTHORS_LINE.match(text):
@@ -331,6 +337,8 @@ def line_kind(text: str) -> str:
         return "separator"
     if parse_date(text):
         return "date"
+    if text.startswith(BULLET):
+        return UNREADABLE_METADATA
     return "text"
 
 
@@ -375,7 +383,8 @@ def parse_dump(name: str, text: str) -> ParsedDump:
 def line_claims(parsed: ParsedDump) -> dict[int, list[str]]:
     """Return, for every line of a freshly parsed dump, what took it: blank, furniture, record,
     problem. A sound parse gives each line exactly one claim. A record takes the non-blank,
-    non-furniture lines from its title to its last metadata line.
+    non-furniture lines from its title to its last metadata line, but an unreadable metadata
+    line within its metadata block, which is a problem of its own.
     """
     claims: dict[int, list[str]] = {n: [] for n in range(1, parsed.line_count + 1)}
     for number in parsed.blank_lines:
@@ -384,9 +393,11 @@ def line_claims(parsed: ParsedDump) -> dict[int, list[str]]:
         claims[number].append("furniture")
     for problem in parsed.problems:
         claims[problem.line].append("problem")
+    unreadable = {p.line for p in parsed.problems if p.reason == UNREADABLE_METADATA_REASON}
     for record in parsed.records:
         for number in range(record.line, record.end_line + 1):
-            if "blank" not in claims[number] and "furniture" not in claims[number]:
+            if ("blank" not in claims[number] and "furniture" not in claims[number]
+                    and number not in unreadable):
                 claims[number].append(f"record {record.position}")
     return claims
 
@@ -478,6 +489,10 @@ class RecordAssembler:
         assert record is not None
         if record.date_text is not None:
             return False  # the date closes the metadata block
+        if kind == UNREADABLE_METADATA:
+            # Reported, and the block goes on: its `·` and date are still the record's.
+            self.problem(line, UNREADABLE_METADATA_REASON)
+            return True
         if kind == "authors" and record.authors is None and not record.has_separator:
             record.authors = int(AUTHORS_LINE.match(line.text)["n"].replace(",", ""))
         elif (

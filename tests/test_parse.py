@@ -282,18 +282,36 @@ def test_an_author_count_with_a_thousands_separator_is_read():
     assert parsed.problems == []
 
 
-def test_a_bulleted_line_no_pattern_reads_is_a_problem_not_an_organization():
+def test_a_bulleted_line_no_pattern_reads_is_an_unreadable_metadata_line_of_its_record():
     """`• many authors` before the separator is where an organization could stand, but the
-    pages bullet only their metadata: the build reports it rather than invent a name."""
-    text = blank_separated(("Paper", ABSTRACT_A, ["  • many authors", "·", "Feb 3"]))
+    pages bullet only their metadata: the build reports it rather than invent a name. It was
+    reported as a "title with no abstract after it", and the paper's `·` and date as two
+    lines with no paper before them: the record keeps them, and the line is reported as
+    what it is."""
+    text = blank_separated(("Paper", ABSTRACT_A, ["  • many authors", "·", "Feb 3"]),
+                           ("Next", ABSTRACT_B, ["• 2 authors", "·", "Feb 4"]))
     parsed = parse_dump("x.txt", text)
-    (record,) = parsed.records
-    assert (record.organization, record.authors, record.date_text) == (None, None, None)
-    assert [(p.line, p.text) for p in parsed.problems][0] == (17, "• many authors")
-    claimed = {line for r in parsed.records for line in range(r.line, r.end_line + 1)}
-    reported = {p.line for p in parsed.problems}
-    content = {n for n, line in enumerate(text.splitlines(), 1) if line.strip()}
-    assert content - set(parsed.furniture_lines) <= claimed | reported  # no line lost
+    first, second = parsed.records
+    assert (first.organization, first.authors, first.date_text, first.has_separator) == (
+        None, None, "Feb 3", True)
+    assert (first.line, first.end_line) == (13, 19)
+    assert [(p.line, p.text, p.reason) for p in parsed.problems] == [
+        (17, "• many authors", "unreadable metadata line (bulleted, but not `• N authors`)")]
+    assert (second.title, second.authors, second.date_text) == ("Next", 2, "Feb 4")
+    claims = line_claims(parsed)
+    assert {number: c for number, c in claims.items() if len(c) != 1} == {}
+    assert claims[17] == ["problem"] and claims[18] == claims[19] == ["record 1"]
+
+
+def test_a_bulleted_line_no_pattern_reads_with_no_paper_before_it_is_reported_as_such():
+    text = blank_separated(("Paper", ABSTRACT_A, ["• 2 authors", "·", "Jan 5, 2024"]))
+    text += "\n• many authors\n\nLonely title\n• et al.\n"
+    parsed = parse_dump("x.txt", text)
+    assert len(parsed.records) == 1
+    assert [(p.text, p.reason) for p in parsed.problems] == [
+        ("• many authors", "unreadable metadata line with no paper before it"),
+        ("Lonely title", "title with no abstract after it"),
+        ("• et al.", "unreadable metadata line with no paper before it")]
 
 
 def test_unicode_line_separators_inside_a_line_are_spaces():

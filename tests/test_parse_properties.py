@@ -29,7 +29,7 @@ TRICKY_LINES = [
     "byAK and the research community", "Get trending papers in your email inbox!",
     "SubscribeVideoChat: Chat-Centric Video Understanding", "Subscribers of the brain", "newt",
     "Apr 17", "Apr 17, 2024", "Sep 30, 2025 28", "Feb 25 2", "Feb 25 2025", "Feb 30",
-    "Foo 12", "Sept. 3", "December 31, 1999 999999", "• 5 authors", "· 1 author", "12 authors",
+    "Foo 12", "Sept. 3", "December 31, 1999 999999", "• 5 authors", "· 1 author", "12 authors", "• many authors",
     "•", "·", "*", "SakanaAI Sakana AI", "Korea University", "A title: with a colon",
     "A sentence. Another one! And a third? Yes.", "x" * 300, "\x00", "\x07bell", "\r",
 ]
