@@ -421,10 +421,11 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
     when it allows: see incremental.py); return what was done."""
     started = time.monotonic()
     refuse_output_not_a_database(out)
+    if dumps_dir.is_dir():  # before the dumps are listed: a folder of `.TXT` dumps has none
+        for path in files_not_read(dumps_dir):
+            progress.line(f"warning: {path}: not read: only files named *.txt are dumps "
+                          f"(rename it if it is one)")
     paths = list_dumps(dumps_dir)
-    for path in files_not_read(dumps_dir):
-        progress.line(f"warning: {path}: not read: only files named *.txt are dumps (rename "
-                      f"it if it is one)")
     inputs = Inputs(paths, load_manifest(dumps_dir, {p.name for p in paths}), load_topics(TOPICS),
                     OrganizationIndex(load_reference(reference)), reference,
                     load_metadata(metadata_path))

@@ -446,6 +446,18 @@ def test_a_file_in_dumps_that_is_not_a_txt_dump_is_named_in_a_warning(dumps_dir,
                       f"(rename it if it is one)" for name in ("b.TXT", "c.md", "d")]
 
 
+def test_a_folder_with_no_txt_dump_names_the_files_it_did_not_read(dumps_dir, tmp_path):
+    """A folder of dumps saved as `.TXT`: the build said only "no *.txt dumps", without the
+    warning that names the file."""
+    (dumps_dir / "005.TXT").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"warning: {dumps_dir / '005.TXT'}: not read: only files named *.txt are dumps "
+        f"(rename it if it is one)", f"error: {dumps_dir}: no *.txt dumps to build from",
+        f"nothing written; {tmp_path / 'papers.db'} is unchanged"]
+
+
 @pytest.mark.parametrize("incremental", [[], ["--incremental"]])
 def test_an_output_that_is_a_folder_is_refused_before_the_build(dumps_dir, tmp_path,
                                                                  incremental):
