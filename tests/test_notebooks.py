@@ -280,3 +280,21 @@ def test_new_hand_labels_render_the_notebooks_again(tmp_path):
     from neuroai_papers.site import ROOT, notebook_inputs
 
     assert ROOT / "tests" / "topic_labels.csv" in notebook_inputs(tmp_path / "papers.db")
+
+
+def test_explore_on_a_database_of_other_dumps_says_the_labelled_papers_are_absent(dumps_dir,
+                                                                                   tmp_path):
+    """The hand labels are there (the repository) but the papers they label are not (a
+    database built from other dumps): the scoring stopped with an AssertionError. It says so
+    and scores nothing."""
+    from conftest import ABSTRACT_A, blank_separated, run_build
+
+    (dumps_dir / "a.txt").write_text(blank_separated(("Decoding speech from EEG", ABSTRACT_A)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    executed = execute_notebook(NOTEBOOKS / "explore.ipynb", db)
+    outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "hand-labelled papers are not in this database" in text
+    assert "the rules are not scored" in text
