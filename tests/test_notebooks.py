@@ -298,3 +298,38 @@ def test_explore_on_a_database_of_other_dumps_says_the_labelled_papers_are_absen
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "hand-labelled papers are not in this database" in text
     assert "the rules are not scored" in text
+
+
+def chart_labels_of_cell(notebook: str, marker: str, db) -> list[str]:
+    """Run the cell of `notebook` that holds `marker` against `db` and return the labels of
+    its chart's x axis (its `ax`)."""
+    import sqlite3
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    cell = next("".join(c["source"]) for c in cells if marker in "".join(c["source"]))
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
+    namespace = {"sql": lambda query, **params: pd.read_sql_query(query, conn, params=params),
+                 "plt": plt, "pd": pd}
+    try:
+        exec(cell.replace("plt.show()", ""), namespace)
+        return [label.get_text() for label in namespace["ax"].get_xticklabels()]
+    finally:
+        plt.close("all")
+        conn.close()
+
+
+def test_the_charts_of_dumps_tell_apart_dumps_whose_names_start_alike(dumps_dir, tmp_path):
+    """maintain.ipynb's bar chart and explore.ipynb's heat map named each dump by the first
+    three characters of its name: `004_a.txt` and `0045_b.txt` were both `004`."""
+    from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, run_build
+
+    (dumps_dir / "004_a.txt").write_text(blank_separated(("Decoding speech", ABSTRACT_A)))
+    (dumps_dir / "0045_b.txt").write_text(blank_separated(("Spiking networks", ABSTRACT_B)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    names = ["0045_b", "004_a"]  # in name order, as the build reads them
+    assert chart_labels_of_cell("maintain.ipynb", "plot.bar", db) == names
+    assert chart_labels_of_cell("explore.ipynb", "imshow", db) == names
