@@ -333,3 +333,25 @@ def test_the_charts_of_dumps_tell_apart_dumps_whose_names_start_alike(dumps_dir,
     names = ["0045_b", "004_a"]  # in name order, as the build reads them
     assert chart_labels_of_cell("maintain.ipynb", "plot.bar", db) == names
     assert chart_labels_of_cell("explore.ipynb", "imshow", db) == names
+
+
+@pytest.mark.parametrize("notebook", ["explore.ipynb", "maintain.ipynb"])
+def test_the_notebooks_open_papers_db_of_neuroai_root_by_default_as_readme_says(
+        notebook, real_db, tmp_path, monkeypatch):
+    """README said the default was `../papers.db`; the first cell takes `papers.db` in
+    NEUROAI_ROOT (which defaults to `..`)."""
+    from neuroai_papers.build import ROOT
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "Both read `PAPERS_DB` (default `$NEUROAI_ROOT/papers.db`" in readme
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "papers.db").write_bytes(real_db.read_bytes())
+    monkeypatch.setenv("NEUROAI_ROOT", str(clone))
+    monkeypatch.delenv("PAPERS_DB", raising=False)
+    first = next("".join(c["source"]) for c in json.loads((NOTEBOOKS / notebook).read_text())[
+        "cells"] if c["cell_type"] == "code")
+    namespace: dict = {}
+    exec(first, namespace)
+    namespace["conn"].close()
+    assert namespace["DB"] == clone / "papers.db"
