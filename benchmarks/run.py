@@ -1,6 +1,6 @@
 """The benchmark suite: every figure is a ratio to a floor measured in the same run.
 
-    python -m benchmarks.run                      # default size: about a laptop minute
+    python -m benchmarks.run                      # default size: 25-45 s on 2 cores, more when busy
     python -m benchmarks.run --records 100000     # larger sizes on request
     python -m benchmarks.run --write-results      # also write benchmarks/RESULTS.md
     python -m benchmarks.run --builds 2           # build and floors twice, in turn: the fastest
