@@ -355,10 +355,14 @@ def build_corpus(
     Sets each sighting's `published` and `date_method` (the sightings table and the paper
     summaries read them); the big tables are then streamed by `sighting_rows` and `paper_rows`.
     """
+    order = {d.name: index for index, d in enumerate(parsed_dumps)}
+    in_order = sorted((s for paper in dedup.papers for s in paper.sightings),
+                      key=lambda s: (order[s.dump], s.record.position))
+    # Each dump's sightings in page order, as an update takes them: a refusal names the
+    # first line of the page that contradicts the stated capture (not the first paper).
     by_dump: dict[str, list[Sighting]] = {d.name: [] for d in parsed_dumps}
-    for paper in dedup.papers:
-        for sighting in paper.sightings:
-            by_dump[sighting.dump].append(sighting)
+    for sighting in in_order:
+        by_dump[sighting.dump].append(sighting)
     known = {d.name: stated_capture(d, manifest.get(d.name)) for d in parsed_dumps}
     read_dates = read_dates_by_paper(dedup.papers, known)
     captures = {
@@ -366,12 +370,9 @@ def build_corpus(
         for d in parsed_dumps
     }
     del by_dump, read_dates, known
-    order = {d.name: index for index, d in enumerate(parsed_dumps)}
     problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
     problems += resolve_dates(dedup, captures)
     problems.sort(key=lambda row: (order[row["dump"]], row["line"]))  # file order, not discovery
-    in_order = sorted((s for paper in dedup.papers for s in paper.sightings),
-                      key=lambda s: (order[s.dump], s.record.position))
     organizations = make_organization_rows(in_order, places)
     return Corpus(
         dumps=make_dump_rows(parsed_dumps, order, captures, dedup, problems),

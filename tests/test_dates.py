@@ -424,3 +424,20 @@ def test_date_method_documentation_names_every_kind_of_invalid_date(real_db):
     assert "does not exist" in text
     assert "shown without a year, would fall after the page's own date" in text
     assert "shown with its year, falls after the page's own date" in text
+
+
+def test_a_refused_stated_capture_names_the_first_line_of_the_page_at_fault(dumps_dir, tmp_path):
+    """b.txt's first record (a paper new in b.txt) and its second (a paper a.txt holds
+    already) are both dated after the stated capture: the refusal names the first line of
+    the page, in a full build as in an update (it named the first paper's, line 20)."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Y paper", ABSTRACT_A, ["·", "Mar 21"])))
+    (dumps_dir / "b.txt").write_text(blank_separated(("X paper", ABSTRACT_B, ["·", "Mar 22"]),
+                                                     ("Y paper", ABSTRACT_A, ["·", "Mar 21"])))
+    (dumps_dir / "c.txt").write_text(blank_separated(
+        ("X paper", ABSTRACT_B, ["·", "Mar 22"]), ("Y paper", ABSTRACT_A, ["·", "Mar 21"])
+    ).replace("Apr 17", "Apr 17, 2025"))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  b.txt: 2024\n")
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2, result.stderr
+    assert (f"{dumps_dir / 'b.txt'}:13: this paper is dated 2025-03-22 in another dump, after "
+            f"the capture {dumps_dir / 'manifest.yml'} states (2024)") in result.stderr
