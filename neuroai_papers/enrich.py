@@ -12,7 +12,7 @@ taken, in order of trust, from:
    1. or 2.: that pins the year (method `inferred`; an inferred year pins nothing);
 4. the earliest year the evidence allows (method `inferred_earliest`): every
    explicit year on the page is earlier than the capture year, and the page cannot
-   be older than any paper it lists whose date some dump shows with a year.
+   be older than any paper it lists that some dump dates as in 3.
 
 Without any of these the capture year stays unknown, and so do the yearless dates
 of that page. Every date carries the method that produced it.

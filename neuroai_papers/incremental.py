@@ -12,8 +12,9 @@ for the new rows only:
 - related papers are not stored (they are computed when asked for), and the `terms` counts
   of the full-text index grow by the terms of the new papers;
 - dates: a new dump's capture year is inferred as in a full build; an older dump whose
-  capture year was inferred is inferred again if a new dump shows one of its papers with a
-  year, and its sightings and papers are updated if the year changes;
+  capture year was inferred is inferred again if a new dump dates one of its papers (shows
+  it with a year, or without one on a page whose year is stated or on its date line), and
+  its sightings and papers are updated if the year changes;
 - summaries: the papers that gained a sighting are summarized again from all of them, and
   the organizations they name are counted again.
 
