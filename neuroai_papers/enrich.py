@@ -228,6 +228,17 @@ def refuse_contradicted_capture(parsed: ParsedDump, sightings: list[Sighting],
     """Raise DumpError if the page contradicts the capture the manifest states: another
     page date, or a paper dated after the capture, here or in another dump (a page cannot
     show a paper before its date)."""
+    refuse_capture_the_page_contradicts(parsed, sightings, stated, manifest)
+    refuse_dated_after(parsed, dated_after(sightings, read_dates, stated), stated, manifest)
+
+
+def refuse_capture_the_page_contradicts(parsed: ParsedDump, sightings: list[Sighting],
+                                        stated: date | int, manifest: Manifest) -> None:
+    """Raise DumpError if the page itself contradicts the capture the manifest states: its
+    date line, or a paper it shows with its year after the capture. Asked of every stated
+    dump before any dump's dates are evidence (build_corpus, Update.new_captures): a stated
+    capture that its own page refutes would date other dumps' papers, and a refusal would
+    then name the dump those dates contradict instead of the one at fault."""
     page = parsed.capture
     year = stated if isinstance(stated, int) else stated.year
     shown = stated if isinstance(stated, int) else stated.isoformat()
@@ -235,8 +246,15 @@ def refuse_contradicted_capture(parsed: ParsedDump, sightings: list[Sighting],
             isinstance(stated, date) and (page.month, page.day) != (stated.month, stated.day))):
         raise DumpError(f"{manifest.where(parsed.name)}:{parsed.capture_line}: the page shows "
                         f"{parsed.capture_text} but {manifest.path} states {shown}")
-    if found := dated_after(sightings, read_dates, stated):
+    refuse_dated_after(parsed, dated_after(sightings, {}, stated), stated, manifest)
+
+
+def refuse_dated_after(parsed: ParsedDump, found: tuple[Sighting, date, bool] | None,
+                       stated: date | int, manifest: Manifest) -> None:
+    """Raise DumpError for what dated_after found, if anything."""
+    if found:
         sighting, later, here = found
+        shown = stated if isinstance(stated, int) else stated.isoformat()
         where = "" if here else " in another dump"
         raise DumpError(f"{manifest.where(parsed.name)}:{sighting.record.line}: this paper "
                         f"is dated {later.isoformat()}{where}, after the capture "
@@ -363,6 +381,9 @@ def build_corpus(
     by_dump: dict[str, list[Sighting]] = {d.name: [] for d in parsed_dumps}
     for sighting in in_order:
         by_dump[sighting.dump].append(sighting)
+    for d in parsed_dumps:
+        if (stated := manifest.get(d.name)) is not None:
+            refuse_capture_the_page_contradicts(d, by_dump[d.name], stated, manifest)
     known = {d.name: stated_capture(d, manifest.get(d.name)) for d in parsed_dumps}
     read_dates = read_dates_by_paper(dedup.papers, known)
     captures = {

@@ -47,8 +47,8 @@ from .dedupe import (BLOCK_CANDIDATES, AbstractHashes, Deduplicator, Paper, Reco
                      Sighting, abstract_fingerprint)
 from .enrich import (INVALID, Capture, capture_columns, date_problem, dated_after, dump_row,
                      evidence_date, infer_capture, make_organization_rows, paper_row,
-                     problem_row, read_dates_by_paper, resolve_date, sighting_row,
-                     stated_capture)
+                     problem_row, read_dates_by_paper, refuse_capture_the_page_contradicts,
+                     resolve_date, sighting_row, stated_capture)
 from .organizations import OrganizationIndex
 from .parse import ParsedDump, Record, parse_date
 from .topics import Topic, topics_of_papers
@@ -333,9 +333,15 @@ class Update:
         return self.known
 
     def new_captures(self, manifest: dict) -> dict[str, Capture]:
+        by_dump = {parsed.name: [s for s in self.new_sightings if s.dump == parsed.name]
+                   for parsed in self.parsed}
+        for parsed in self.parsed:  # first, as in enrich.build_corpus
+            if (stated := manifest.get(parsed.name)) is not None:
+                refuse_capture_the_page_contradicts(parsed, by_dump[parsed.name], stated,
+                                                    manifest)
         captures = {}
         for parsed in self.parsed:
-            sightings = [s for s in self.new_sightings if s.dump == parsed.name]
+            sightings = by_dump[parsed.name]
             dates = self.read_dates({s.paper_id for s in sightings}, manifest)
             captures[parsed.name] = infer_capture(parsed, sightings, dates, manifest)
         return captures

@@ -441,3 +441,24 @@ def test_a_refused_stated_capture_names_the_first_line_of_the_page_at_fault(dump
     assert result.returncode == 2, result.stderr
     assert (f"{dumps_dir / 'b.txt'}:13: this paper is dated 2025-03-22 in another dump, after "
             f"the capture {dumps_dir / 'manifest.yml'} states (2024)") in result.stderr
+
+
+@pytest.mark.parametrize("b_page, b_extra, b_stated, message", [
+    ("Apr 17, 2024", (), "2025", "11: the page shows Apr 17, 2024 but {manifest} states 2025"),
+    ("Apr 17", (("Q paper", ABSTRACT_B, ["·", "Feb 2, 2025"]),), "2024",
+     "20: this paper is dated 2025-02-02, after the capture {manifest} states (2024)"),
+])
+def test_a_stated_capture_its_own_page_refutes_is_refused_before_it_dates_another_dump(
+        dumps_dir, tmp_path, b_page, b_extra, b_stated, message):
+    """b.txt's stated capture is refuted by b.txt itself (its date line, or a paper it shows
+    with a later year). Taken as stated, it would date a.txt's paper in a later year than
+    a.txt's stated capture; the build named a.txt, which is not at fault: it names b.txt."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("P paper", ABSTRACT_A, ["·", "Jan 5"])))
+    (dumps_dir / "b.txt").write_text(blank_separated(
+        ("P paper", ABSTRACT_A, ["·", "Jan 5"]), *b_extra).replace("Apr 17", b_page))
+    (dumps_dir / "manifest.yml").write_text(f"captures:\n  a.txt: 2023\n  b.txt: {b_stated}\n")
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2, result.stderr
+    expected = f"{dumps_dir / 'b.txt'}:" + message.format(manifest=dumps_dir / "manifest.yml")
+    assert expected in result.stderr
+    assert "a.txt" not in result.stderr.split("error:")[-1]

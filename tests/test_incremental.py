@@ -466,3 +466,22 @@ def test_a_new_copy_whose_abstract_differs_from_a_stored_papers_keeps_it(dumps_d
     assert rows(out, "select dump, title from sightings where abstract is not null "
                      "order by id") == [("b.txt", "Shared paper"), ("c.txt", "New paper")]
     assert contents(out) == contents(full)
+
+
+def test_an_update_refuses_the_new_stated_capture_its_own_page_refutes(dumps_dir, tmp_path):
+    """c.txt's page shows 2024, its stated capture says 2025, and taken as stated it would
+    date b.txt's paper after b.txt's stated capture: the update names c.txt, as a full
+    build does, not b.txt."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Other", ABSTRACT_B)))
+    out = tmp_path / "papers.db"
+    assert run_build(dumps_dir, out).returncode == 0
+    (dumps_dir / "b.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Jan 5"])))
+    (dumps_dir / "c.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["·", "Jan 5"])).replace("Apr 17", "Apr 17, 2024"))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  b.txt: 2023\n  c.txt: 2025\n")
+    expected = (f"{dumps_dir / 'c.txt'}:11: the page shows Apr 17, 2024 but "
+                f"{dumps_dir / 'manifest.yml'} states 2025")
+    for extra in (("--incremental",), ()):
+        result = run_build(dumps_dir, out, *extra)
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr
