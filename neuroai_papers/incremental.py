@@ -276,6 +276,18 @@ def stored_capture(row: sqlite3.Row) -> Capture:
     return capture
 
 
+class StoredCaptures(dict):
+    """Captures by dump name; a stored dump's is made by stored_capture when first asked for."""
+
+    def __init__(self, stored_dumps: dict[str, sqlite3.Row]):
+        super().__init__()
+        self.stored_dumps = stored_dumps
+
+    def __missing__(self, name: str) -> Capture:
+        capture = self[name] = stored_capture(self.stored_dumps[name])
+        return capture
+
+
 @dataclass
 class Update:
     """What the new dumps add to or change in the stored database."""
@@ -325,9 +337,11 @@ class Update:
 
     def known_captures(self, manifest: dict) -> dict[str, Capture]:
         """enrich.stated_capture of every dump (the same for every call of one update): for
-        a stored one, the capture it stored if its page or the manifest stated it."""
+        a stored one, the capture it stored if its page or the manifest stated it, read when
+        first asked for (an update meets few of the stored dumps: reading all 16,656 of a
+        million records took 0.15 s, some 5% of the update)."""
         if self.known is None:
-            self.known = {name: stored_capture(row) for name, row in self.stored_dumps.items()}
+            self.known = StoredCaptures(self.stored_dumps)
             self.known.update((parsed.name, stated_capture(parsed, manifest.get(parsed.name)))
                               for parsed in self.parsed)
         return self.known

@@ -485,3 +485,33 @@ def test_an_update_refuses_the_new_stated_capture_its_own_page_refutes(dumps_dir
         result = run_build(dumps_dir, out, *extra)
         assert result.returncode == 2, result.stderr
         assert expected in result.stderr
+
+
+def test_an_update_reads_the_captures_of_only_the_stored_dumps_it_meets(dumps_dir, tmp_path,
+                                                                       monkeypatch):
+    """A stored dump's capture is evidence only for the papers it shows: the update reads
+    that of each stored dump sharing a paper with the new one, not all of them (16,656 at a
+    million records)."""
+    from neuroai_papers import build, incremental
+
+    for number in range(12):
+        (dumps_dir / f"{number:02d}.txt").write_text(blank_separated(
+            (f"Paper number {number} of many", f"{ABSTRACT_B} Variant {number}.",
+             ["·", "Mar 21"])))
+    (dumps_dir / "03.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"])))
+    out = tmp_path / "papers.db"
+    assert run_build(dumps_dir, out).returncode == 0
+    (dumps_dir / "99.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"]), ("New paper", ABSTRACT_C)))
+    read = []
+
+    def stored_capture(row):
+        read.append(row["name"])
+        return real(row)
+
+    real = incremental.stored_capture
+    monkeypatch.setattr(incremental, "stored_capture", stored_capture)
+    assert build.main(["--dumps", str(dumps_dir), "--out", str(out), "--incremental"]) == 0
+    assert rows(out, "select capture_year, capture_method from dumps where name = '03.txt'") == [
+        (2025, "inferred")]
+    assert read == ["03.txt"]
