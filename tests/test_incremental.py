@@ -515,3 +515,79 @@ def test_an_update_reads_the_captures_of_only_the_stored_dumps_it_meets(dumps_di
     assert rows(out, "select capture_year, capture_method from dumps where name = '03.txt'") == [
         (2025, "inferred")]
     assert read == ["03.txt"]
+
+
+RANDOM_TITLES = ["Decoding vision from fMRI", "Spiking networks at scale", "EEG foundation model"]
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Dec"]
+
+
+def random_dumps(rng) -> tuple[dict[str, str], dict[str, str]]:
+    """Dumps of a few papers shown again under variant titles (case, a period, a typo) and
+    abstracts (longer, shorter), look-alikes (a title with another abstract), dates with and
+    without their year (some impossible), page years and stated captures: ({name: text},
+    {name: stated capture})."""
+    papers = []
+    for _ in range(rng.randint(2, 5)):
+        month = rng.choice(MONTHS)
+        day = rng.choice([2, 21, 28, 29] if month == "Feb" else [1, 21, 30, 31])
+        papers.append((rng.choice(RANDOM_TITLES), rng.choice([ABSTRACT_A, ABSTRACT_B, ABSTRACT_C]),
+                       f"{month} {day}", rng.choice([2024, 2025, 2026])))
+    dumps, manifest = {}, {}
+    for number in range(rng.randint(2, 5)):
+        records = []
+        for _ in range(rng.randint(1, 8)):
+            title, abstract, shown, year = rng.choice(papers)
+            title = rng.choice([title, title.upper(), title + ".", title.replace("o", "oo", 1)])
+            abstract = rng.choice([abstract, abstract + " Code is released.",
+                                   abstract.rsplit(". ", 1)[0] + "."])
+            if rng.random() < 0.2:
+                shown = f"{rng.choice(MONTHS)} {rng.choice([2, 29, 30])}"
+            shown = rng.choice([shown, f"{shown}, {year}"])
+            meta = rng.choice([None, ["·", shown], [f"• {rng.randint(1, 9)} authors", "·", shown]])
+            records.append((title, abstract, meta) if meta else (title, abstract))
+        name = f"{number:03d}.txt"
+        page = rng.choice(["Apr 17", "Apr 17", "Apr 17, 2025", "Apr 17, 2026"])
+        dumps[name] = blank_separated(*records).replace("Apr 17", page)
+        if page == "Apr 17" and rng.random() < 0.25:
+            manifest[name] = rng.choice(["2025", "2026", "2026-04-17"])
+    return dumps, manifest
+
+
+def write_dumps(folder, dumps: dict[str, str], manifest: dict[str, str]) -> None:
+    for name, text in dumps.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    stated = "".join(f"  {name}: {manifest[name]}\n" for name in dumps if name in manifest)
+    if stated:
+        (folder / "manifest.yml").write_text("captures:\n" + stated)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_dumps_added_incrementally_equal_a_full_build(tmp_path, seed):
+    """Seeded random dumps: the first ones built, the others added with --incremental,
+    equal a full build, or the update falls back saying why and still equals it; a full
+    build refused is refused by the update with the same error."""
+    import random
+
+    rng = random.Random(seed)
+    dumps, manifest = random_dumps(rng)
+    names = sorted(dumps)
+    first = rng.randint(1, len(names) - 1)
+    full_dir, staged = tmp_path / "full", tmp_path / "staged"
+    full_dir.mkdir(), staged.mkdir()
+    write_dumps(full_dir, dumps, manifest)
+    full = run_build(full_dir, tmp_path / "full.db")
+    assert full.returncode in (0, 2) and "Traceback" not in full.stderr, full.stderr
+    write_dumps(staged, {name: dumps[name] for name in names[:first]}, manifest)
+    out = tmp_path / "incremental.db"
+    if run_build(staged, out).returncode != 0:
+        return  # refused already: nothing to add to
+    write_dumps(staged, dumps, manifest)
+    update = run_build(staged, out, "--incremental")
+    errors = [line.replace(str(staged), "dumps").replace(str(full_dir), "dumps")
+              for line in (update.stderr + full.stderr).splitlines() if line.startswith("error:")]
+    if full.returncode == 2:
+        assert update.returncode == 2 and len(errors) == 2 and errors[0] == errors[1], errors
+        return
+    assert update.returncode == 0, update.stderr
+    assert "adding" in update.stderr or "incremental: " in update.stderr, update.stderr
+    assert contents(out) == contents(tmp_path / "full.db")
