@@ -451,8 +451,10 @@ def apply_update(update: Update, manifest: dict, places: OrganizationIndex,
                      [(count, topic) for topic, count in new_topics.items()])
 
     # Dates: the new dumps' captures, then the stored dumps whose capture they change.
-    captures = update.new_captures(manifest)
+    # The stored dumps first: a stated capture contradicted there falls back, and the full
+    # build refuses the first dump at fault, before any new one.
     changed = update.changed_captures(manifest)
+    captures = update.new_captures(manifest)
     date_problems = date_new_sightings(update, captures)
     redated: set[str] = set()
     for name, capture in changed.items():
