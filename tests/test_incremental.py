@@ -520,20 +520,22 @@ def test_an_update_reads_the_captures_of_only_the_stored_dumps_it_meets(dumps_di
 
 def test_a_new_dump_contradicting_an_old_stated_capture_is_refused_there_as_in_a_full_build(
         dumps_dir, tmp_path):
-    """b.txt contradicts its own stated capture, c.txt a.txt's: both builds name a.txt, the
-    first dump at fault (the update named b.txt)."""
+    """c.txt dates a paper of the new b.txt and one of the stored a.txt after their stated
+    captures: both builds name a.txt, the first dump at fault (the update named b.txt)."""
     (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Jan 2"])))
     (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2025\n")
     out = tmp_path / "incremental.db"
     assert run_build(dumps_dir, out).returncode == 0
-    (dumps_dir / "b.txt").write_text(blank_separated(("Other", ABSTRACT_B, ["·", "Jun 1, 2026"])))
-    (dumps_dir / "c.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Jan 2"]))
-                                     .replace("Apr 17", "Apr 17, 2026"))
+    (dumps_dir / "b.txt").write_text(blank_separated(("Other", ABSTRACT_B, ["·", "Jun 1"])))
+    (dumps_dir / "c.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["·", "Jan 2"]), ("Other", ABSTRACT_B, ["·", "Jun 1, 2026"]))
+        .replace("Apr 17", "Dec 17, 2026"))
     (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2025\n  b.txt: 2025\n")
     update, full = run_build(dumps_dir, out, "--incremental"), run_build(dumps_dir, tmp_path / "full.db")
     error = f"error: {dumps_dir / 'a.txt'}:13: this paper is dated 2026-01-02 in another dump"
     for result in (update, full):
         assert result.returncode == 2 and error in result.stderr, result.stderr
+
 
 RANDOM_TITLES = ["Decoding vision from fMRI", "Spiking networks at scale", "EEG foundation model"]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Dec"]
