@@ -62,7 +62,7 @@ from datasette.utils import escape_sqlite
 COMMON_MATCHES = 10_000
 
 
-PHRASE = re.compile(r'"[^"]*"')  # Datasette's escape_fts writes phrases with no quote inside
+PHRASE = re.compile(r'"[^"]*"')  # a phrase as Datasette's escape_fts writes it, bar line breaks
 ASCII_UPPER_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 ASCII_BETWEEN_WORDS = re.compile(r"[\x00-/:-@\[-`{-\x7f]+")  # ASCII but letters and digits
 
@@ -82,8 +82,14 @@ def escape_fts(query) -> str | None:
         return None
     if isinstance(query, bytes):
         query = query.decode("utf-8", "replace")
+    quoted = quoted_words(str(query))
+    found = PHRASE.findall(quoted)
+    if " ".join(found) != quoted:
+        # Not phrases alone: Datasette's quoting does not pair quotes across a line break
+        # ('"brain\neeg' gives '"brain "eeg""'), and FTS5 reads what it wrote as it is.
+        return quoted
     phrases = {}
-    for phrase in PHRASE.findall(quoted_words(str(query))):
+    for phrase in found:
         phrases.setdefault(same_terms(phrase), phrase)
     return " ".join(phrases.values()) or '""'
 
