@@ -112,11 +112,20 @@ def may_be_a_refused_search(exception, request) -> bool:
     return (isinstance(exception, (DatasetteError, sqlite3.OperationalError))
             and getattr(exception, "status", 400) == 400 and request is not None
             and "table" in request.url_vars and request.url_vars.get("format") is None
-            and request.args.get("_searchmode") == "raw" and bool(request.args.get("_search")))
+            and request.args.get("_searchmode") == "raw" and bool(searches(request)))
 
 
-async def search_refusal(datasette, request) -> str | None:
-    """Return why FTS5 refuses the page's raw search, or None if it reads it."""
+def searches(request) -> list[str]:
+    """Return the page's search parameters as Datasette reads them: `_search`, or, without
+    it, each search of one column (`_search_title`)."""
+    if "_search" in request.args:
+        return ["_search"] if request.args["_search"] else []
+    return [key for key in request.args.keys()
+            if key.startswith("_search_") and request.args[key]]
+
+
+async def search_refusal(datasette, request) -> tuple[str, str] | None:
+    """Return the page's raw search FTS5 refuses and why, or None if it reads them all."""
     database = datasette.get_database(route=tilde_decode(request.url_vars["database"]))
     table = tilde_decode(request.url_vars["table"])
     fts_table = (request.args.get("_fts_table")
@@ -125,27 +134,36 @@ async def search_refusal(datasette, request) -> str | None:
     if not fts_table:
         return None
     fts = escape_sqlite(fts_table)
-    try:
-        await database.execute(f"select rowid from {fts} where {fts} match :search limit 1",
-                               {"search": request.args["_search"]})
-    except sqlite3.OperationalError as error:
-        return str(error)
+    columns = await database.table_columns(fts_table)
+    for parameter in searches(request):
+        column = parameter.removeprefix("_search_") if parameter != "_search" else fts_table
+        if column not in columns and parameter != "_search":
+            continue  # Datasette refuses that column itself
+        try:
+            await database.execute(
+                f"select rowid from {fts} where {escape_sqlite(column)} match :search limit 1",
+                {"search": request.args[parameter]})
+        except sqlite3.OperationalError as error:
+            return parameter, str(error)
     return None
 
 
 def explaining_the_search(datasette, request, exception):
     async def inner():
-        refusal = await search_refusal(datasette, request)
-        if refusal is None:  # the fault is elsewhere (a `_where`, say)
+        refused = await search_refusal(datasette, request)
+        if refused is None:  # the fault is elsewhere (a `_where`, say)
             return await await_me_maybe(client_error_answer(datasette, request, exception))
-        search = request.args["_search"]
+        parameter, refusal = refused
+        search = request.args[parameter]
         # The page's other parameters, but its cursor: a corrected search starts afresh.
         others = [(key, value) for key in request.args.keys() for value in request.args.getlist(key)
-                  if key not in ("_search", "_next")]
+                  if key not in (parameter, "_next")]
         as_words = [(key, value) for key, value in others if key != "_searchmode"]
         return Response.html(await datasette.render_template("invalid_search.html", {
             "search": search, "refusal": refusal, "action": request.path, "hidden": others,
-            "as_words": f"{request.path}?{urlencode([*as_words, ('_search', search)])}",
+            "parameter": parameter, "column": parameter.removeprefix("_search_")
+            if parameter != "_search" else None,
+            "as_words": f"{request.path}?{urlencode([*as_words, (parameter, search)])}",
         }, request=request), status=400)
 
     return inner

@@ -1425,3 +1425,24 @@ def test_a_search_with_a_line_break_in_quotes_matches_what_it_matched(real_db, s
 
     assert matches(escape_fts(search)) == matches(every_phrase(search))
     conn.close()
+
+
+async def test_a_raw_search_of_one_column_fts5_cannot_read_says_why_and_keeps_its_column(ds):
+    """?_search_title= with _searchmode=raw still got Datasette's bare "Invalid SQL"."""
+    response = await ds.client.get(
+        "/papers/papers?_search_title=%22brain&_searchmode=raw&published_year=2025")
+    assert response.status_code == 400
+    page = response.text
+    assert "<h1>Invalid search</h1>" in page and ": unterminated string.</p>" in page
+    (form,) = re.findall(r'<form class="search-form" action="/papers/papers" method="get">.*?</form>',
+                         page, re.S)
+    assert '<label for="_search">Search title</label>' in form
+    assert re.findall(r'<input type="(\w+)"(?: id="_search")? name="(\w+)" value="([^"]*)"', form) == [
+        ("search", "_search_title", "&#34;brain"), ("hidden", "_searchmode", "raw"),
+        ("hidden", "published_year", "2025")]
+    link = "/papers/papers?published_year=2025&amp;_search_title=%22brain"
+    assert f'<a href="{link}">search for its words</a>' in page
+    assert (await ds.client.get(link.replace("&amp;", "&"))).status_code == 200
+    # A column FTS5 does not index is Datasette's own refusal, as before.
+    other = await ds.client.get("/papers/papers?_search_nosuch=%22brain&_searchmode=raw")
+    assert other.status_code == 400 and "Invalid search" not in other.text
