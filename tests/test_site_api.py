@@ -390,6 +390,8 @@ async def test_all_ranked_results_of_a_filtered_search_says_it_leaves_the_filter
     plain = (await ds.client.get("/papers/papers?_search=brain")).text
     filtered = (await ds.client.get("/papers/papers?_search=brain&topics__arraycontains=EEG")).text
     assert "without these filters" not in plain
+    # Nor does an unfiltered page speak of filters its ranking is within.
+    assert "within the\n  filters below" not in plain and "within the" in filtered
     assert re.search(r'href="/papers/search\?q=brain">All ranked results</a>\s*for “brain” in all '
                      r"papers, without these filters", filtered)
 
