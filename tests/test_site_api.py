@@ -1448,3 +1448,14 @@ async def test_a_raw_search_of_one_column_fts5_cannot_read_says_why_and_keeps_it
     # A column FTS5 does not index is Datasette's own refusal, as before.
     other = await ds.client.get("/papers/papers?_search_nosuch=%22brain&_searchmode=raw")
     assert other.status_code == 400 and "Invalid search" not in other.text
+
+
+async def test_filter_and_sort_controls_are_named_without_javascript(ds):
+    """static/site.js named them: without JavaScript, a screen reader had only "combo box"."""
+    page = (await ds.client.get("/papers/papers?published_year__gte=2020")).text
+    names = dict(re.findall(r'<(?:select|input)[^>]* aria-label="([^"]+)" name="(\w+)"', page))
+    assert {name: label for label, name in names.items()} == {
+        "_filter_column_1": "Filter 1: column", "_filter_op_1": "Filter 1: operator",
+        "_filter_value_1": "Filter 1: value", "_filter_column": "New filter: column",
+        "_filter_op": "New filter: operator", "_filter_value": "New filter: value",
+        "_sort": "Sort by column"}
