@@ -142,23 +142,14 @@ def test_jupyterlab_saves_notebooks_without_outputs(real_db, tmp_path):
 def test_explore_search_escapes_titles_and_abstracts_before_marking_matches(dumps_dir, tmp_path):
     """The notebook's search() renders HTML: text from the dumps is escaped, and only the
     matches become <mark>."""
-    import sqlite3
-
-    import pandas as pd
-
     from conftest import ABSTRACT_A, blank_separated, run_build
 
     abstract = ABSTRACT_A.replace("We decode", "We decode <script>alert(1)</script> & <b>more</b>", 1)
     (dumps_dir / "a.txt").write_text(blank_separated(("Decoding <b>bold</b> brains", abstract)))
     db = tmp_path / "papers.db"
     assert run_build(dumps_dir, db).returncode == 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    namespace = {"sql": lambda query, **params: pd.read_sql_query(query, conn, params=params)}
-    notebook = json.loads((NOTEBOOKS / "explore.ipynb").read_text())
-    cell = next("".join(c["source"]) for c in notebook["cells"]
-                if "def fts_query" in "".join(c["source"]))
-    exec(cell.rsplit("\nsearch(", 1)[0], namespace)  # the definitions, not the example call
-    shown = namespace["search"]("decoding").to_html()
+    conn, search = explore_search(db)
+    shown = search("decoding").to_html()
     conn.close()
     assert "Decoding &lt;b&gt;bold&lt;/b&gt; brains" in shown
     assert "&lt;script&gt;" in shown and "<script>" not in shown and "<b>" not in shown
@@ -191,22 +182,28 @@ def test_a_notebook_opens_a_file_whose_path_holds_uri_characters_read_only(real_
     assert db.read_bytes() == real_db.read_bytes()
 
 
-@pytest.mark.parametrize("query", ['"', " ", '""'])
-def test_explore_search_for_nothing_finds_nothing(real_db, query):
-    """Input with no word to search for is no rows, as on the site, not an FTS5 syntax error."""
+def explore_search(db):
+    """Return a read-only connection to `db` and explore.ipynb's search(), defined on it."""
     import sqlite3
 
     import pandas as pd
 
-    conn = sqlite3.connect(read_only_uri(real_db), uri=True)
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
     namespace = {"sql": lambda sql, **params: pd.read_sql_query(sql, conn, params=params)}
     notebook = json.loads((NOTEBOOKS / "explore.ipynb").read_text())
     cell = next("".join(c["source"]) for c in notebook["cells"]
                 if "def fts_query" in "".join(c["source"]))
     exec(cell.rsplit("\nsearch(", 1)[0], namespace)
+    return conn, namespace["search"]
+
+
+@pytest.mark.parametrize("query", ['"', " ", '""'])
+def test_explore_search_for_nothing_finds_nothing(real_db, query):
+    """Input with no word to search for is no rows, as on the site, not an FTS5 syntax error."""
+    conn, search = explore_search(real_db)
     try:
-        assert namespace["search"](query).data.empty
-        assert not namespace["search"]("decoding").data.empty
+        assert search(query).data.empty
+        assert not search("decoding").data.empty
     finally:
         conn.close()
 
@@ -214,18 +211,9 @@ def test_explore_search_for_nothing_finds_nothing(real_db, query):
 def test_explore_search_puts_the_best_matches_first_even_for_a_common_word(real_db):
     """search() orders by bm25 itself: rounded to 2 places, a word most papers hold scores
     -0.00 for every paper, and the matches came in file order instead of best first."""
-    import sqlite3
-
-    import pandas as pd
-
-    conn = sqlite3.connect(read_only_uri(real_db), uri=True)
-    namespace = {"sql": lambda sql, **params: pd.read_sql_query(sql, conn, params=params)}
-    notebook = json.loads((NOTEBOOKS / "explore.ipynb").read_text())
-    cell = next("".join(c["source"]) for c in notebook["cells"]
-                if "def fts_query" in "".join(c["source"]))
-    exec(cell.rsplit("\nsearch(", 1)[0], namespace)
+    conn, search = explore_search(real_db)
     try:
-        shown = list(namespace["search"]("neural", limit=5).data.title)
+        shown = list(search("neural", limit=5).data.title)
         best = [title for (title,) in conn.execute(
             "select papers.title from papers_fts join papers on papers.rowid = papers_fts.rowid "
             "where papers_fts match 'neural' order by bm25(papers_fts, 10.0, 1.0) limit 5")]
