@@ -290,9 +290,10 @@ def bound_capture_year(
         if when and when.year:
             lower.append(when.year + 1)  # explicit years are never the capture year
         for seen in read_dates.get(sighting.paper_id, []):
-            if page:
-                later = (page.month, page.day) < (seen.month, seen.day)
-                lower.append(seen.year + 1 if later else seen.year)
+            # The page is not older than a paper it lists: with its date line, a year later
+            # if the paper's day comes after the page's in the year.
+            later = page is not None and (page.month, page.day) < (seen.month, seen.day)
+            lower.append(seen.year + 1 if later else seen.year)
             if when and not when.year and (when.month, when.day) == (seen.month, seen.day):
                 pins.add(seen.year)
     capture.year_min = max(lower) if lower else None

@@ -100,7 +100,7 @@ def test_real_dumps_capture_years_come_with_their_method(real_db):
     got = rows(real_db, "select substr(name, 1, 3), capture_date, capture_method from dumps order by name")
     assert got == [
         ("000", "2025-09-08", "inferred_earliest"),
-        ("001", None, "unknown"),
+        ("001", None, "inferred_earliest"),  # no date line: a year, from papers dated elsewhere
         ("002", "2026-04-17", "inferred_earliest"),
         ("003", "2025-08-11", "inferred_earliest"),
         ("004", "2026-02-09", "inferred_earliest"),
@@ -462,3 +462,17 @@ def test_a_stated_capture_its_own_page_refutes_is_refused_before_it_dates_anothe
     expected = f"{dumps_dir / 'b.txt'}:" + message.format(manifest=dumps_dir / "manifest.yml")
     assert expected in result.stderr
     assert "a.txt" not in result.stderr.split("error:")[-1]
+
+
+def test_a_page_without_a_date_line_is_not_older_than_the_papers_it_lists(dumps_dir, tmp_path):
+    """a.txt shows no date at all, but lists a paper another dump dates 2025-03-21: it was
+    captured in 2025 at the earliest (its year stayed unknown)."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A))
+                                     .replace("Apr 17\n\n", ""))
+    (dumps_dir / "b.txt").write_text(blank_separated(
+        ("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"])))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select name, capture_text, capture_date, capture_year, capture_method, "
+                    "capture_year_min from dumps order by name") == [
+        ("a.txt", None, None, 2025, "inferred_earliest", 2025),
+        ("b.txt", "Apr 17", "2026-04-17", 2026, "inferred_earliest", 2026)]

@@ -611,3 +611,15 @@ def test_random_dumps_added_incrementally_equal_a_full_build(tmp_path, seed):
     assert update.returncode == 0, update.stderr
     assert "adding" in update.stderr or "incremental: " in update.stderr, update.stderr
     assert contents(out) == contents(tmp_path / "full.db")
+
+
+def test_a_new_dump_bounds_the_year_of_an_old_page_without_a_date_line(dumps_dir, tmp_path):
+    """a.txt shows no date; b.txt dates a paper of it 2025-03-21: the update gives a.txt the
+    lower bound a full build gives it."""
+    first = {"a.txt": blank_separated(("Shared paper", ABSTRACT_A)).replace("Apr 17\n\n", "")}
+    later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"]))}
+    result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
+    assert "building everything" not in result.stderr
+    assert rows(out, "select capture_year, capture_method from dumps where name = 'a.txt'") == [
+        (2025, "inferred_earliest")]
+    assert contents(out) == contents(full)
