@@ -213,23 +213,13 @@ def infer_capture(
 ) -> Capture:
     """Return the capture date of one dump, with the method and the bounds on its year."""
     stated = manifest.get(parsed.name) if manifest else None
-    if stated is not None:
-        refuse_contradicted_capture(parsed, sightings, stated, manifest, read_dates)
+    if stated is not None:  # its page was checked before (refuse_capture_the_page_contradicts)
+        refuse_dated_after(parsed, dated_after(sightings, read_dates, stated), stated, manifest)
     capture = stated_capture(parsed, stated)
     if capture.method == "unknown":
         bound_capture_year(capture, parsed.capture, sightings, read_dates)
         date_capture_from_page(capture)
     return capture
-
-
-def refuse_contradicted_capture(parsed: ParsedDump, sightings: list[Sighting],
-                                stated: date | int, manifest: Manifest,
-                                read_dates: dict[str, list[date]]) -> None:
-    """Raise DumpError if the page contradicts the capture the manifest states: another
-    page date, or a paper dated after the capture, here or in another dump (a page cannot
-    show a paper before its date)."""
-    refuse_capture_the_page_contradicts(parsed, sightings, stated, manifest)
-    refuse_dated_after(parsed, dated_after(sightings, read_dates, stated), stated, manifest)
 
 
 def refuse_capture_the_page_contradicts(parsed: ParsedDump, sightings: list[Sighting],
