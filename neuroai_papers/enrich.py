@@ -45,6 +45,8 @@ FROM_STATED_YEAR = "year_from_stated_capture"
 FROM_INFERRED_YEAR = "year_from_inferred_capture"
 YEAR_UNKNOWN = "year_unknown"
 INVALID = "invalid_date"
+# Which resolved date a paper takes from its sightings (choose_date): the higher, the more trusted.
+DATE_TRUST = {READ: 3, FROM_STATED_YEAR: 2, FROM_INFERRED_YEAR: 1}
 INVALID_DATE_REASON = "impossible date (kept as written, not as a date)"
 LATER_THAN_PAGE_REASON = ("a date without a year later in the year than the page's own date: "
                           "in the capture year it would follow the capture (kept as written, "
@@ -529,13 +531,17 @@ def dumps_json(dumps: tuple[str, ...]) -> str:
 
 
 def choose_date(sightings: list[Sighting]) -> Sighting | None:
-    """Return the sighting whose date the paper takes: a read date first, then any resolved one."""
+    """Return the sighting whose date the paper takes, the most trusted first: a date read
+    with its year, then a year from a stated capture, then one from an inferred capture
+    (the first in dump order among equals), else a date shown but not resolved. A stated
+    year is not passed over for an inferred one because an earlier dump had the paper."""
+    best = None
     for sighting in sightings:
-        if sighting.date_method == READ:
-            return sighting
-    for sighting in sightings:
-        if sighting.published is not None:
-            return sighting
+        trust = DATE_TRUST.get(sighting.date_method, 0) if sighting.published else 0
+        if best is None or trust > best[0]:
+            best = (trust, sighting)
+    if best is not None and best[0]:
+        return best[1]
     for sighting in sightings:
         if sighting.record.date_text is not None:
             return sighting

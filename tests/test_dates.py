@@ -390,6 +390,27 @@ def test_a_yearless_date_on_a_page_of_known_year_pins_another_dumps_year(dumps_d
         ("b.txt", "2025-02-02", "year_from_inferred_capture")]
 
 
+@pytest.mark.parametrize("how", ["full", "update"])
+def test_a_paper_takes_a_stated_years_date_over_an_inferred_ones(dumps_dir, tmp_path, how):
+    """a.txt comes first and its year is inferred (b.txt's stated year pins it); b.txt gives
+    the same paper's date from its stated year: the paper takes that one, the more trusted,
+    not the first in dump order. An update that adds b.txt makes the same choice."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"])))
+    b = blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]))
+    out = tmp_path / "papers.db"
+    if how == "update":
+        assert run_build(dumps_dir, out).returncode == 0
+    (dumps_dir / "b.txt").write_text(b.replace("Mar 21", "Mar 21 4"))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  b.txt: 2025\n")
+    result = run_build(dumps_dir, out, *(["--incremental"] if how == "update" else []))
+    assert result.returncode == 0, result.stderr
+    assert ("incremental: adding 1 new dumps" in result.stderr) == (how == "update")
+    assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
+        ("a.txt", 2025, "inferred"), ("b.txt", 2025, "stated")]
+    assert rows(out, "select published, date_method, date_text, comments from papers") == [
+        ("2025-03-21", "year_from_stated_capture", "Mar 21", 4)]
+
+
 def test_an_inferred_year_is_no_evidence_for_another_dumps_year(dumps_dir, tmp_path):
     """b.txt's year is pinned by c.txt; a.txt shares another paper with b.txt only, so it
     stays unknown: an inferred year is not passed on from dump to dump."""
