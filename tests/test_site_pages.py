@@ -67,3 +67,25 @@ def test_a_search_of_one_column_beside_an_empty_search_of_all_is_that_search(thr
     search beside it."""
     data = get(three_papers, "/papers/papers.json?_search=&_search_title=spiking&_shape=objects").json()
     assert [row["title"] for row in data["rows"]] == ["Surrogate gradients for spiking networks"]
+
+
+def front_page_facts(base: str) -> str:
+    page = get(base, "/").text
+    (facts,) = re.findall(r'<section class="facts">(.*?)</section>', page, re.S)
+    return " ".join(re.sub(r"<[^>]+>", "", facts).split())
+
+
+@pytest.mark.parametrize("records", [
+    [("Decoding seen images from fMRI", ABSTRACT_A, ["·", "Mar 3, 2025"])],
+    [("Decoding seen images from fMRI", ABSTRACT_A, ["·", "Mar 3, 2025"]),
+     ("Surrogate gradients for spiking networks", ABSTRACT_B, ["·", "Mar 3, 2025"])],
+], ids=["one paper", "one date"])
+def test_the_front_page_gives_one_date_when_the_papers_share_it(tmp_path, records):
+    """It said "dated 2025-03-03 to 2025-03-03"."""
+    with running_site(built_site(tmp_path, *records)) as base:
+        facts = front_page_facts(base)
+    assert "dated 2025-03-03, 0 organizations" in facts and " to 2025" not in facts
+
+
+def test_the_front_page_gives_the_range_of_dates_of_papers_of_several(three_papers):
+    assert "dated 2024-01-05 to 2025-03-03, 0 organizations" in front_page_facts(three_papers)
