@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as html_module
 import json
 import re
+import sys
 
 import nbformat
 import pytest
@@ -343,3 +344,66 @@ def test_the_notebooks_open_papers_db_of_neuroai_root_by_default_as_readme_says(
     exec(first, namespace)
     namespace["conn"].close()
     assert namespace["DB"] == clone / "papers.db"
+
+
+def stream_text(notebook) -> str:
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    return "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+
+
+def test_the_notebooks_count_one_of_a_kind_in_the_singular(dumps_dir, tmp_path):
+    """A database of one dated paper with an author count, and one unreadable line: the
+    notebooks said "1 of 1 papers have a year", "1 papers with an author count" and
+    "1 problems in a.txt"."""
+    from conftest import ABSTRACT_A, blank_separated, run_build
+
+    dump = blank_separated(("Decoding speech from EEG", ABSTRACT_A, ["• 1 author", "·", "Mar 3, 2025"]))
+    # A bulleted line before any paper is a problem of its line.
+    (dumps_dir / "a.txt").write_text(dump.replace("Apr 17\n", "Apr 17\n\n• many authors\n", 1))
+    download = tmp_path / "download"
+    download.mkdir()
+    db = download / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    explore = stream_text(execute_notebook(NOTEBOOKS / "explore.ipynb", db, root=download,
+                                           folder=download))
+    assert "1 of 1 paper has a year" in explore
+    assert "1 paper with an author count, 0 without" in explore
+    assert "1 problem in a.txt" in stream_text(execute_notebook(NOTEBOOKS / "maintain.ipynb", db))
+    assert not re.search(r"\b1 (papers|problems)\b", explore)
+
+
+def test_explore_counts_one_hand_label_in_the_singular(dumps_dir, tmp_path, monkeypatch):
+    """With the hand labels of a clone: one labelled paper missing from the database "is"
+    not in it, and the scores' chart of one labelled paper is titled on "1 hand-labelled
+    paper"."""
+    import matplotlib.pyplot as plt
+
+    from conftest import ABSTRACT_A, blank_separated, run_build
+    from neuroai_papers.build import ROOT
+
+    (dumps_dir / "a.txt").write_text(blank_separated(("Decoding speech from EEG", ABSTRACT_A)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    clone = tmp_path / "clone"
+    (clone / "tests").mkdir(parents=True)
+    (clone / "neuroai_papers").symlink_to(ROOT / "neuroai_papers")
+    labels = clone / "tests" / "topic_labels.csv"
+    labels.write_text("paper_id,topics,note\ndecoding-speech-from-eeg,EEG,\nabsent-paper,EEG,\n")
+    text = stream_text(execute_notebook(NOTEBOOKS / "explore.ipynb", db, root=clone))
+    assert "1 of the 2 hand-labelled papers is not in this database" in text
+    # One label, of a paper the database holds: the scoring cell and its chart, as run.
+    labels.write_text("paper_id,topics,note\ndecoding-speech-from-eeg,EEG,\n")
+    monkeypatch.setenv("NEUROAI_ROOT", str(clone))
+    monkeypatch.setenv("PAPERS_DB", str(db))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the scoring cell puts the clone first
+    cells = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / "explore.ipynb").read_text())[
+        "cells"] if c["cell_type"] == "code"]
+    namespace: dict = {}
+    try:
+        for cell in (cells[0], cells[-2], cells[-1]):
+            exec(cell.replace("plt.show()", ""), namespace)
+        assert namespace["ax"].get_title().startswith("Topic rules on 1 hand-labelled paper\n")
+    finally:
+        plt.close("all")
+        namespace["conn"].close()
