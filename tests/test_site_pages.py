@@ -89,3 +89,16 @@ def test_the_front_page_gives_one_date_when_the_papers_share_it(tmp_path, record
 
 def test_the_front_page_gives_the_range_of_dates_of_papers_of_several(three_papers):
     assert "dated 2024-01-05 to 2025-03-03, 0 organizations" in front_page_facts(three_papers)
+
+
+def ranked_note(base: str, query: str) -> str:
+    page = get(base, f"/papers/papers?{query}").text
+    (note,) = re.findall(r'<p class="ranked">(.*?)</p>', page, re.S)
+    return " ".join(note.split())
+
+
+def test_a_search_without_matches_names_filters_only_on_a_filtered_page(three_papers):
+    """It said "within these filters" on a page with none."""
+    assert ranked_note(three_papers, "_search=zzzqqq") == "No paper matches “zzzqqq”."
+    assert ranked_note(three_papers, "_search=spiking&published_year=2024") == (
+        "No paper matches “spiking” within these filters.")
