@@ -102,3 +102,16 @@ def test_a_search_without_matches_names_filters_only_on_a_filtered_page(three_pa
     assert ranked_note(three_papers, "_search=zzzqqq") == "No paper matches “zzzqqq”."
     assert ranked_note(three_papers, "_search=spiking&published_year=2024") == (
         "No paper matches “spiking” within these filters.")
+
+
+def test_the_front_page_writes_every_count_with_thousands_separators(tmp_path):
+    """Papers and sightings were "1,200"; the other counts "1200"."""
+    dump = blank_separated(("Decoding seen images from fMRI", ABSTRACT_A, ["·", "Mar 3, 2025"]))
+    # A bulleted line before any paper is a problem of its line: 1,200 of them.
+    (tmp_path / "dumps").mkdir()
+    (tmp_path / "dumps" / "a.txt").write_text(
+        dump.replace("Apr 17\n", "Apr 17\n" + "\n• many authors\n" * 1200, 1))
+    db = tmp_path / "papers.db"
+    assert run_build(tmp_path / "dumps", db).returncode == 0
+    with running_site(db) as base:
+        assert "1,200 unreadable lines kept in problems" in front_page_facts(base)
