@@ -204,7 +204,7 @@ def incremental_figures(existing: Path, built: Path, new_dump: Path,
     os.link(new_dump, existing / new_dump.name)
     try:
         seconds, _, stages = run_build(existing, out, "--incremental",
-                                       expect="incremental: adding 1 new dumps")
+                                       expect="incremental: adding 1 new dump to")
     finally:
         (existing / new_dump.name).unlink()
         out.unlink()

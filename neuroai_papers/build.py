@@ -117,11 +117,18 @@ class Summary:
 
     def text(self, out: Path) -> str:
         return (
-            f"built {out}: {self.dumps} dumps, {self.records} records -> {self.papers} papers "
-            f"({self.records - self.papers} repeat sightings, {self.merges} title variants "
-            f"merged, {self.lookalikes} look-alikes kept apart), {self.organizations} "
-            f"organizations, {self.problems} problems, {self.seconds:.1f}s"
+            f"built {out}: {counted(self.dumps, 'dump')}, {counted(self.records, 'record')} -> "
+            f"{counted(self.papers, 'paper')} ({counted(self.records - self.papers, 'repeat sighting')}, "
+            f"{counted(self.merges, 'title variant')} merged, "
+            f"{counted(self.lookalikes, 'look-alike')} kept apart), "
+            f"{counted(self.organizations, 'organization')}, {counted(self.problems, 'problem')}, "
+            f"{self.seconds:.1f}s"
         )
+
+
+def counted(number: int, noun: str) -> str:
+    """Return `number` with thousands separators and `noun`, in the plural unless it is 1."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def list_dumps(dumps_dir: Path) -> list[Path]:
@@ -233,9 +240,11 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
                 new_papers.add(created)
             parsed.append(dump)
             records += len(dump.records)
-            progress.update(f"parsed {number}/{len(paths)} {path.name}: {len(dump.records)} "
-                            f"records, {len(dump.problems)} problems, layout {dump.layout} (so "
-                            f"far {records:,} records, {len(dedup.papers):,} new papers)",
+            progress.update(f"parsed {number}/{len(paths)} {path.name}: "
+                            f"{counted(len(dump.records), 'record')}, "
+                            f"{counted(len(dump.problems), 'problem')}, layout {dump.layout} (so "
+                            f"far {counted(records, 'record')}, "
+                            f"{counted(len(dedup.papers), 'new paper')})",
                             final=number == len(paths))
     return parsed
 
@@ -298,8 +307,8 @@ def dumps_fact(dumps: list[tuple[str, str]]) -> str:
     outgrow the site's 32 kB cap on a value (plugins/sql_limits.py) at about 600 dumps; the
     `dumps` table has every name and hash."""
     digest = hashlib.sha256("".join(f"{name}\0{sha}\n" for name, sha in dumps).encode())
-    span = f", {dumps[0][0]} to {dumps[-1][0]}" if dumps else ""
-    return f"{len(dumps)} dumps{span}; sha256 of their names and sha256s: {digest.hexdigest()}"
+    span = (f", {dumps[0][0]}" + (f" to {dumps[-1][0]}" if len(dumps) > 1 else "")) if dumps else ""
+    return f"{counted(len(dumps), 'dump')}{span}; sha256 of their names and sha256s: {digest.hexdigest()}"
 
 
 def make_build_info(dumps: list[tuple[str, str]], reference: Path,
@@ -433,7 +442,7 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
         try:
             new = new_dumps(out, paths, reusable_inputs_fingerprint(reference), inputs.manifest,
                             reusable_inputs(reference))
-            progress.line(f"incremental: adding {len(new)} new dumps to {out.name} "
+            progress.line(f"incremental: adding {counted(len(new), 'new dump')} to {out.name} "
                           f"({len(paths) - len(new)} already in it)")
             return update_database(out, new, inputs, progress, started)
         except CannotUpdate as why:
@@ -482,7 +491,7 @@ def full_build(out: Path, inputs: Inputs, progress: Progress, started: float) ->
             del title_blocks
             if new_papers.process is not None:  # the worker is still busy: index meanwhile
                 writer.index(WRITTEN_BEFORE_TOPICS)
-        progress.line(f"topics of {len(dedup.papers):,} papers, then the papers")
+        progress.line(f"topics of {counted(len(dedup.papers), 'paper')}, then the papers")
         with stages.timed("topics"):  # with a worker: what is left of its work
             new_papers.assign(dedup, abstracts, writer)
             writer.insert("topics", topic_rows(inputs.topics, papers_per_topic(dedup.papers)))

@@ -138,7 +138,7 @@ def test_an_incremental_build_that_falls_back_stops_the_run(tmp_path):
     timed_build(dumps, out)
     (dumps / "b.txt").write_text(blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2025"])))
     with pytest.raises(SystemExit, match="fell back to a full build"):
-        timed_build(dumps, out, "--incremental", expect="incremental: adding 1 new dumps")
+        timed_build(dumps, out, "--incremental", expect="incremental: adding 1 new dump to")
 
 
 def test_stock_is_asked_for_as_many_rows_as_the_sites_papers_page_shows(real_db):

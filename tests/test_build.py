@@ -305,6 +305,22 @@ def test_build_prints_progress_and_a_summary(copy_real_dumps, tmp_path):
     assert "5 dumps, 425 records -> 332 papers" in result.stderr
 
 
+def test_the_build_counts_one_of_a_kind_in_the_singular(dumps_dir, tmp_path):
+    """A one-paper dump: its lines and build_info say '1 dump', '1 record', '1 paper', and
+    name the one dump once ('1 dumps', 'a.txt to a.txt' before)."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A, ["• 2 authors"])))
+    out = tmp_path / "p.db"
+    result = run_build(dumps_dir, out)
+    assert result.returncode == 0, result.stderr
+    assert "parsed 1/1 a.txt: 1 record, 0 problems, layout" in result.stderr
+    assert "(so far 1 record, 1 new paper)" in result.stderr
+    assert "topics of 1 paper, then the papers" in result.stderr
+    assert (f"built {out}: 1 dump, 1 record -> 1 paper (0 repeat sightings, 0 title variants "
+            f"merged, 0 look-alikes kept apart), 0 organizations, 0 problems," in result.stderr)
+    [(dumps,)] = rows(out, "select value from build_info where key = 'dumps'")
+    assert dumps.startswith("1 dump, a.txt; sha256 of their names")
+
+
 def test_parse_problems_are_warnings_with_file_and_line_and_rows(dumps_dir, tmp_path):
     text = blank_separated(("Good", ABSTRACT_A)) + "\nDangling title\n"
     (dumps_dir / "a.txt").write_text(text)

@@ -404,7 +404,7 @@ def test_a_paper_takes_a_stated_years_date_over_an_inferred_ones(dumps_dir, tmp_
     (dumps_dir / "manifest.yml").write_text("captures:\n  b.txt: 2025\n")
     result = run_build(dumps_dir, out, *(["--incremental"] if how == "update" else []))
     assert result.returncode == 0, result.stderr
-    assert ("incremental: adding 1 new dumps" in result.stderr) == (how == "update")
+    assert ("incremental: adding 1 new dump to" in result.stderr) == (how == "update")
     assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
         ("a.txt", 2025, "inferred"), ("b.txt", 2025, "stated")]
     assert rows(out, "select published, date_method, date_text, comments from papers") == [

@@ -67,7 +67,7 @@ def incremental_then_full(folder, later, tmp_path):
 
 def test_adding_a_real_dump_incrementally_equals_a_full_build(tmp_path):
     result, incremental, full = incremental_then_full(REAL_DUMPS, ["004_a2400baee32e0311.txt"], tmp_path)
-    assert "incremental: adding 1 new dumps to incremental.db (4 already in it)" in result.stderr
+    assert "incremental: adding 1 new dump to incremental.db (4 already in it)" in result.stderr
     assert "parsed 1/1 004_a2400baee32e0311.txt" in result.stderr
     assert contents(incremental) == contents(full)
 
@@ -80,7 +80,7 @@ def test_an_update_in_a_folder_whose_name_holds_uri_characters(tmp_path):
     folder.mkdir()
     result, incremental, full = incremental_then_full(REAL_DUMPS, ["004_a2400baee32e0311.txt"],
                                                       folder)
-    assert "incremental: adding 1 new dumps to incremental.db (4 already in it)" in result.stderr
+    assert "incremental: adding 1 new dump to incremental.db (4 already in it)" in result.stderr
     assert contents(incremental) == contents(full)
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]
 
@@ -253,7 +253,7 @@ def test_a_new_dump_that_pins_an_old_capture_year_updates_its_dates(dumps_dir, t
     later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["• 2 authors", "·", "Mar 21, 2024"]),
                                       ("Other", ABSTRACT_B, ["·", "Jan 3, 2025"]))}
     result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
-    assert "adding 1 new dumps" in result.stderr
+    assert "adding 1 new dump to" in result.stderr
     assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
         ("a.txt", 2024, "inferred"), ("b.txt", 2026, "inferred_earliest")]
     assert rows(out, "select published from papers where title = 'Lone paper'") == [("2024-02-02",)]
@@ -269,7 +269,7 @@ def test_pinning_the_year_of_a_dump_with_dates_no_page_could_show_is_an_update(d
                                       ("After the page", ABSTRACT_C, ["·", "May 20"]))}
     later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21, 2024"]))}
     result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
-    assert "adding 1 new dumps" in result.stderr and "building everything" not in result.stderr
+    assert "adding 1 new dump to" in result.stderr and "building everything" not in result.stderr
     assert rows(out, "select capture_year, capture_method from dumps where name = 'a.txt'") == [
         (2024, "inferred")]
     assert rows(out, "select count(*) from problems") == [(2,)]
@@ -283,7 +283,7 @@ def test_a_new_dumps_date_refused_on_its_page_does_not_date_an_old_dump(dumps_di
     later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Dec 12, 2025"]))
              .replace("Apr 17", "Apr 17, 2025")}
     result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
-    assert "adding 1 new dumps" in result.stderr and "building everything" not in result.stderr
+    assert "adding 1 new dump to" in result.stderr and "building everything" not in result.stderr
     assert rows(out, "select name, capture_method from dumps order by name") == [
         ("a.txt", "unknown"), ("b.txt", "page")]
     assert contents(out) == contents(full)
@@ -308,7 +308,7 @@ def test_new_organizations_slug_clashes_and_look_alikes_of_stored_papers(dumps_d
         ("Same Title", ABSTRACT_A, ["zetalab Zeta Lab", "·", "May 10, 2025"]),  # the same paper
         ("Typo-free titel about cortex", ABSTRACT_B, ["newlab New Lab", "·", "May 11, 2025"]))}  # a typo
     result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
-    assert "adding 1 new dumps" in result.stderr
+    assert "adding 1 new dump to" in result.stderr
     assert rows(out, "select id from papers order by rowid") == [
         ("same-title",), ("typo-free-title-about-cortex",), ("same-title-2",)]
     assert rows(out, "select method from merges order by id") == [("normalized_title",), ("fuzzy_title",)]
@@ -333,7 +333,7 @@ def test_a_manifest_entry_for_the_new_dump_alone_is_an_update(dumps_dir, tmp_pat
     later = {"b.txt": blank_separated(("Other", ABSTRACT_B, ["·", "Mar 1"])),
              "manifest.yml": "captures:\n  b.txt: 2025-04-17\n"}
     result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
-    assert "adding 1 new dumps" in result.stderr
+    assert "adding 1 new dump to" in result.stderr
     assert rows(out, "select published from papers where title = 'Other'") == [("2025-03-01",)]
     assert contents(out) == contents(full)
 
@@ -418,7 +418,7 @@ def test_a_new_dump_of_known_year_pins_an_old_capture_with_a_yearless_date(dumps
     later = {"b.txt": blank_separated(("Shared paper", ABSTRACT_A, ["·", "Mar 21"]))
              .replace("Apr 17", "Apr 17, 2024")}
     result, out, full = add_then_compare(dumps_dir, tmp_path, first, later)
-    assert "adding 1 new dumps" in result.stderr and "building everything" not in result.stderr
+    assert "adding 1 new dump to" in result.stderr and "building everything" not in result.stderr
     assert rows(out, "select name, capture_year, capture_method from dumps order by name") == [
         ("a.txt", 2024, "inferred"), ("b.txt", 2024, "page")]
     assert rows(out, "select published from papers where title = 'Lone paper'") == [("2024-02-02",)]

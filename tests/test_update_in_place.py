@@ -62,7 +62,7 @@ def test_an_update_in_place_keeps_the_file_and_equals_a_full_build(tmp_path):
     inode = out.stat().st_ino
     result = run_build(dumps, out, "--incremental")
     assert result.returncode == 0, result.stderr
-    assert "incremental: adding 1 new dumps" in result.stderr
+    assert "incremental: adding 1 new dump to" in result.stderr
     assert "being served" not in result.stderr
     assert out.stat().st_ino == inode, "the update went to a new file"
     assert not journal(out).exists()
@@ -191,7 +191,7 @@ def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
     inode = out.stat().st_ino
     result = run_build(dumps, out, "--incremental")
     assert result.returncode == 0, result.stderr
-    assert "being served" not in result.stderr and "adding 1 new dumps" in result.stderr
+    assert "being served" not in result.stderr and "adding 1 new dump to" in result.stderr
     assert out.stat().st_ino == inode
     assert rows(out, "select count(*) from dumps")[0][0] == 6
 
