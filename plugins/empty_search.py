@@ -1,11 +1,14 @@
-"""An empty search is no search: `?_search=` (or `?_search_title=`) lists every row.
+"""An empty search is no search: `?_search=` (or `?_search_title=`, or one of spaces alone)
+lists every row.
 
 A URL with an empty search parameter, or a search box submitted empty, asked Datasette to
 search for the empty string: FTS5 refuses it as a syntax error, which search_plan.py's
 escape_fts turns into the empty phrase, matching no paper, so the page listed nothing (and a
 raw one, `&_searchmode=raw`, got the invalid-search page). The request goes on without its
-empty search parameters, so the page is the page without a search: every row, its facets,
-no ranked box, and links that carry no empty search.
+empty search parameters (a search of spaces alone is empty: site_pages.py's ranked box
+reads it so, while the table searched for it and listed nothing), so the page is the page
+without a search: every row, its facets, no ranked box, and links that carry no empty
+search.
 """
 
 from urllib.parse import unquote_plus
@@ -14,10 +17,11 @@ from datasette import hookimpl
 
 
 def is_empty_search(part: str) -> bool:
-    """True for a query-string part `_search=` or `_search_<column>=` with no value."""
+    """True for a query-string part `_search=` or `_search_<column>=` with no value, or
+    with spaces alone (`_search=+`, `_search=%20`)."""
     key, _, value = part.partition("=")
     key = unquote_plus(key)
-    return not value and (key == "_search" or key.startswith("_search_"))
+    return not unquote_plus(value).strip() and (key == "_search" or key.startswith("_search_"))
 
 
 def without_empty_searches(query: bytes) -> bytes:
