@@ -3,6 +3,7 @@ dumps written here: what a visitor reads for odd but plausible addresses and sma
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import httpx
@@ -119,3 +120,20 @@ def test_the_front_page_writes_every_count_with_thousands_separators(tmp_path):
     assert run_build(tmp_path / "dumps", db).returncode == 0
     with running_site(db) as base:
         assert "1,200 unreadable lines kept in problems" in front_page_facts(base)
+
+
+def made_up_words(seed: str, count: int) -> str:
+    """`count` pronounceable nonsense words drawn from `seed`: titles and abstracts that no
+    two papers share, so that none is merged with another."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()
+    return " ".join("".join("bcdfghklmnprstvz"[int(c, 16)] + "aeiou"[int(c, 16) % 5]
+                            for c in digest[4 * n:4 * n + 4]) for n in range(count))
+
+
+def test_the_front_page_writes_the_newest_dumps_new_papers_with_thousands_separators(tmp_path):
+    """A first dump of 1,050 papers: its new papers were "1050" beside "1,050 papers"."""
+    db = built_site(tmp_path, *[(made_up_words(f"title {n}", 5).capitalize(),
+                                 made_up_words(f"abstract {n}", 16) + ".") for n in range(1050)])
+    with running_site(db) as base:
+        facts = front_page_facts(base)
+    assert "1,050 papers from 1 dump" in facts and "1,050 new papers)." in facts
