@@ -240,7 +240,7 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
                 new_papers.add(created)
             parsed.append(dump)
             records += len(dump.records)
-            progress.update(f"parsed {number}/{len(paths)} {path.name}: "
+            progress.update(f"parsed {number:,}/{len(paths):,} {path.name}: "
                             f"{counted(len(dump.records), 'record')}, "
                             f"{counted(len(dump.problems), 'problem')}, layout {dump.layout} (so "
                             f"far {counted(records, 'record')}, "
@@ -443,7 +443,7 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
             new = new_dumps(out, paths, reusable_inputs_fingerprint(reference), inputs.manifest,
                             reusable_inputs(reference))
             progress.line(f"incremental: adding {counted(len(new), 'new dump')} to {out.name} "
-                          f"({len(paths) - len(new)} already in it)")
+                          f"({len(paths) - len(new):,} already in it)")
             return update_database(out, new, inputs, progress, started)
         except CannotUpdate as why:
             progress.line(f"incremental: {why}; building everything")

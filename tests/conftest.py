@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import shutil
 import sqlite3
@@ -95,6 +96,14 @@ def blank_separated(*records: str | tuple) -> str:
         if meta:
             lines += [*meta[0], ""]
     return "\n".join(lines) + "\n"
+
+
+def made_up_words(seed: str, count: int) -> str:
+    """`count` pronounceable nonsense words drawn from `seed`: titles and abstracts that no
+    two papers share, so that none is merged with another."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()
+    return " ".join("".join("bcdfghklmnprstvz"[int(c, 16)] + "aeiou"[int(c, 16) % 5]
+                            for c in digest[4 * n:4 * n + 4]) for n in range(count))
 
 
 ABSTRACT_A = (

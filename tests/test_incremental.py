@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from benchmarks.generate import generate_corpus
-from conftest import (ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, ROOT, blank_separated, rows,
-                      run_build)
+from conftest import (ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, ROOT, blank_separated,
+                      made_up_words, rows, run_build)
 from neuroai_papers.enrich import INVALID_DATE_REASON
 
 
@@ -72,6 +72,26 @@ def test_adding_a_real_dump_incrementally_equals_a_full_build(tmp_path):
     assert contents(incremental) == contents(full)
 
 
+def test_the_counts_of_dumps_have_thousands_separators_as_the_other_counts(dumps_dir, tmp_path):
+    """1,000 dumps of a paper each, then one more: the lines said "parsed 1000/1000" and
+    "(1000 already in it)" beside "1,000 records" and "1,001 dumps"."""
+    def add_dump(number):
+        (dumps_dir / f"{number:04}.txt").write_text(blank_separated(
+            (made_up_words(f"title {number}", 5).capitalize(), made_up_words(f"abstract {number}", 16) + ".")))
+
+    for number in range(1000):
+        add_dump(number)
+    out = tmp_path / "papers.db"
+    result = run_build(dumps_dir, out)
+    assert result.returncode == 0, result.stderr
+    assert "parsed 1,000/1,000 0999.txt: 1 record, 0 problems" in result.stderr
+    add_dump(1000)
+    result = run_build(dumps_dir, out, "--incremental")
+    assert result.returncode == 0, result.stderr
+    assert f"incremental: adding 1 new dump to {out.name} (1,000 already in it)" in result.stderr
+    assert f"built {out}: 1,001 dumps, 1,001 records -> 1,001 papers" in result.stderr
+
+
 def test_an_update_in_a_folder_whose_name_holds_uri_characters(tmp_path):
     """'#', '?' and '%41' in the path: the update opens the previous file (an SQLite URI
     made by pasting the path in opened, and created, a file named `x` instead, and the
@@ -91,7 +111,7 @@ def test_incremental_equals_full_with_variants_typos_and_lookalikes(tmp_path):
     generate_corpus(corpus, 1200, seed=3)
     names = sorted(p.name for p in corpus.glob("*.txt"))
     result, incremental, full = incremental_then_full(corpus, names[-3:], tmp_path)
-    assert f"adding 3 new dumps to incremental.db ({len(names) - 3} already in it)" in result.stderr
+    assert f"adding 3 new dumps to incremental.db ({len(names) - 3:,} already in it)" in result.stderr
     got, expected = contents(incremental), contents(full)
     assert got["merges"] and got["lookalikes"]
     assert got == expected

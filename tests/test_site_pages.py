@@ -3,13 +3,13 @@ dumps written here: what a visitor reads for odd but plausible addresses and sma
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import httpx
 import pytest
 
-from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, blank_separated, run_build, running_site
+from conftest import (ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, blank_separated, made_up_words, run_build,
+                      running_site)
 
 
 def built_site(folder, *records):
@@ -120,14 +120,6 @@ def test_the_front_page_writes_every_count_with_thousands_separators(tmp_path):
     assert run_build(tmp_path / "dumps", db).returncode == 0
     with running_site(db) as base:
         assert "1,200 unreadable lines kept in problems" in front_page_facts(base)
-
-
-def made_up_words(seed: str, count: int) -> str:
-    """`count` pronounceable nonsense words drawn from `seed`: titles and abstracts that no
-    two papers share, so that none is merged with another."""
-    digest = hashlib.sha256(seed.encode()).hexdigest()
-    return " ".join("".join("bcdfghklmnprstvz"[int(c, 16)] + "aeiou"[int(c, 16) % 5]
-                            for c in digest[4 * n:4 * n + 4]) for n in range(count))
 
 
 def test_the_front_page_writes_the_newest_dumps_new_papers_with_thousands_separators(tmp_path):
