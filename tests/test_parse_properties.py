@@ -230,10 +230,34 @@ def test_runs_of_spaces_collapse_as_the_regex_collapses_them(text):
 
 
 def test_the_noise_gate_matches_exactly_the_characters_normalizing_removes_or_replaces():
-    from neuroai_papers.parse import CONTROL, INVISIBLE, NOISE, ODD_SPACES
+    from neuroai_papers.parse import CONTROL, INVISIBLE, NOISE, ODD_SPACES, has_noise
     for code in range(0x110000):
         char = chr(code)
         removed = any(p.fullmatch(char) for p in (CONTROL, INVISIBLE, ODD_SPACES))
         assert bool(NOISE.fullmatch(char)) == removed, hex(code)
-        # normalize_text searches for noise only in a text str.isprintable refuses
-        assert not (removed and char.isprintable()), hex(code)
+        # has_noise searches only what is left once printable ASCII and line breaks go
+        assert has_noise(char) == removed, hex(code)
+
+
+@BOUNDED
+@given(st.lists(st.sampled_from(["a", " ", "\n", "•", "é", "\u00a0", "\u200b", "\x07", "\t",
+                                 "\u3000", "\ud800", "𝐱", "e\u0301"]), max_size=40).map("".join))
+def test_the_noise_gate_finds_noise_wherever_the_regex_finds_it(text):
+    from neuroai_papers.parse import NOISE, has_noise
+    assert has_noise(text) == bool(NOISE.search(text))
+
+
+@BOUNDED
+@given(st.lists(st.one_of(st.sampled_from([" ", "  ", "\n", "\r", "\r\n", "\t", "\u00a0", "\u2028",
+                                           "\x0c", "\x1f", "\u200b", "•", "é", "e\u0301"]),
+                          st.text(max_size=6)),
+                max_size=40).map("".join))
+def test_lines_are_the_normalized_text_split_and_stripped(text):
+    """split_lines collapses runs of spaces after stripping each line: the same lines as
+    normalizing the whole text, then splitting and stripping it."""
+    from neuroai_papers.parse import Line, normalize_text, split_lines
+    whole = normalize_text(text.replace("\r\n", "\n").replace("\r", "\n"))
+    expected = [Line(number, line.strip()) for number, line in enumerate(whole.split("\n"), 1)]
+    lines = split_lines(text)
+    assert lines == expected
+    assert all(type(line) is Line for line in lines)
