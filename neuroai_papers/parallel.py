@@ -33,6 +33,7 @@ import queue
 import signal
 import sqlite3
 from contextlib import suppress
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Iterator
@@ -96,7 +97,7 @@ class DumpReader:
                 raise DumpError(message[1])
             if message[0] == "failed":
                 raise BuildCheckError(f"reading the dumps: {message[1]}")
-            yield message[1], message[2]
+            yield message[1], as_record_keys(message[2])
 
     def next_message(self) -> tuple:
         """Return the worker's next message; fail if it died without sending one."""
@@ -148,6 +149,13 @@ def read_with_keys(path: Path) -> tuple[ParsedDump, list[RecordKeys]]:
     return dump, [record_keys(record) for record in dump.records]
 
 
+def as_record_keys(sent: list[tuple]) -> list[RecordKeys]:
+    """Return the keys the reader sent as plain tuples. Pickling a named tuple calls its
+    __getnewargs__ and loading it its __new__, both Python functions: 1,500 dumps' keys took
+    0.18 s to pickle and 0.22 s to load, 0.11 s and 0.19 s this way."""
+    return list(map(tuple.__new__, repeat(RecordKeys), sent))  # RecordKeys(*keys), in C
+
+
 def file_size(path: Path) -> int:
     """Return the file's size, 0 if it cannot be read (read_dump then says why)."""
     try:
@@ -169,7 +177,7 @@ def read_ahead(build: int, inbox, out) -> None:
             except DumpError as error:
                 out.put(("refused", str(error)))
                 return
-            out.put(("dump", dump, keys))
+            out.put(("dump", dump, list(map(tuple, keys))))  # see as_record_keys
     except BaseException as error:  # the build reports it in its one error line
         out.put(("failed", f"{type(error).__name__}: {error}"))
         out.close()

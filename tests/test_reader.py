@@ -13,9 +13,9 @@ import pytest
 
 from benchmarks.generate import generate_corpus
 from conftest import REAL_DUMPS, ROOT, rows, run_build
-from neuroai_papers.dedupe import record_keys
+from neuroai_papers.dedupe import RecordKeys, record_keys
 from neuroai_papers.parallel import DumpReader
-from neuroai_papers.parse import DumpError, read_dump
+from neuroai_papers.parse import DumpDate, DumpError, read_dump
 from neuroai_papers.write import BuildCheckError
 
 IN_PROCESS = 10**15  # min_bytes no corpus reaches
@@ -41,6 +41,10 @@ def test_the_worker_gives_what_this_process_parses(mixed_dumps):
         here = list(reader)
     assert len(from_worker) == len(mixed_dumps)
     assert from_worker == here
+    # Equal as tuples is not enough: the keys come as plain tuples, the dates as their fields.
+    assert {type(keys) for _, dump_keys in from_worker for keys in dump_keys} == {RecordKeys}
+    dates = [record.date for dump, _ in from_worker for record in dump.records if record.date]
+    assert dates and {type(date) for date in dates} == {DumpDate}
     for dump, keys in here[:3]:
         assert dump == read_dump(mixed_dumps[here.index((dump, keys))])
         assert keys == [record_keys(record) for record in dump.records]
