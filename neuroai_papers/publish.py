@@ -196,18 +196,55 @@ document.getElementById("lite").href = lite.href;
 STOCK_FACETS = {"indexed": "column", "list": "array"}
 
 
-def for_stock_datasette(metadata: dict) -> dict:
-    """Return the site's metadata with the facets declared as Datasette's own types.
+def for_stock_datasette(metadata: dict, db: Path) -> dict:
+    """Return the site's metadata for stock Datasette (Datasette Lite) serving `db`.
 
     Datasette Lite runs without the site's plugins, and stock Datasette drops a facet of a
     type it does not know without a word: the papers page there had no facet at all. Its
-    column and array facets count the same values, only slower (plugins/facets.py)."""
+    column and array facets count the same values, only slower (plugins/facets.py). The
+    canned queries that call an SQL function only the site's plugins define
+    (`related_papers`, `title_similarity`) are left out: Lite listed them, and each answered
+    "no such function" (the landing page says they are the live site's)."""
     stock = json.loads(json.dumps(metadata))  # a deep copy
     for database in (stock.get("databases") or {}).values():
         for table in (database.get("tables") or {}).values():
             if "facets" in table:
                 table["facets"] = [stock_facet(facet) for facet in table["facets"]]
+        if database.get("queries"):
+            database["queries"] = queries_stock_datasette_runs(database["queries"], db)
     return stock
+
+
+class AnyParameter(dict):
+    """Parameters for preparing a query: every named parameter is null."""
+
+    def __missing__(self, name):
+        return None
+
+
+def queries_stock_datasette_runs(queries: dict, db: Path) -> dict:
+    """Return the canned queries that stock Datasette can prepare on `db`, with the SQL
+    functions it defines itself (`escape_fts`) and none of the site's plugins."""
+    import sqlite3
+
+    from datasette.sql_functions import prepare_connection
+
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
+    prepare_connection(conn)
+    kept = {}
+    try:
+        for name, query in queries.items():
+            sql = query["sql"] if isinstance(query, dict) else query
+            try:
+                conn.execute(f"EXPLAIN {sql}", AnyParameter())
+            except sqlite3.OperationalError as error:
+                if str(error).startswith("no such function"):
+                    continue
+                raise
+            kept[name] = query
+    finally:
+        conn.close()
+    return kept
 
 
 def stock_facet(facet):
@@ -238,7 +275,8 @@ def publish_pages(out: Path, live_url: str | None, db: Path = DB,
     (out / "notebooks").mkdir(parents=True)
     copy_database(db, out / "papers.db")  # one consistent version, even beside an update
     metadata = yaml.safe_load(site_paths()["metadata"].read_text())
-    (out / "metadata.json").write_text(json.dumps(for_stock_datasette(metadata), indent=2))
+    stock = for_stock_datasette(metadata, out / "papers.db")
+    (out / "metadata.json").write_text(json.dumps(stock, indent=2))
     notebooks = sorted((notebooks_dir or site_paths()["notebooks"]).glob("*.html"))
     for page in notebooks:
         shutil.copyfile(page, out / "notebooks" / page.name)

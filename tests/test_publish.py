@@ -426,3 +426,36 @@ def test_a_published_database_cut_short_is_not_kept_for_the_update(tmp_path, cut
         assert not (tmp_path / "papers.db").exists() and "full build" in result.stdout
     else:
         assert (tmp_path / "papers.db").read_bytes() == whole
+
+
+def test_stock_datasette_with_the_pages_metadata_answers_every_query_it_lists(
+        real_db, rendered_notebooks, tmp_path):
+    """Datasette Lite lists the canned queries of the metadata.json it is given: each one
+    answers there. Those that call an SQL function only the site's plugins define
+    (related_papers, title_similarity) are left out: they answered "no such function"."""
+    out = tmp_path / "site"
+    publish_pages(out, None, real_db, rendered_notebooks)
+    queries = json.loads((out / "metadata.json").read_text())["databases"]["papers"]["queries"]
+    site = yaml.safe_load((ROOT / "metadata.yml").read_text())
+    site_queries = site["databases"]["papers"]["queries"]
+    assert set(queries) == set(site_queries) - {"related", "fuzzy_title"}
+    paper = rows(real_db, "select id from papers order by rowid limit 1")[0][0]
+    port = free_port()
+    datasette = str(Path(sys.executable).with_name("datasette"))
+    server = subprocess.Popen([datasette, "serve", "-i", str(out / "papers.db"), "--metadata",
+                               str(out / "metadata.json"), "--host", "127.0.0.1", "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base, server)
+        for name, query in site_queries.items():  # the site's queries, as Lite would list them
+            params = {p: paper if p == "paper_id" else "brain"
+                      for p in re.findall(r"(?<!:):(\w+)", query["sql"]) if not p.startswith("_")}
+            answer = httpx.get(f"{base}/papers/{name}.json", params=params, timeout=60)
+            if name in queries:
+                assert answer.status_code == 200 and answer.json()["ok"], (name, answer.text[:300])
+            else:
+                assert answer.status_code == 404, name  # not listed, not a failing page
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
