@@ -518,3 +518,39 @@ def test_an_empty_output_or_a_previous_database_is_replaced(dumps_dir, tmp_path,
         result = run_build(dumps_dir, out, *incremental)
         assert result.returncode == 0, result.stderr
         assert rows(out, "select title from papers") == [("Lone",)]
+
+
+
+def test_the_file_says_how_to_search_it_and_to_rebuild_its_index(real_db, tmp_path):
+    """papers_fts indexes papers by their rowid and holds none of their text: the file's own
+    description of it gives a search that works in plain SQLite, ranked as the site ranks,
+    and the statement that brings the index back in step once the papers are changed."""
+    import re
+    import shutil
+
+    ((described,),) = rows(real_db, "select description from table_docs "
+                                    "where table_name = 'papers_fts'")
+    statements = [" ".join(code.split()) for code in re.findall(r"`([^`]+)`", described)]
+    search = next(code for code in statements if code.startswith("select"))
+    rebuild = next(code for code in statements if code.startswith("insert"))
+    found = rows(real_db, search)
+    texts = dict(rows(real_db, "select id, lower(title || ' ' || abstract) from papers"))
+    assert len(found) > 10 and all("decod" in texts[paper] for paper, _ in found)
+    assert "decod" in found[0][1].lower()  # title words weigh more
+    copy = tmp_path / "papers.db"
+    shutil.copyfile(real_db, copy)
+    conn = sqlite3.connect(copy)
+    try:
+        def matches(word):
+            return conn.execute("select papers.rowid, papers.search_rowid from papers_fts join "
+                                "papers on papers.rowid = papers_fts.rowid "
+                                "where papers_fts match ?", (word,)).fetchall()
+
+        with conn:
+            conn.execute("update papers set title = 'Quuxword decoding' where rowid = 1")
+        assert matches("quuxword") == []  # the index is not kept in step by itself
+        with conn:
+            conn.execute(rebuild)
+        assert matches("quuxword") == [(1, 1)]
+    finally:
+        conn.close()
