@@ -250,6 +250,12 @@ def create_indexes_and_search(db: sqlite_utils.Database, tables: Iterable[str],
     db["papers_fts"].optimize()
 
 
+# The ranking of `order by rank` in the published file: title words weigh ten times as much,
+# as the site ranks (plugins/site_pages.py), so that a search of the downloaded file that
+# sorts by FTS5's rank (sqlite-utils search, `order by rank`) lists the site's best matches.
+SEARCH_RANK = "bm25(10.0, 1.0)"
+
+
 def search_index_sql(table: str) -> str:
     """Return the CREATE statement of the table's FTS5 index, as sqlite-utils' enable_fts
     writes it (so Datasette and sqlite-utils find it)."""
@@ -328,6 +334,10 @@ class SearchIndexBuild:
             f"abstracts.items.value FROM titles JOIN abstracts.items "
             f"ON abstracts.items.n = titles.n - 1 ORDER BY titles.n",
             f"INSERT INTO [{table}_fts]([{table}_fts]) VALUES ('optimize')",
+            # The settings the published index keeps (copied with it): SEARCH_RANK, and not
+            # the write buffer, which only matters while writing.
+            f"INSERT INTO [{table}_fts]([{table}_fts], rank) VALUES ('rank', '{SEARCH_RANK}')",
+            f"DELETE FROM [{table}_fts_config] WHERE k = 'hashsize'",
             # Then the `terms` counts, from the finished index: reading all of it took the
             # build 2.4 s at 300,000 records after the papers' rows; here it runs beside them.
             "CREATE TABLE terms (term TEXT, papers INTEGER)",
@@ -359,7 +369,7 @@ class SearchIndexBuild:
 # The shadow tables that hold an FTS5 index (copy_search_index copies
 # them, copied_index_differences compares them): key, value columns.
 SEARCH_INDEX_SHADOWS = {"data": (("id",), ("block",)), "idx": (("segid", "term"), ("pgno",)),
-                        "docsize": (("id",), ("sz",))}
+                        "docsize": (("id",), ("sz",)), "config": (("k",), ("v",))}
 
 
 def copied_tables(table: str) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -372,8 +382,8 @@ def copy_search_index(conn: sqlite3.Connection, table: str, path: Path) -> None:
     """Create the table's full-text index from the one in the SQLite file at `path`.
 
     An FTS5 index is the rows of its shadow tables (_data: the segments, _idx: their
-    terms, _docsize: each row's token counts), so copying them copies the index; _config
-    holds only the format version, which CREATE writes."""
+    terms, _docsize: each row's token counts, _config: the format version and the
+    settings, SEARCH_RANK), so copying them copies the index."""
     in_transaction = conn.in_transaction
     if in_transaction:
         conn.execute("COMMIT")  # SQLite attaches a file only outside a transaction

@@ -65,7 +65,8 @@ def test_search_uses_stemming_so_decoding_finds_decode(real_db):
 
 def test_search_index_is_declared_as_sqlite_utils_declares_it_with_default_settings(real_db):
     """The build writes the FTS5 table itself (to give it a large write buffer); sqlite-utils
-    and Datasette must still find it, and the file must keep FTS5's default settings."""
+    and Datasette must still find it, and the file must keep FTS5's default settings but
+    for the rank, which ranks as the site does (no write buffer of the build's)."""
     import sqlite_utils
 
     reference = sqlite_utils.Database(memory=True)
@@ -74,7 +75,8 @@ def test_search_index_is_declared_as_sqlite_utils_declares_it_with_default_setti
     declared = "select sql from sqlite_master where name = 'papers_fts'"
     assert rows(real_db, declared) == [tuple(reference.execute(declared).fetchone())]
     assert sqlite_utils.Database(real_db)["papers"].detect_fts() == "papers_fts"
-    assert rows(real_db, "select k from papers_fts_config") == [("version",)]
+    assert rows(real_db, "select k, v from papers_fts_config order by k") == [
+        ("rank", "bm25(10.0, 1.0)"), ("version", 4)]
     assert rows(real_db, "select count(*) from papers_fts_docsize") == rows(
         real_db, "select count(*) from papers")
 
@@ -554,3 +556,33 @@ def test_the_file_says_how_to_search_it_and_to_rebuild_its_index(real_db, tmp_pa
         assert matches("quuxword") == [(1, 1)]
     finally:
         conn.close()
+
+
+def test_the_files_own_rank_ranks_as_the_site_does(dumps_dir, tmp_path):
+    """FTS5's `rank` (what `order by rank` and sqlite-utils' search sort by) weighs title
+    words ten times, as the site's ranking: the paper with the word in its title comes
+    before one whose abstract repeats it, which plain bm25 puts first."""
+    import sqlite_utils
+
+    repeated = "Zorblat " * 6 + ABSTRACT_B
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Zorblat decoding of visual scenes", ABSTRACT_A), ("Other spiking work", repeated)))
+    out = tmp_path / "p.db"
+    assert run_build(dumps_dir, out).returncode == 0
+    plain = rows(out, "select papers.title from papers_fts join papers on papers.rowid = "
+                      "papers_fts.rowid where papers_fts match 'zorblat' order by bm25(papers_fts)")
+    assert plain == [("Other spiking work",), ("Zorblat decoding of visual scenes",)]
+    site = [("Zorblat decoding of visual scenes",), ("Other spiking work",)]
+    assert rows(out, "select papers.title from papers_fts join papers on papers.rowid = "
+                     "papers_fts.rowid where papers_fts match 'zorblat' order by rank") == site
+    db = sqlite_utils.Database(out)
+    try:
+        assert [(row["title"],) for row in db["papers"].search("zorblat")] == site
+    finally:
+        db.close()
+    # An update keeps the setting, as it keeps the index.
+    (dumps_dir / "b.txt").write_text(blank_separated(("Zorblat again", ABSTRACT_A + " Zorblat")))
+    assert run_build(dumps_dir, out, "--incremental").returncode == 0
+    assert rows(out, "select papers.title from papers_fts join papers on papers.rowid = "
+                     "papers_fts.rowid where papers_fts match 'zorblat' order by rank") == [
+        ("Zorblat again",), *site]
