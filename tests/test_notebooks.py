@@ -407,3 +407,65 @@ def test_explore_counts_one_hand_label_in_the_singular(dumps_dir, tmp_path, monk
     finally:
         plt.close("all")
         namespace["conn"].close()
+
+
+def run_cells(notebook: str, db, *markers: str, monkeypatch) -> dict:
+    """Run the first code cell of `notebook` on `db`, then the cells that hold `markers`,
+    as JupyterLab would (their charts left open); return the namespace they ran in."""
+    cells = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / notebook).read_text())[
+        "cells"] if c["cell_type"] == "code"]
+    monkeypatch.setenv("PAPERS_DB", str(db))
+    namespace: dict = {}
+    exec(cells[0], namespace)
+    for marker in markers:
+        exec(next(c for c in cells if marker in c).replace("plt.show()", ""), namespace)
+    namespace["conn"].close()
+    return namespace
+
+
+def test_explore_draws_the_papers_of_a_single_year_on_whole_years_and_whole_papers(
+        dumps_dir, tmp_path, monkeypatch):
+    """Every dated paper of one year: the chart of papers per year spanned 1925 to 2125,
+    and its one paper sat among ticks of 0.96 to 1.04 papers."""
+    import matplotlib.pyplot as plt
+
+    from conftest import ABSTRACT_A, blank_separated, run_build
+
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Decoding speech from EEG", ABSTRACT_A, ["• 3 authors", "·", "Mar 3, 2025"])))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    try:
+        axes = run_cells("explore.ipynb", db, "by_year = sql", monkeypatch=monkeypatch)["axes"]
+        for ax in axes:
+            low, high = ax.get_xlim()
+            assert low < 2025 < high and high - low <= 2
+            assert [t for t in ax.get_xticks() if low <= t <= high] == [2025]
+            bottom, top = ax.get_ylim()
+            assert bottom == 0 and 1 < top
+            shown = [t for t in ax.get_yticks() if bottom <= t <= top]
+            assert 1 in shown and all(t == int(t) for t in shown)
+            assert not len(ax.yaxis.get_minorticklocs())
+    finally:
+        plt.close("all")
+
+
+def test_explore_draws_no_empty_chart_of_papers_per_year(dumps_dir, tmp_path, monkeypatch,
+                                                           capsys):
+    """No paper with a topic has a year (pages without dates): three empty panels, their
+    axes running 0 to 1, were drawn; it says why there is no chart instead."""
+    import matplotlib.pyplot as plt
+
+    from conftest import ABSTRACT_A, blank_separated, run_build
+
+    (dumps_dir / "a.txt").write_text(blank_separated(("Decoding speech from EEG", ABSTRACT_A)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    try:
+        run_cells("explore.ipynb", db, "by_year = sql", monkeypatch=monkeypatch)
+        assert not plt.get_fignums()
+    finally:
+        plt.close("all")
+    shown = capsys.readouterr().out
+    assert "No paper with a topic has a year: there is no chart of papers per year." in shown
+    assert "0 of 1 paper" in shown
