@@ -469,3 +469,34 @@ def test_explore_draws_no_empty_chart_of_papers_per_year(dumps_dir, tmp_path, mo
     shown = capsys.readouterr().out
     assert "No paper with a topic has a year: there is no chart of papers per year." in shown
     assert "0 of 1 paper" in shown
+
+
+def whole_ticks(axis, low, high) -> list[float]:
+    """The ticks of `axis` (an Axis) between `low` and `high`."""
+    return [t for t in axis.get_ticklocs() if low <= t <= high]
+
+
+def test_the_charts_of_one_paper_count_whole_papers(dumps_dir, tmp_path, monkeypatch):
+    """One paper, one record: the authors' chart (untitled), the dumps' bar chart and the heat
+    map's colour bar counted in fractions: ticks of 0.2, 0.4 ... papers, 0.9 to 1.1 papers."""
+    import matplotlib.pyplot as plt
+
+    from conftest import ABSTRACT_A, blank_separated, run_build
+
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Decoding speech from EEG", ABSTRACT_A, ["• 3 authors", "·", "Mar 3, 2025"])))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    try:
+        authors = run_cells("explore.ipynb", db, "authors = sql", monkeypatch=monkeypatch)["ax"]
+        assert authors.get_title() == "Papers by number of authors"
+        heat_map = run_cells("explore.ipynb", db, "imshow", monkeypatch=monkeypatch)["image"]
+        dumps = run_cells("maintain.ipynb", db, "plot.bar", monkeypatch=monkeypatch)["ax"]
+        colour_bar = heat_map.colorbar
+        for axis, (low, high) in ((authors.yaxis, authors.get_ylim()),
+                                  (dumps.yaxis, dumps.get_ylim()),
+                                  (colour_bar.ax.yaxis, (colour_bar.vmin, colour_bar.vmax))):
+            ticks = whole_ticks(axis, low, high)
+            assert 1 in ticks and all(t == int(t) for t in ticks), ticks
+    finally:
+        plt.close("all")
