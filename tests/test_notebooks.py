@@ -500,3 +500,31 @@ def test_the_charts_of_one_paper_count_whole_papers(dumps_dir, tmp_path, monkeyp
             assert 1 in ticks and all(t == int(t) for t in ticks), ticks
     finally:
         plt.close("all")
+
+
+def html_of_cell(notebook, marker: str) -> str:
+    """The HTML a cell of an executed notebook shows (its tables)."""
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and marker in c.source)
+    return "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
+
+
+def test_the_notebooks_show_whole_texts_and_every_row_to_audit(real_db, monkeypatch):
+    """pandas cut every text at 50 characters ("One row per paper, merged from every dump
+    that..."): the documentation inside the file, and the two titles of a merge to compare;
+    and maintain.ipynb showed the first and last five of a dump's 167 new papers."""
+    from conftest import REAL_DUMPS, rows
+
+    documented = rows(real_db, "select description from column_docs where table_name = 'papers'")
+    explore = execute_notebook(NOTEBOOKS / "explore.ipynb", real_db)
+    docs = html_of_cell(explore, "from column_docs")
+    assert all(html_module.escape(text, quote=False) in docs for (text,) in documented)
+    assert "...</td>" not in docs
+
+    dump = sorted(p.name for p in REAL_DUMPS.glob("*.txt"))[1]
+    (added,), = rows(real_db, "select new_papers from dumps where name = ?", (dump,))
+    assert added > 60
+    monkeypatch.setenv("DUMP", dump)
+    maintain = execute_notebook(NOTEBOOKS / "maintain.ipynb", real_db)
+    papers = html_of_cell(maintain, "where first_seen_dump = :dump")
+    assert papers.split("<tbody>")[1].count("<tr>") == added
+    assert "...</td>" not in papers
