@@ -528,3 +528,22 @@ def test_the_notebooks_show_whole_texts_and_every_row_to_audit(real_db, monkeypa
     papers = html_of_cell(maintain, "where first_seen_dump = :dump")
     assert papers.split("<tbody>")[1].count("<tr>") == added
     assert "...</td>" not in papers
+
+
+def test_maintain_takes_a_dump_named_as_its_chart_names_it_and_refuses_an_unknown_one(
+        dumps_dir, tmp_path, monkeypatch):
+    """DUMP named as the chart of dumps names it (without `.txt`), or misspelt: every table
+    was empty and the notebook said "0 problems in 004_a" of a dump with a problem."""
+    from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, run_build
+
+    dump = blank_separated(("Decoding speech", ABSTRACT_A))
+    (dumps_dir / "004_a.txt").write_text(dump.replace("Apr 17\n", "Apr 17\n\n• many authors\n", 1))
+    (dumps_dir / "005_b.txt").write_text(blank_separated(("Spiking networks", ABSTRACT_B)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    monkeypatch.setenv("DUMP", "004_a")
+    namespace = run_cells("maintain.ipynb", db, "problems = sql", monkeypatch=monkeypatch)
+    assert namespace["DUMP"] == "004_a.txt" and len(namespace["problems"]) == 1
+    monkeypatch.setenv("DUMP", "004_b")
+    with pytest.raises(ValueError, match=r"no dump named '004_b' in .*: it holds 004_a.txt, 005_b.txt"):
+        run_cells("maintain.ipynb", db, monkeypatch=monkeypatch)
