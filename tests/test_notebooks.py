@@ -547,3 +547,20 @@ def test_maintain_takes_a_dump_named_as_its_chart_names_it_and_refuses_an_unknow
     monkeypatch.setenv("DUMP", "004_b")
     with pytest.raises(ValueError, match=r"no dump named '004_b' in .*: it holds 004_a.txt, 005_b.txt"):
         run_cells("maintain.ipynb", db, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("notebook", ["explore.ipynb", "maintain.ipynb"])
+def test_the_notebooks_take_a_path_from_the_home_folder(notebook, real_db, tmp_path, monkeypatch):
+    """`%env PAPERS_DB=~/Downloads/papers.db` sets the variable to the path as written: the
+    first cell looked for notebooks/~/Downloads/papers.db and stopped."""
+    from neuroai_papers.build import ROOT
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "`~` is your home folder, as in `%env PAPERS_DB=~/Downloads/papers.db`" in readme
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    (downloads / "papers.db").write_bytes(real_db.read_bytes())
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(NOTEBOOKS)
+    namespace = run_cells(notebook, "~/Downloads/papers.db", monkeypatch=monkeypatch)
+    assert namespace["DB"] == downloads / "papers.db"
