@@ -914,6 +914,7 @@ class DatabaseUpdate:
             for table in ("table_docs", "column_docs", "build_info"):
                 self.conn.execute(f"delete from [{table}]")
             load_docs(self.conn, metadata, build_info)
+            refresh_planner_statistics(self.conn)
             check(self.conn)
             with putting_in_place():
                 self.conn.commit()
@@ -944,6 +945,25 @@ class DatabaseUpdate:
 
     def __exit__(self, *exc) -> None:
         self.abort()
+
+
+# How far the papers may outgrow the planner's statistics (ANALYZE's sqlite_stat1) before
+# an update takes them again: ANALYZE reads every index (about a second at 300,000 records),
+# more than an update of one dump itself takes, and a few per cent more rows change no plan.
+STALE_STATISTICS = 0.10
+
+
+def refresh_planner_statistics(conn: sqlite3.Connection) -> None:
+    """Run ANALYZE again when the papers counted by the statistics of the last one differ by
+    more than STALE_STATISTICS from the papers there are: a full build takes them, and
+    updates alone would leave them those of the first build however much the file grew."""
+    analyzed = conn.execute("select 1 from sqlite_master where name = 'sqlite_stat1'").fetchone()
+    row = conn.execute("select stat from sqlite_stat1 where tbl = 'papers' "
+                       "and idx is not null limit 1").fetchone() if analyzed else None
+    counted = int(row[0].split()[0]) if row else 0
+    papers = conn.execute("select count(*) from papers").fetchone()[0]
+    if abs(papers - counted) > STALE_STATISTICS * counted:
+        conn.execute("ANALYZE")
 
 
 @contextmanager

@@ -643,3 +643,34 @@ def test_a_new_dump_bounds_the_year_of_an_old_page_without_a_date_line(dumps_dir
     assert rows(out, "select capture_year, capture_method from dumps where name = 'a.txt'") == [
         (2025, "inferred_earliest")]
     assert contents(out) == contents(full)
+
+
+def papers_in_statistics(db) -> int:
+    """The number of papers the planner's statistics (sqlite_stat1) counted."""
+    [(stat,)] = rows(db, "select stat from sqlite_stat1 where tbl = 'papers' and idx is not null "
+                         "limit 1")
+    return int(stat.split()[0])
+
+
+def test_an_update_takes_the_planners_statistics_again_once_the_papers_outgrow_them(
+        dumps_dir, tmp_path):
+    """A full build runs ANALYZE; an update runs it again when the papers differ by more
+    than a tenth from those the statistics counted (20 -> 21 papers: kept; 21 -> 30: taken
+    again), so that updates alone do not leave the first build's statistics for ever."""
+    def dump(name, count):
+        papers = [(made_up_words(f"{name}{n}t", 6), made_up_words(f"{name}{n}a", 40))
+                  for n in range(count)]
+        (dumps_dir / name).write_text(blank_separated(*papers))
+
+    out = tmp_path / "papers.db"
+    dump("a.txt", 20)
+    assert run_build(dumps_dir, out).returncode == 0
+    assert papers_in_statistics(out) == 20
+    dump("b.txt", 1)
+    result = run_build(dumps_dir, out, "--incremental")
+    assert "adding 1 new dump to" in result.stderr, result.stderr
+    assert papers_in_statistics(out) == 20  # a twentieth more: not worth reading every index
+    dump("c.txt", 9)
+    result = run_build(dumps_dir, out, "--incremental")
+    assert "adding 1 new dump to" in result.stderr, result.stderr
+    assert papers_in_statistics(out) == 30
