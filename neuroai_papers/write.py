@@ -840,10 +840,7 @@ class DatabaseWriter:
         """Complete an updated copy: documentation and build facts anew, `check(conn)`, then
         put it in place (see incremental.py for what is checked and why)."""
         try:
-            for table in ("table_docs", "column_docs", "build_info"):
-                self.db.conn.execute(f"delete from [{table}]")
-            load_docs(self.db.conn, metadata, build_info)
-            check(self.db.conn)
+            complete_update(self.db.conn, metadata, build_info, check)
             self.db.conn.commit()
             self.db.execute("PRAGMA journal_mode = DELETE")
             self.db.close()
@@ -911,11 +908,7 @@ class DatabaseUpdate:
         """Write the documentation and build facts anew, `check(conn)` the update, and
         commit it (see incremental.py for what is checked and why)."""
         try:
-            for table in ("table_docs", "column_docs", "build_info"):
-                self.conn.execute(f"delete from [{table}]")
-            load_docs(self.conn, metadata, build_info)
-            refresh_planner_statistics(self.conn)
-            check(self.conn)
+            complete_update(self.conn, metadata, build_info, check)
             with putting_in_place():
                 self.conn.commit()
             self.conn.close()
@@ -945,6 +938,17 @@ class DatabaseUpdate:
 
     def __exit__(self, *exc) -> None:
         self.abort()
+
+
+def complete_update(conn: sqlite3.Connection, metadata: dict, build_info: dict[str, str],
+                    check) -> None:
+    """What every update does last, in place or in a copy: the documentation and build facts
+    anew, the planner's statistics if they are stale, then `check(conn)`."""
+    for table in ("table_docs", "column_docs", "build_info"):
+        conn.execute(f"delete from [{table}]")
+    load_docs(conn, metadata, build_info)
+    refresh_planner_statistics(conn)
+    check(conn)
 
 
 # How far the papers may outgrow the planner's statistics (ANALYZE's sqlite_stat1) before
