@@ -423,18 +423,24 @@ def run_cells(notebook: str, db, *markers: str, monkeypatch) -> dict:
     return namespace
 
 
-def test_explore_draws_the_papers_of_a_single_year_on_whole_years_and_whole_papers(
-        dumps_dir, tmp_path, monkeypatch):
-    """Every dated paper of one year: the chart of papers per year spanned 1925 to 2125,
-    and its one paper sat among ticks of 0.96 to 1.04 papers."""
-    import matplotlib.pyplot as plt
-
+def one_dated_paper(dumps_dir, tmp_path):
+    """Build a database of one paper, dated with its year and with an author count."""
     from conftest import ABSTRACT_A, blank_separated, run_build
 
     (dumps_dir / "a.txt").write_text(blank_separated(
         ("Decoding speech from EEG", ABSTRACT_A, ["• 3 authors", "·", "Mar 3, 2025"])))
     db = tmp_path / "papers.db"
     assert run_build(dumps_dir, db).returncode == 0
+    return db
+
+
+def test_explore_draws_the_papers_of_a_single_year_on_whole_years_and_whole_papers(
+        dumps_dir, tmp_path, monkeypatch):
+    """Every dated paper of one year: the chart of papers per year spanned 1925 to 2125,
+    and its one paper sat among ticks of 0.96 to 1.04 papers."""
+    import matplotlib.pyplot as plt
+
+    db = one_dated_paper(dumps_dir, tmp_path)
     try:
         axes = run_cells("explore.ipynb", db, "by_year = sql", monkeypatch=monkeypatch)["axes"]
         for ax in axes:
@@ -481,12 +487,7 @@ def test_the_charts_of_one_paper_count_whole_papers(dumps_dir, tmp_path, monkeyp
     map's colour bar counted in fractions: ticks of 0.2, 0.4 ... papers, 0.9 to 1.1 papers."""
     import matplotlib.pyplot as plt
 
-    from conftest import ABSTRACT_A, blank_separated, run_build
-
-    (dumps_dir / "a.txt").write_text(blank_separated(
-        ("Decoding speech from EEG", ABSTRACT_A, ["• 3 authors", "·", "Mar 3, 2025"])))
-    db = tmp_path / "papers.db"
-    assert run_build(dumps_dir, db).returncode == 0
+    db = one_dated_paper(dumps_dir, tmp_path)
     try:
         authors = run_cells("explore.ipynb", db, "authors = sql", monkeypatch=monkeypatch)["ax"]
         assert authors.get_title() == "Papers by number of authors"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -337,15 +338,23 @@ def test_stock_datasette_with_the_pages_metadata_shows_the_sites_facets(
     assert not [f for f in declared if isinstance(f, dict) and {"indexed", "list"} & f.keys()]
     expected = facet_counts(site)
     assert len(expected) == len(declared) == 7
+    with stock_datasette(out) as base:
+        assert facet_counts(base) == expected
+
+
+@contextlib.contextmanager
+def stock_datasette(bundle: Path):
+    """Serve the Pages bundle's papers.db with its metadata.json on stock Datasette (no
+    plugins, as Datasette Lite runs it) on loopback; yield its base URL."""
     port = free_port()
     datasette = str(Path(sys.executable).with_name("datasette"))
-    server = subprocess.Popen([datasette, "serve", "-i", str(out / "papers.db"), "--metadata",
-                               str(out / "metadata.json"), "--host", "127.0.0.1", "--port",
+    server = subprocess.Popen([datasette, "serve", "-i", str(bundle / "papers.db"), "--metadata",
+                               str(bundle / "metadata.json"), "--host", "127.0.0.1", "--port",
                                str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_up(base, server)
-        assert facet_counts(base) == expected
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -440,14 +449,7 @@ def test_stock_datasette_with_the_pages_metadata_answers_every_query_it_lists(
     site_queries = site["databases"]["papers"]["queries"]
     assert set(queries) == set(site_queries) - {"related", "fuzzy_title"}
     paper = rows(real_db, "select id from papers order by rowid limit 1")[0][0]
-    port = free_port()
-    datasette = str(Path(sys.executable).with_name("datasette"))
-    server = subprocess.Popen([datasette, "serve", "-i", str(out / "papers.db"), "--metadata",
-                               str(out / "metadata.json"), "--host", "127.0.0.1", "--port",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_up(base, server)
+    with stock_datasette(out) as base:
         for name, query in site_queries.items():  # the site's queries, as Lite would list them
             params = {p: paper if p == "paper_id" else "brain"
                       for p in re.findall(r"(?<!:):(\w+)", query["sql"]) if not p.startswith("_")}
@@ -456,6 +458,3 @@ def test_stock_datasette_with_the_pages_metadata_answers_every_query_it_lists(
                 assert answer.status_code == 200 and answer.json()["ok"], (name, answer.text[:300])
             else:
                 assert answer.status_code == 404, name  # not listed, not a failing page
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
