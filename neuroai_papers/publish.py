@@ -22,6 +22,7 @@ import os
 import re
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+from datasette.sql_functions import prepare_connection
 from datasette.utils import temporary_docker_directory
 
 from .build import ROOT, commit_label, git_commit
@@ -225,10 +227,6 @@ class AnyParameter(dict):
 def queries_stock_datasette_runs(queries: dict, db: Path) -> dict:
     """Return the canned queries that stock Datasette can prepare on `db`, with the SQL
     functions it defines itself (`escape_fts`) and none of the site's plugins."""
-    import sqlite3
-
-    from datasette.sql_functions import prepare_connection
-
     conn = sqlite3.connect(read_only_uri(db), uri=True)
     prepare_connection(conn)
     kept = {}
@@ -257,8 +255,6 @@ def stock_facet(facet):
 
 
 def build_info(db: Path) -> dict[str, str]:
-    import sqlite3
-
     conn = sqlite3.connect(read_only_uri(db), uri=True)
     try:
         return dict(conn.execute("select key, value from build_info"))
