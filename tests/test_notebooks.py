@@ -474,7 +474,7 @@ def test_explore_draws_no_empty_chart_of_papers_per_year(dumps_dir, tmp_path, mo
         plt.close("all")
     shown = capsys.readouterr().out
     assert "No paper with a topic has a year: there is no chart of papers per year." in shown
-    assert "0 of 1 paper" in shown
+    assert "0 of 1 paper has a year" in shown  # not "have": of one paper
 
 
 def whole_ticks(axis, low, high) -> list[float]:
