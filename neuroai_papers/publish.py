@@ -198,7 +198,7 @@ document.getElementById("lite").href = lite.href;
 STOCK_FACETS = {"indexed": "column", "list": "array"}
 
 
-def for_stock_datasette(metadata: dict, db: Path) -> dict:
+def for_stock_datasette(metadata: dict, db: Path, live_url: str | None = None) -> dict:
     """Return the site's metadata for stock Datasette (Datasette Lite) serving `db`.
 
     Datasette Lite runs without the site's plugins, and stock Datasette drops a facet of a
@@ -206,7 +206,8 @@ def for_stock_datasette(metadata: dict, db: Path) -> dict:
     column and array facets count the same values, only slower (plugins/facets.py). The
     canned queries that call an SQL function only the site's plugins define
     (`related_papers`, `title_similarity`) are left out: Lite listed them, and each answered
-    "no such function" (the landing page says they are the live site's)."""
+    "no such function" (the landing page says they are the live site's). A description's
+    link to an Atom feed goes to the live site (see atom_links_to_live_site)."""
     stock = json.loads(json.dumps(metadata))  # a deep copy
     for database in (stock.get("databases") or {}).values():
         for table in (database.get("tables") or {}).values():
@@ -214,7 +215,30 @@ def for_stock_datasette(metadata: dict, db: Path) -> dict:
                 table["facets"] = [stock_facet(facet) for facet in table["facets"]]
         if database.get("queries"):
             database["queries"] = queries_stock_datasette_runs(database["queries"], db)
+            for query in database["queries"].values():
+                if isinstance(query, dict) and query.get("description_html"):
+                    query["description_html"] = atom_links_to_live_site(
+                        query["description_html"], live_url)
     return stock
+
+
+# A link of a description to one of the site's Atom feeds (datasette-atom's `.atom` pages).
+ATOM_LINK = re.compile(r'<a href="(/[^"]*\.atom(?:\?[^"]*)?)">(.*?)</a>')
+
+
+def atom_links_to_live_site(description: str, live_url: str | None) -> str:
+    """Return `description` with its links to Atom feeds pointing at the live site.
+
+    Datasette Lite has no datasette-atom: there /papers/feed.atom answered 404, and the
+    query itself lists the feed's entries as rows. Without a live site the link becomes
+    plain text that says where the feed is served."""
+    def to_live_site(link: re.Match) -> str:
+        path, text = link.group(1), link.group(2)
+        if live_url:
+            address = html.escape(live_url.rstrip("/") + path)
+            return f'<a href="{address}">{text}</a> (on the live site)'
+        return f"<code>{text}</code> (on the live site; Datasette Lite has no Atom feeds)"
+    return ATOM_LINK.sub(to_live_site, description)
 
 
 class AnyParameter(dict):
@@ -271,7 +295,7 @@ def publish_pages(out: Path, live_url: str | None, db: Path = DB,
     (out / "notebooks").mkdir(parents=True)
     copy_database(db, out / "papers.db")  # one consistent version, even beside an update
     metadata = yaml.safe_load(site_paths()["metadata"].read_text())
-    stock = for_stock_datasette(metadata, out / "papers.db")
+    stock = for_stock_datasette(metadata, out / "papers.db", live_url)
     (out / "metadata.json").write_text(json.dumps(stock, indent=2))
     notebooks = sorted((notebooks_dir or site_paths()["notebooks"]).glob("*.html"))
     for page in notebooks:

@@ -344,8 +344,10 @@ def test_stock_datasette_with_the_pages_metadata_shows_the_sites_facets(
 
 @contextlib.contextmanager
 def stock_datasette(bundle: Path):
-    """Serve the Pages bundle's papers.db with its metadata.json on stock Datasette (no
-    plugins, as Datasette Lite runs it) on loopback; yield its base URL."""
+    """Serve the Pages bundle's papers.db with its metadata.json on stock Datasette (none
+    of the site's plugins, as Datasette Lite runs it) on loopback; yield its base URL.
+    Datasette 0.65 still loads the installed plugin packages (datasette-atom among them,
+    which Lite lacks): a test cannot ask it for Lite's 404 of a feed."""
     port = free_port()
     datasette = str(Path(sys.executable).with_name("datasette"))
     server = subprocess.Popen([datasette, "serve", "-i", str(bundle / "papers.db"), "--metadata",
@@ -458,3 +460,25 @@ def test_stock_datasette_with_the_pages_metadata_answers_every_query_it_lists(
                 assert answer.status_code == 200 and answer.json()["ok"], (name, answer.text[:300])
             else:
                 assert answer.status_code == 404, name  # not listed, not a failing page
+
+
+@pytest.mark.parametrize("live_url", [None, "https://papers.example.org"])
+def test_stock_datasette_with_the_pages_metadata_links_no_atom_feed_it_cannot_serve(
+        real_db, rendered_notebooks, tmp_path, live_url):
+    """Datasette Lite has no datasette-atom: the feed query's description linked
+    /papers/feed.atom, which answered 404 there. The link goes to the live site when there
+    is one, and is plain text otherwise; the query's rows are still there."""
+    out = tmp_path / "site"
+    publish_pages(out, live_url, real_db, rendered_notebooks)
+    with stock_datasette(out) as base:
+        page = httpx.get(f"{base}/papers/feed", params={"topic": ""}, timeout=60)
+        assert page.status_code == 200
+        (description,) = re.findall(r'<div class="metadata-description">(.*?)</div>',
+                                    page.text, re.S)
+        atom_links = re.findall(r'href="([^"]*\.atom[^"]*)"', description)
+        if live_url:
+            assert atom_links == [f"{live_url}/papers/feed.atom"]
+        else:
+            assert atom_links == []
+            assert "<code>/papers/feed.atom</code> (on the live site" in description
+        assert "urn:neuroai-papers:paper:" in page.text  # the feed's entries, as rows
