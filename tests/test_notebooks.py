@@ -565,3 +565,21 @@ def test_the_notebooks_take_a_path_from_the_home_folder(notebook, real_db, tmp_p
     monkeypatch.chdir(NOTEBOOKS)
     namespace = run_cells(notebook, "~/Downloads/papers.db", monkeypatch=monkeypatch)
     assert namespace["DB"] == downloads / "papers.db"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_the_notebooks_write_counts_with_thousands_separators_as_the_build_does(path):
+    """A large database's counts read "12,345 papers", as in the build's own summary."""
+    import ast
+
+    from neuroai_papers.build import counted as build_counted
+
+    cells = nbformat.read(path, as_version=4).cells
+    (definition,) = [node for cell in cells if cell.cell_type == "code"
+                     for node in ast.parse(cell.source).body
+                     if isinstance(node, ast.FunctionDef) and node.name == "counted"]
+    namespace: dict = {}
+    exec(compile(ast.Module([definition], type_ignores=[]), str(path), "exec"), namespace)
+    for count in (0, 1, 2, 999, 1000, 12345, 1234567):
+        assert namespace["counted"](count, "paper") == build_counted(count, "paper")
+    assert namespace["counted"](12345, "paper") == "12,345 papers"
