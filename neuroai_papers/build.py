@@ -308,7 +308,8 @@ def dumps_fact(dumps: list[tuple[str, str]]) -> str:
     `dumps` table has every name and hash."""
     digest = hashlib.sha256("".join(f"{name}\0{sha}\n" for name, sha in dumps).encode())
     span = (f", {dumps[0][0]}" + (f" to {dumps[-1][0]}" if len(dumps) > 1 else "")) if dumps else ""
-    return f"{counted(len(dumps), 'dump')}{span}; sha256 of their names and sha256s: {digest.hexdigest()}"
+    names = "its name and sha256" if len(dumps) == 1 else "their names and sha256s"
+    return f"{counted(len(dumps), 'dump')}{span}; sha256 of {names}: {digest.hexdigest()}"
 
 
 def make_build_info(dumps: list[tuple[str, str]], reference: Path,

@@ -320,7 +320,7 @@ def test_the_build_counts_one_of_a_kind_in_the_singular(dumps_dir, tmp_path):
     assert (f"built {out}: 1 dump, 1 record -> 1 paper (0 repeat sightings, 0 title variants "
             f"merged, 0 look-alikes kept apart), 0 organizations, 0 problems," in result.stderr)
     [(dumps,)] = rows(out, "select value from build_info where key = 'dumps'")
-    assert dumps.startswith("1 dump, a.txt; sha256 of their names")
+    assert dumps.startswith("1 dump, a.txt; sha256 of its name and sha256: ")
 
 
 def test_parse_problems_are_warnings_with_file_and_line_and_rows(dumps_dir, tmp_path):
