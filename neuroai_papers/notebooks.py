@@ -45,18 +45,27 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
-def execute_notebook(path: Path, db: Path, root: Path = ROOT,
+def execute_notebook(path: Path, db: Path | None, root: Path | None = ROOT,
                      folder: Path | None = None) -> nbformat.NotebookNode:
     """Return the notebook at `path` executed against `db`, with `root` as the repository it
     may read (the hand labels) and `folder` as its working folder (its own by default);
-    raise on the first failing cell."""
+    raise on the first failing cell. A `db` or `root` of None leaves PAPERS_DB or
+    NEUROAI_ROOT unset, so that the notebook looks where it does by default."""
     notebook = nbformat.read(path, as_version=4)
-    os.environ["PAPERS_DB"] = str(db.resolve())
-    os.environ["NEUROAI_ROOT"] = str(root)
+    set_or_unset("PAPERS_DB", db and db.resolve())
+    set_or_unset("NEUROAI_ROOT", root)
     client = NotebookClient(notebook, timeout=TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(folder or path.parent)}})
     client.execute()
     return notebook
+
+
+def set_or_unset(name: str, value: Path | None) -> None:
+    """Set the environment variable `name` (which the kernel inherits), or unset it."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = str(value)
 
 
 def render_notebooks(db: Path, out: Path = OUT) -> list[Path]:

@@ -169,6 +169,27 @@ def test_a_notebook_without_its_database_says_where_it_looked(tmp_path):
     assert not missing.parent.exists()
 
 
+def test_a_notebook_saved_beside_a_downloaded_papers_db_opens_it(real_db, tmp_path, monkeypatch):
+    """A download of the notebook and papers.db into one folder, no repository and no
+    variable set: the notebook stopped at its first cell, "no papers.db at" the folder above."""
+    from nbclient.exceptions import CellExecutionError
+
+    download = tmp_path / "Downloads"
+    download.mkdir()
+    for name in ("explore.ipynb", "maintain.ipynb"):
+        (download / name).write_bytes((NOTEBOOKS / name).read_bytes())
+    monkeypatch.delenv("PAPERS_DB", raising=False)  # restored after the test
+    monkeypatch.delenv("NEUROAI_ROOT", raising=False)
+    with pytest.raises(CellExecutionError) as failure:  # nothing there yet: both paths named
+        execute_notebook(download / "maintain.ipynb", None, root=None)
+    assert (f"no papers.db at {tmp_path / 'papers.db'} nor at {download / 'papers.db'}: "
+            in str(failure.value))
+    (download / "papers.db").write_bytes(real_db.read_bytes())
+    text = stream_text(execute_notebook(download / "explore.ipynb", None, root=None))
+    assert text.startswith("papers.db built ") and f"No hand labels at {tmp_path}" in text
+    assert (download / "papers.db").read_bytes() == real_db.read_bytes()
+
+
 def test_a_notebook_opens_a_file_whose_path_holds_uri_characters_read_only(real_db, tmp_path):
     """'#' and '?' in the path: the notebook opens that file, read-only (a URI made by
     pasting the path in opened, and created, a writable file named `x`)."""
