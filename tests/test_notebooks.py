@@ -244,6 +244,35 @@ def test_explore_search_puts_the_best_matches_first_even_for_a_common_word(real_
     assert shown == best
 
 
+def test_explore_search_scores_its_matches_as_the_sites_search_does(real_db):
+    """The notebook's search showed bm25 itself as "rank" (-7.23 first, lower is better);
+    the site's search calls the place rank and shows bm25 negated as the score, higher
+    better. The notebook shows the site's scores, best first."""
+    import sqlite3
+
+    import yaml
+    from datasette.utils import escape_fts
+
+    from neuroai_papers.build import ROOT
+
+    canned = yaml.safe_load((ROOT / "metadata.yml").read_text())["databases"]["papers"][
+        "queries"]["search"]["sql"]
+    site = sqlite3.connect(read_only_uri(real_db), uri=True)
+    site.create_function("escape_fts", 1, escape_fts)
+    conn, search = explore_search(real_db)
+    try:
+        for words in ("brain-computer decoding", "neural"):
+            shown = search(words, limit=5).data
+            best = site.execute(canned, {"q": words}).fetchmany(5)
+            assert "rank" not in shown.columns
+            assert list(shown.title) == [row[2] for row in best]
+            assert list(shown.score) == [row[-1] for row in best]
+            assert (shown.score > 0).all() and shown.score.is_monotonic_decreasing
+    finally:
+        conn.close()
+        site.close()
+
+
 def test_explore_says_which_inferred_capture_years_are_only_the_earliest(tmp_path):
     """An `inferred` capture year is pinned by a paper another dump dates with its year; only
     `inferred_earliest` is the earliest year the evidence allows (the prose said every
