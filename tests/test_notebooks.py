@@ -553,6 +553,28 @@ def test_the_charts_of_one_paper_count_whole_papers(dumps_dir, tmp_path, monkeyp
         plt.close("all")
 
 
+def luminance(rgb) -> float:
+    red, green, blue = rgb[:3]
+    return 0.299 * red + 0.587 * green + 0.114 * blue
+
+
+def test_the_overlap_heat_map_writes_its_counts_legibly_on_every_cell(real_db, monkeypatch):
+    """Every count was written in white, also on viridis' yellow cells: the largest dump's
+    own count, the brightest cell, could hardly be read."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+
+    try:
+        namespace = run_cells("explore.ipynb", real_db, "pairs = sql", monkeypatch=monkeypatch)
+        image, texts = namespace["image"], namespace["ax"].texts
+        assert len(texts) == namespace["matrix"].size
+        for text in texts:
+            cell = image.to_rgba(int(text.get_text()))
+            assert abs(luminance(cell) - luminance(to_rgb(text.get_color()))) > 0.45, text
+    finally:
+        plt.close("all")
+
+
 def html_of_cell(notebook, marker: str) -> str:
     """The HTML a cell of an executed notebook shows (its tables)."""
     cell = next(c for c in notebook.cells if c.cell_type == "code" and marker in c.source)
