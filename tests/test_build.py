@@ -586,3 +586,38 @@ def test_the_files_own_rank_ranks_as_the_site_does(dumps_dir, tmp_path):
     assert rows(out, "select papers.title from papers_fts join papers on papers.rowid = "
                      "papers_fts.rowid where papers_fts match 'zorblat' order by rank") == [
         ("Zorblat again",), *site]
+
+
+def test_the_readmes_sqlite_utils_searches_run_and_rank_as_the_site(real_db, tmp_path):
+    """README's sqlite-utils searches, run as written beside a downloaded papers.db, list the
+    site's best matches, a hyphenated word included: README gave no way to search for one
+    (without --quote, `brain-computer` fails with "no such column: computer")."""
+    import json
+    import re
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from datasette.utils import escape_fts
+
+    commands = re.findall(r"^sqlite-utils search papers\.db .*$", (ROOT / "README.md").read_text(),
+                          flags=re.M)
+    assert any("brain-computer" in command for command in commands)
+    shutil.copyfile(real_db, tmp_path / "papers.db")
+    site = sqlite3.connect(real_db)
+    site.create_function("escape_fts", 1, escape_fts)
+    canned = METADATA["databases"]["papers"]["queries"]["search"]["sql"]
+    try:
+        for command in commands:
+            words = shlex.split(command)
+            words[0] = str(Path(sys.executable).with_name("sqlite-utils"))
+            ran = subprocess.run(words, cwd=tmp_path, capture_output=True, text=True)
+            assert ran.returncode == 0, ran.stderr
+            found = [row["id"] for row in json.loads(ran.stdout)]
+            query = words[4]
+            best = [paper_id for _, paper_id, *_ in site.execute(canned, {"q": query})]
+            assert len(found) == 10 and found == best[:10]
+    finally:
+        site.close()
