@@ -661,3 +661,17 @@ def test_the_notebooks_write_counts_with_thousands_separators_as_the_build_does(
     for count in (0, 1, 2, 999, 1000, 12345, 1234567):
         assert namespace["counted"](count, "paper") == build_counted(count, "paper")
     assert namespace["counted"](12345, "paper") == "12,345 papers"
+
+
+@pytest.mark.parametrize("notebook", ["explore.ipynb", "maintain.ipynb"])
+def test_the_notebooks_take_an_empty_variable_as_unset(notebook, real_db, tmp_path, monkeypatch):
+    """`%env PAPERS_DB=` (or NEUROAI_ROOT=) clears a variable in JupyterLab: the first cell
+    took the empty path for the notebook's own folder and stopped at "no papers.db at
+    .../notebooks". Empty is unset, as in the shell (and as maintain.ipynb's DUMP)."""
+    clone = tmp_path / "clone"
+    (clone / "notebooks").mkdir(parents=True)
+    (clone / "papers.db").write_bytes(real_db.read_bytes())
+    monkeypatch.chdir(clone / "notebooks")
+    monkeypatch.setenv("NEUROAI_ROOT", "")
+    namespace = run_cells(notebook, "", monkeypatch=monkeypatch)
+    assert namespace["ROOT"] == clone and namespace["DB"] == clone / "papers.db"
