@@ -260,6 +260,26 @@ def test_every_table_and_column_is_documented_and_nothing_else(real_db):
         assert all(text and text.strip() for text in described.values()), table
 
 
+def test_every_column_that_holds_a_null_says_what_null_means(real_db, dumps_dir, tmp_path):
+    """What unknown looks like is in the documentation: a column that holds a null, in the
+    real database or in one of a page of unknown year with an unplaced organization and an
+    impossible date, says when it is null (handle, location_score, capture_line, the
+    sightings' published and date_method and papers.date_text did not)."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Decoding speech from EEG", ABSTRACT_A, ["Unknown Lab Of Nowhere", "·", "Feb 30 2"]),
+        ("Spiking networks on chips", ABSTRACT_B)).replace("Apr 17\n", "", 1))
+    tiny = tmp_path / "tiny.db"
+    assert run_build(dumps_dir, tiny).returncode == 0
+    silent = set()
+    for db in (real_db, tiny):
+        for table, column, text in rows(db, "select table_name, column_name, description "
+                                            "from column_docs where table_name <> 'papers_fts'"):
+            nulls = rows(db, f'select count(*) from "{table}" where "{column}" is null')[0][0]
+            if nulls and "null" not in text.lower():
+                silent.add(f"{table}.{column}")
+    assert not silent
+
+
 def test_documentation_travels_inside_the_database(real_db):
     docs = dict(rows(real_db, "select table_name || '.' || column_name, description from column_docs"))
     assert docs["papers.published"].startswith("Date the page gives")
