@@ -675,3 +675,24 @@ def test_the_notebooks_take_an_empty_variable_as_unset(notebook, real_db, tmp_pa
     monkeypatch.setenv("NEUROAI_ROOT", "")
     namespace = run_cells(notebook, "", monkeypatch=monkeypatch)
     assert namespace["ROOT"] == clone and namespace["DB"] == clone / "papers.db"
+
+
+def test_explore_documents_the_tables_and_columns_in_their_order(real_db, monkeypatch):
+    """The documentation of papers' columns came sorted by name (abstract, authors,
+    comments, ...: the order of column_docs' key), not in the table's order (id, title,
+    abstract, ...); the tables come as metadata.yml lists them, papers first."""
+    from conftest import rows
+
+    cells = ["".join(c["source"]) for c in json.loads((NOTEBOOKS / "explore.ipynb").read_text())[
+        "cells"] if c["cell_type"] == "code"]
+    monkeypatch.setenv("PAPERS_DB", str(real_db))
+    namespace: dict = {}
+    exec(cells[0], namespace)
+    try:
+        tables = eval(next(c for c in cells if "from table_docs" in c), namespace)
+        columns = eval(next(c for c in cells if "from column_docs" in c), namespace)
+    finally:
+        namespace["conn"].close()
+    assert list(columns.column_name) == [name for (name,) in rows(
+        real_db, "select name from pragma_table_info('papers')")]
+    assert list(tables.table_name)[:3] == ["papers", "sightings", "dumps"]
