@@ -696,3 +696,19 @@ def test_explore_documents_the_tables_and_columns_in_their_order(real_db, monkey
     assert list(columns.column_name) == [name for (name,) in rows(
         real_db, "select name from pragma_table_info('papers')")]
     assert list(tables.table_name)[:3] == ["papers", "sightings", "dumps"]
+
+
+def test_maintain_counts_the_merges_and_look_alikes_of_the_dump(dumps_dir, tmp_path):
+    """The merges and look-alikes of a dump were bare tables, empty ones a header with no
+    row ("Empty DataFrame" in a console): it counts them, as it counts problems."""
+    from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, run_build
+
+    (dumps_dir / "a.txt").write_text(blank_separated(("Decoding speech from EEG", ABSTRACT_A),
+                                                     ("Spiking networks on chips", ABSTRACT_B)))
+    (dumps_dir / "b.txt").write_text(blank_separated(("Decoding speech from the EEG", ABSTRACT_A),
+                                                     ("Spiking networks on chips", ABSTRACT_A)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    text = stream_text(execute_notebook(NOTEBOOKS / "maintain.ipynb", db))
+    assert "1 merge of a differing title in b.txt" in text
+    assert "1 look-alike kept apart in b.txt" in text
