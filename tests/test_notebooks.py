@@ -712,3 +712,27 @@ def test_maintain_counts_the_merges_and_look_alikes_of_the_dump(dumps_dir, tmp_p
     text = stream_text(execute_notebook(NOTEBOOKS / "maintain.ipynb", db))
     assert "1 merge of a differing title in b.txt" in text
     assert "1 look-alike kept apart in b.txt" in text
+
+
+@pytest.mark.parametrize("notebook", ["explore.ipynb", "maintain.ipynb"])
+def test_a_notebook_given_a_file_that_is_not_papers_db_says_so(notebook, tmp_path):
+    """A failed download saved as papers.db (an error page), or another SQLite database:
+    the first cell stopped at "Execution failed on sql ...: file is not a database" or
+    "no such table: build_info". It names the file and what to do."""
+    import sqlite3
+
+    from nbclient.exceptions import CellExecutionError
+
+    page = tmp_path / "page" / "papers.db"
+    page.parent.mkdir()
+    page.write_text("<html><body>502 Bad Gateway</body></html>\n")
+    other = tmp_path / "other" / "papers.db"
+    other.parent.mkdir()
+    with sqlite3.connect(other) as conn:
+        conn.execute("create table notes (text)")
+    conn.close()
+    for db, error in ((page, "file is not a database"), (other, "no such table: build_info")):
+        with pytest.raises(CellExecutionError) as failure:
+            execute_notebook(NOTEBOOKS / notebook, db)
+        assert f"{db} is not a papers.db made by build_db.py ({error}): download it again" in str(
+            failure.value)
