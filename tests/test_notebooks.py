@@ -344,28 +344,20 @@ def test_explore_on_a_database_of_other_dumps_says_the_labelled_papers_are_absen
     assert "the rules are not scored" in text and " are not in this database" not in text
 
 
-def chart_labels_of_cell(notebook: str, marker: str, db) -> list[str]:
-    """Run the cell of `notebook` that holds `marker` against `db` and return the labels of
-    its chart's x axis (its `ax`)."""
-    import sqlite3
-
+def chart_labels_of_cell(notebook: str, marker: str, db, monkeypatch) -> list[str]:
+    """Run the cell of `notebook` that holds `marker` against `db`, after the first cell as
+    in JupyterLab, and return the labels of its chart's x axis (its `ax`)."""
     import matplotlib.pyplot as plt
-    import pandas as pd
 
-    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
-    cell = next("".join(c["source"]) for c in cells if marker in "".join(c["source"]))
-    conn = sqlite3.connect(read_only_uri(db), uri=True)
-    namespace = {"sql": lambda query, **params: pd.read_sql_query(query, conn, params=params),
-                 "plt": plt, "pd": pd}
     try:
-        exec(cell.replace("plt.show()", ""), namespace)
-        return [label.get_text() for label in namespace["ax"].get_xticklabels()]
+        ax = run_cells(notebook, db, marker, monkeypatch=monkeypatch)["ax"]
+        return [label.get_text() for label in ax.get_xticklabels()]
     finally:
         plt.close("all")
-        conn.close()
 
 
-def test_the_charts_of_dumps_tell_apart_dumps_whose_names_start_alike(dumps_dir, tmp_path):
+def test_the_charts_of_dumps_tell_apart_dumps_whose_names_start_alike(dumps_dir, tmp_path,
+                                                                       monkeypatch):
     """maintain.ipynb's bar chart and explore.ipynb's heat map named each dump by the first
     three characters of its name: `004_a.txt` and `0045_b.txt` were both `004`."""
     from conftest import ABSTRACT_A, ABSTRACT_B, blank_separated, run_build
@@ -375,8 +367,8 @@ def test_the_charts_of_dumps_tell_apart_dumps_whose_names_start_alike(dumps_dir,
     db = tmp_path / "papers.db"
     assert run_build(dumps_dir, db).returncode == 0
     names = ["0045_b", "004_a"]  # in name order, as the build reads them
-    assert chart_labels_of_cell("maintain.ipynb", "plot.bar", db) == names
-    assert chart_labels_of_cell("explore.ipynb", "imshow", db) == names
+    assert chart_labels_of_cell("maintain.ipynb", "plot.bar", db, monkeypatch) == names
+    assert chart_labels_of_cell("explore.ipynb", "imshow", db, monkeypatch) == names
 
 
 @pytest.mark.parametrize("notebook", ["explore.ipynb", "maintain.ipynb"])
@@ -736,3 +728,40 @@ def test_a_notebook_given_a_file_that_is_not_papers_db_says_so(notebook, tmp_pat
             execute_notebook(NOTEBOOKS / notebook, db)
         assert f"{db} is not a papers.db made by build_db.py ({error}): download it again" in str(
             failure.value)
+
+
+def twenty_five_dumps(dumps_dir, tmp_path):
+    """Build a database of 25 dumps, 000_d.txt to 024_d.txt, of two papers each."""
+    from conftest import blank_separated, made_up_words, run_build
+
+    for number in range(25):
+        papers = [(f"Paper {made_up_words(f'title {n}', 3)}", made_up_words(f"text {n}", 30))
+                  for n in (number, number + 1)]
+        (dumps_dir / f"{number:03d}_d.txt").write_text(blank_separated(*papers))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    return db
+
+
+def test_the_charts_of_dumps_show_at_most_twenty_dumps(dumps_dir, tmp_path, monkeypatch):
+    """Past a few dozen dumps the overlap heat map drew a cell and a count for every pair
+    (150 dumps: 22,500 labels run together, half a minute) and the bars of maintain.ipynb
+    ran together: each shows 20 dumps, the newest or those up to DUMP, and says so."""
+    import matplotlib.pyplot as plt
+
+    db = twenty_five_dumps(dumps_dir, tmp_path)
+    names = [f"{number:03d}_d.txt" for number in range(25)]
+    try:
+        explore = run_cells("explore.ipynb", db, "pairs = sql", monkeypatch=monkeypatch)
+        assert list(explore["matrix"].index) == list(explore["matrix"].columns) == names[5:]
+        assert explore["ax"].get_title() == "Papers shared by two dumps, the 20 newest of 25"
+        assert len(explore["ax"].texts) == 400
+        assert [explore["matrix"].iloc[i, i] for i in range(20)] == [2] * 20
+        monkeypatch.setenv("DUMP", "021_d")
+        maintain = run_cells("maintain.ipynb", db, "counts = sql", monkeypatch=monkeypatch)
+        shown = [label.get_text() for label in maintain["ax"].get_xticklabels()]
+        assert shown == [name.removesuffix(".txt") for name in names[2:22]]
+        assert maintain["ax"].get_title() == (
+            "Records and new papers per dump, the 20 up to 021_d.txt (of 25)")
+    finally:
+        plt.close("all")
