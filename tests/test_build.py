@@ -11,7 +11,8 @@ import sqlite3
 import pytest
 import yaml
 
-from conftest import ABSTRACT_A, ABSTRACT_B, REAL_DUMPS, ROOT, blank_separated, rows, run_build
+from conftest import (ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, ROOT, blank_separated, rows,
+                      run_build)
 from neuroai_papers.parse import read_dump
 from neuroai_papers.write import FTS as SEARCH
 
@@ -641,3 +642,21 @@ def test_the_readmes_sqlite_utils_searches_run_and_rank_as_the_site(real_db, tmp
             assert len(found) == 10 and found == best[:10]
     finally:
         site.close()
+
+
+def test_the_canned_papers_per_year_says_every_kind_of_paper_its_null_year_counts(dumps_dir,
+                                                                                  tmp_path):
+    """The canned query's null year counts papers with no date, a date of unknown year and
+    an impossible date (Feb 30); its description named only the first two."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Decoding speech from EEG", ABSTRACT_A, ["·", "Feb 30"]),
+        ("Spiking networks on chips", ABSTRACT_B, ["·", "Mar 3"]),
+        ("Undated paper", ABSTRACT_C)).replace("Apr 17\n", "", 1))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps_dir, db).returncode == 0
+    canned = METADATA["databases"]["papers"]["queries"]["papers_per_year"]
+    assert rows(db, canned["sql"]) == [(None, 3, 0, 0)]
+    assert set(rows(db, "select date_method from papers")) == {
+        (None,), ("invalid_date",), ("year_unknown",)}
+    description = " ".join(canned["description"].split())
+    assert "null = no date shown, its year unknown or the date impossible" in description
