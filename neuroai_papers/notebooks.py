@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 from jinja2 import DictLoader
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
 from .build import ROOT
@@ -68,14 +69,24 @@ def set_or_unset(name: str, value: Path | None) -> None:
         os.environ[name] = str(value)
 
 
+class NotebookFailed(Exception):
+    """A notebook's cell raised while it was rendered: the notebook and the cell's error."""
+
+
 def render_notebooks(db: Path, out: Path = OUT) -> list[Path]:
-    """Execute every notebook and write its HTML to `out`; return the files written."""
+    """Execute every notebook and write its HTML to `out`; return the files written. Raise
+    NotebookFailed, naming the notebook and its cell's error, if a cell fails."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         exporter = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
                                 template_file="offline.html.j2")
-        notebook = execute_notebook(path, db)
+        try:
+            notebook = execute_notebook(path, db)
+        except CellExecutionError as error:
+            # The cell's own message is what a reader needs (the first cell says which file
+            # it looked for); nbclient's traceback of the kernel and the cell was 60 lines.
+            raise NotebookFailed(f"{path.name}: {error.ename}: {error.evalue}") from None
         notebook.metadata["title"] = notebook_title(notebook, path.stem)
         html, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": path.stem}})
         target = out / f"{path.stem}.html"
@@ -127,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=ROOT / "papers.db")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    render_notebooks(args.db, args.out)
+    try:
+        render_notebooks(args.db, args.out)
+    except NotebookFailed as failed:
+        print(f"error: the notebooks could not be rendered: {failed}\n(open the notebook in "
+              f"JupyterLab, `make lab`, to see the cell)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -765,3 +765,21 @@ def test_the_charts_of_dumps_show_at_most_twenty_dumps(dumps_dir, tmp_path, monk
             "Records and new papers per dump, the 20 up to 021_d.txt (of 25)")
     finally:
         plt.close("all")
+
+
+def test_rendering_the_notebooks_without_a_database_says_so_in_one_error(tmp_path):
+    """`python -m neuroai_papers.notebooks --db <missing>` ended in nbclient's traceback of
+    the kernel and the cell; it says which notebook failed and the cell's own message."""
+    import subprocess
+
+    from neuroai_papers.build import ROOT
+
+    missing = tmp_path / "papers.db"
+    result = subprocess.run([sys.executable, "-m", "neuroai_papers.notebooks", "--db",
+                             str(missing), "--out", str(tmp_path / "html")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert (f"error: the notebooks could not be rendered: explore.ipynb: FileNotFoundError: "
+            f"no papers.db at {missing}") in result.stderr
+    assert "Traceback" not in result.stderr and "CellExecutionError" not in result.stderr
+    assert not list((tmp_path / "html").glob("*.html"))
