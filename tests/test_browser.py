@@ -388,3 +388,17 @@ def test_a_column_menu_is_a_menu_the_arrows_move_along(page, site):
     page.keyboard.press("Home")
     assert page.evaluate(focused) == visible[0]
     assert page.evaluate("window.scrollY") == scrolled  # the arrows moved the focus, not the page
+
+
+@pytest.mark.parametrize("path", ["/papers/papers", "/papers/papers?_search=decoding"])
+def test_the_abstract_column_is_wide_enough_to_read(page, site, path):
+    """The papers table is wider than the window; its abstract column kept a readable width
+    (it shrank to 91 px, a word a line, and each row of 25 was over 700 px tall)."""
+    page.goto(site + path)
+    cell = page.locator("table.rows-and-columns td.col-abstract").first
+    width_in_em = cell.evaluate(
+        "td => td.getBoundingClientRect().width / parseFloat(getComputedStyle(td).fontSize)")
+    assert width_in_em >= 20, width_in_em
+    heights = page.locator("table.rows-and-columns tbody tr").evaluate_all(
+        "rows => rows.map(row => row.getBoundingClientRect().height)")
+    assert max(heights) < 300, heights
