@@ -619,6 +619,16 @@ async def test_front_page_says_what_this_is_and_links_the_download(ds, real_db):
     assert f"({len(data) / 1e6:,.1f} MB," in html
 
 
+async def test_the_database_page_gives_the_download_the_front_pages_size(ds, real_db):
+    """Both pages link the same file: Datasette's database page wrote its size in units of
+    1,024 (2.3 MB) beside the front page's 2.4 MB."""
+    size = f"{Path(real_db).stat().st_size / 1e6:,.1f} MB"
+    assert f"({size}," in (await ds.client.get("/")).text
+    download = re.search(r'<p class="download-sqlite">.*?</p>', (await ds.client.get("/papers")).text,
+                         re.S).group(0)
+    assert f"<em>{size}</em>" in download
+
+
 async def test_front_page_says_when_the_file_was_built_from_changes_not_committed(real_db,
                                                                                   tmp_path):
     db = tmp_path / "papers.db"
