@@ -629,6 +629,15 @@ async def test_the_database_page_gives_the_download_the_front_pages_size(ds, rea
     assert f"<em>{size}</em>" in download
 
 
+async def test_the_database_description_names_its_tables_as_code_not_in_backticks(ds):
+    """The database's description heads /papers and every SQL page: Datasette shows a text
+    description as it is, and it read "One row per paper in `papers`"."""
+    for path in ("/papers", "/papers?sql=select+1"):
+        page = (await ds.client.get(path)).text
+        description = re.search(r"</h1>(.*?)<h2", page, re.S).group(1)
+        assert "<code>papers</code>" in description and "`" not in description, path
+
+
 async def test_front_page_says_when_the_file_was_built_from_changes_not_committed(real_db,
                                                                                   tmp_path):
     db = tmp_path / "papers.db"
