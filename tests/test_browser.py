@@ -402,3 +402,14 @@ def test_the_abstract_column_is_wide_enough_to_read(page, site, path):
     heights = page.locator("table.rows-and-columns tbody tr").evaluate_all(
         "rows => rows.map(row => row.getBoundingClientRect().height)")
     assert max(heights) < 300, heights
+
+
+@pytest.mark.parametrize("width", [600, 800, 1024])
+def test_a_paper_page_fits_a_tablet_its_sightings_scroll_in_their_box(page, site, real_db, width):
+    """Between a phone's cards and a wide screen, the sightings table's ten columns are wider
+    than the window: they scroll in their own box, not the whole page sideways."""
+    page.set_viewport_size({"width": width, "height": 800})
+    (paper,) = rows(real_db, "select id from papers order by dumps_seen desc, id limit 1")[0]
+    page.goto(site + f"/papers/papers/{paper}")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls {overflow} px sideways"
