@@ -33,6 +33,7 @@ async def front_page_facts(datasette):
           (select count(*) from organizations where latitude is not null) as placed,
           (select count(*) from problems) as problems,
           (select count(*) from merges) as merges,
+          (select count(published) from papers) as dated,
           (select min(published) from papers) as earliest,
           (select max(published) from papers) as latest
     """)

@@ -129,3 +129,15 @@ def test_the_front_page_writes_the_newest_dumps_new_papers_with_thousands_separa
     with running_site(db) as base:
         facts = front_page_facts(base)
     assert "1,050 papers from 1 dump" in facts and "1,050 new papers)." in facts
+
+
+def test_the_front_page_says_how_many_papers_its_dates_cover(tmp_path):
+    """"3 papers ..., dated 2024-01-05 to 2025-03-03" read as every paper dated; most real
+    papers have no date the pages give."""
+    db = built_site(tmp_path,
+                    ("Decoding seen images from fMRI", ABSTRACT_A, ["·", "Mar 3, 2025"]),
+                    ("Surrogate gradients for spiking networks", ABSTRACT_B, ["·", "Jan 5, 2024"]),
+                    ("Pretraining on EEG", ABSTRACT_C))
+    with running_site(db) as base:
+        facts = front_page_facts(base)
+    assert "3 papers from 1 dump (3 sightings), 2 of them dated 2024-01-05 to 2025-03-03," in facts
