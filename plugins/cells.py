@@ -63,6 +63,10 @@ def render_cell(value, column, table, database):
         return highlight(value)
     if column == "abstract" and isinstance(value, str) and table is not None:
         return preview(value)
+    if column == "atom_content" and isinstance(value, str):
+        # The feed's page (metadata.yml's `feed`) lists 100 whole abstracts otherwise: a page
+        # 79,000 px tall. The feed itself (.atom) carries them whole.
+        return preview(value)
     if table is None and database == "papers" and column == "paper_id" and isinstance(value, str):
         return paper_link(value)
     if table is None and database == "papers" and column == "popup" and isinstance(value, str):

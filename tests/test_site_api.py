@@ -1010,6 +1010,19 @@ async def test_table_cells_show_a_preview_of_long_abstracts_that_opens_to_the_wh
         assert whole.startswith(cut) and len(cut) <= 260 and whole[len(cut)] == " "
 
 
+async def test_the_feed_page_shows_previews_of_its_abstracts_and_the_feed_the_whole(ds, real_db):
+    """The feed's canned query page listed 100 whole abstracts, a page 79,000 px tall."""
+    page = (await ds.client.get("/papers/feed")).text
+    cells = re.findall(r'<td class="col-atom_content[^"]*">(.*?)</td>', page, re.S)
+    shown = rows(real_db, """select abstract from papers join dumps on dumps.name = first_seen_dump
+                             order by dumps.position desc, published desc, papers.id limit 100""")
+    assert len(cells) == len(shown) == 100
+    for cell, (abstract,) in zip(cells, shown):
+        assert ('class="abstract-preview"' in cell) == (len(abstract) > 260)
+    feed = (await ds.client.get("/papers/feed.atom")).text
+    assert html.escape(shown[0][0], quote=False) in feed
+
+
 def test_the_base_template_is_datasettes_own_but_for_its_accessibility():
     """templates/base.html copies Datasette's to add the page's language, a skip link and a
     <main> landmark; an upgrade of Datasette that changes its base template must be copied
