@@ -8,10 +8,11 @@ import json
 import os
 from urllib.parse import quote_plus
 
-from datasette import hookimpl
+from datasette import Response, hookimpl
 from datasette.database import QueryInterrupted
 from datasette.filters import Filters
 from datasette.utils import tilde_decode
+from datasette.utils.asgi import NotFound
 
 DATABASE = "papers"
 RANKED_LIMIT = 10
@@ -176,5 +177,35 @@ def extra_template_vars(view_name, table, request, columns, datasette):
             # format_bytes counts MB of 1,024 KB, and the two pages gave 2.3 and 2.4 MB.
             return {"format_bytes": file_size}
         return {}
+
+    return inner
+
+
+def missing_paper_id(request, exception) -> str | None:
+    """Return the id of a paper page that was not found, or None for any other error (and
+    for the JSON of that page, whose 404 Datasette writes as JSON)."""
+    url_vars = getattr(request, "url_vars", None) or {}
+    if not (isinstance(exception, NotFound) and url_vars.get("database") == DATABASE
+            and url_vars.get("table") == "papers" and "pks" in url_vars
+            and not url_vars.get("format")):
+        return None
+    return tilde_decode(url_vars["pks"])
+
+
+@hookimpl
+def handle_exception(datasette, request, exception):
+    """An unknown paper id gets a 404 page that says so and links the approximate-title
+    query for its words (ids are slugs of titles, so an old or mistyped link still names the
+    paper), where Datasette said only "Record not found"."""
+    paper_id = missing_paper_id(request, exception)
+    if paper_id is None:
+        return None
+
+    async def inner():
+        words = " ".join(paper_id.replace("-", " ").split())
+        return Response.html(await datasette.render_template("row-papers-papers.html", {
+            "paper": None, "missing_id": paper_id, "words": words,
+            "database": DATABASE, "table": "papers",
+        }, request=request), status=404)
 
     return inner

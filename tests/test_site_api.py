@@ -524,6 +524,24 @@ async def test_paper_page_shows_sightings_related_and_lookup_links(ds, real_db):
     assert [f'<a href="/papers/papers/{p["paper_id"]}">' in table for p in related] == [True] * len(related)
 
 
+async def test_an_unknown_paper_id_says_so_and_links_papers_with_titles_like_its_words(ds, real_db):
+    """Datasette said only "Record not found"; ids are slugs of titles, so the words of an
+    old or mistyped id find the paper by its approximate title."""
+    (paper_id, title) = rows(real_db, "select id, title from papers order by id limit 1")[0]
+    missing = paper_id + "-x"
+    page = await ds.client.get(f"/papers/papers/{missing}")
+    assert page.status_code == 404
+    assert "<title>Paper not found</title>" in page.text
+    assert f"No paper has the id “{missing}”" in page.text
+    link = html.unescape(re.search(r'<a href="(/papers/fuzzy_title\?title=[^"]+)"', page.text).group(1))
+    found = await get_json(ds, link.replace("/papers/fuzzy_title?", "/papers/fuzzy_title.json?_shape=array&", 1))
+    assert found[0]["title"] == title
+    # Its JSON, and other tables' unknown rows, stay Datasette's own 404.
+    assert (await ds.client.get(f"/papers/papers/{missing}.json")).json()["error"] == "Record not found"
+    other = await ds.client.get("/papers/organizations/nope")
+    assert other.status_code == 404 and "Record not found" in other.text
+
+
 async def test_paper_page_says_why_it_carries_each_topic_in_its_text(ds, real_db):
     """The words each topic's rules matched are read beside it, not only in a hover title,
     which keyboards and touch screens cannot open."""
