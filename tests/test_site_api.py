@@ -1061,6 +1061,28 @@ def test_the_base_template_is_datasettes_own_but_for_its_accessibility():
     assert own == stock
 
 
+def test_the_facet_results_template_is_datasettes_own_but_for_the_indexed_facets_heading():
+    """templates/_facet_results.html copies Datasette's; an upgrade that changes it must be
+    copied again."""
+    import datasette
+
+    own = (ROOT / "templates" / "_facet_results.html").read_text()
+    stock = (Path(datasette.__file__).parent / "templates" / "_facet_results.html").read_text()
+    own = re.sub(r"\A\{#-.*?-#\}\n", "", own, flags=re.S)
+    assert own.replace('not in ("column", "indexed")', '!= "column"', 1) == stock
+
+
+async def test_facets_are_headed_by_their_column_not_by_how_they_are_counted(ds):
+    """The papers page headed five facets "published_year (indexed)" and so on: how the
+    plugin counts them, which means nothing to a visitor."""
+    page = (await ds.client.get("/papers/papers")).text
+    headings = [" ".join(h.split()) for h in re.findall(
+        r'<p class="facet-info-name">\s*<strong>([^<]*)<span', page)]
+    assert sorted(headings) == sorted(
+        ["published_year", "organization", "authors", "topics (list)", "dumps (list)",
+         "dumps_seen", "first_seen_dump"])
+
+
 COUNTED_PAGES = ["_search=brain", "_search=brain&_searchmode=raw", "_search=brain+OR+eeg&_searchmode=raw",
                  "_search=zzzznothing", "_search=brain&published_year__gte=2024",
                  "_search=brain&_sort=title", "_search=neural&topics__arraycontains=fMRI"]
