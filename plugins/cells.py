@@ -7,6 +7,7 @@ stays literal text.
 """
 
 import json
+from urllib.parse import quote_plus
 
 from datasette import hookimpl
 from datasette.utils import tilde_encode
@@ -57,8 +58,15 @@ def popup_link(value):
         popup["link"], popup.get("title", "papers"), popup.get("description", ""))
 
 
+def topic_papers_link(topic_id, count):
+    """Return a topic's number of papers as a link to them: the topics table and a topic's
+    page otherwise led only to paper_topics, a row per rule that matched, not the papers."""
+    return Markup('<a href="/papers/papers?topics__arraycontains={}">{:,}</a>').format(
+        quote_plus(str(topic_id)), count)
+
+
 @hookimpl
-def render_cell(value, column, table, database):
+def render_cell(row, value, column, table, database):
     if column == "snippet" and isinstance(value, str) and START in value:
         return highlight(value)
     if column == "abstract" and isinstance(value, str) and table is not None:
@@ -71,6 +79,8 @@ def render_cell(value, column, table, database):
         return paper_link(value)
     if table is None and database == "papers" and column == "popup" and isinstance(value, str):
         return popup_link(value)
+    if table == "topics" and database == "papers" and column == "papers" and isinstance(value, int):
+        return topic_papers_link(row["id"], value)
     return None
 
 

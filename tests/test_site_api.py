@@ -1028,6 +1028,21 @@ async def test_table_cells_show_a_preview_of_long_abstracts_that_opens_to_the_wh
         assert whole.startswith(cut) and len(cut) <= 260 and whole[len(cut)] == " "
 
 
+async def test_a_topics_number_of_papers_links_to_those_papers(ds, real_db):
+    """The topics table and a topic's page led only to paper_topics (a row per rule that
+    matched: 54 rows for EEG's 24 papers), not to the papers."""
+    topics = rows(real_db, "select id, papers from topics where papers > 0 order by papers desc")
+    page = (await ds.client.get("/papers/topics?_size=max")).text
+    for topic, count in topics:
+        link = f"/papers/papers?topics__arraycontains={urllib.parse.quote_plus(topic)}"
+        assert f'<a href="{link}">{count:,}</a>' in page, topic
+    topic, count = topics[0]
+    assert f'topics__arraycontains={urllib.parse.quote_plus(topic)}">{count:,}</a>' in (
+        await ds.client.get(f"/papers/topics/{topic}")).text
+    listed = await get_json(ds, f"/papers/papers.json?topics__arraycontains={topic}&_size=0")
+    assert listed["filtered_table_rows_count"] == count
+
+
 async def test_the_feed_page_shows_previews_of_its_abstracts_and_the_feed_the_whole(ds, real_db):
     """The feed's canned query page listed 100 whole abstracts, a page 79,000 px tall."""
     page = (await ds.client.get("/papers/feed")).text
