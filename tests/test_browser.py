@@ -390,12 +390,13 @@ def test_a_column_menu_is_a_menu_the_arrows_move_along(page, site):
     assert page.evaluate("window.scrollY") == scrolled  # the arrows moved the focus, not the page
 
 
-@pytest.mark.parametrize("path", ["/papers/papers", "/papers/papers?_search=decoding"])
+@pytest.mark.parametrize("path", ["/papers/papers", "/papers/papers?_search=decoding", "/papers/feed"])
 def test_the_abstract_column_is_wide_enough_to_read(page, site, path):
     """The papers table is wider than the window; its abstract column kept a readable width
-    (it shrank to 91 px, a word a line, and each row of 25 was over 700 px tall)."""
+    (it shrank to 91 px, a word a line, and each row of 25 was over 700 px tall); so does the
+    feed query's column of abstracts."""
     page.goto(site + path)
-    cell = page.locator("table.rows-and-columns td.col-abstract").first
+    cell = page.locator("table.rows-and-columns td:has(.abstract-preview)").first
     width_in_em = cell.evaluate(
         "td => td.getBoundingClientRect().width / parseFloat(getComputedStyle(td).fontSize)")
     assert width_in_em >= 20, width_in_em
