@@ -43,7 +43,8 @@ async def front_page_facts(datasette):
     info = {row["key"]: row["value"] for row in await select(
         datasette, "select key, value from build_info where key in ('built_at', 'git_commit')")}
     newest = await select(datasette, """
-        select name, capture_date, capture_text, new_papers from dumps order by position desc limit 1
+        select name, capture_date, capture_text, capture_method, new_papers from dumps
+        order by position desc limit 1
     """)
     return {"counts": counts, "build": info, "newest_dump": newest[0] if newest else None,
             "file": download_facts(datasette.get_database(DATABASE))}
@@ -153,6 +154,18 @@ def ranked_sql(within: str, limit: int, raw: bool = False) -> str:
     """
 
 
+# How a capture date's year was obtained, when the year is not certain (dumps.capture_method):
+# the date is shown with it, since "2026-02-09" alone reads as known.
+INFERRED_YEAR_NOTES = {"inferred": "year inferred", "inferred_earliest": "earliest possible year"}
+
+
+def inferred_year_note(capture_method) -> str:
+    """Return " (year inferred)" or " (earliest possible year)" to follow a capture date whose
+    year the build inferred, and nothing after one whose year was stated or read."""
+    note = INFERRED_YEAR_NOTES.get(capture_method)
+    return f" ({note})" if note else ""
+
+
 def plural(count, noun: str) -> str:
     """Return `noun` as a count of `count` takes it: "1 paper", "0 papers", "3 papers"."""
     return noun if count == 1 else noun + "s"
@@ -161,6 +174,7 @@ def plural(count, noun: str) -> str:
 @hookimpl
 def prepare_jinja2_environment(env):
     env.filters["plural"] = plural
+    env.filters["inferred_year_note"] = inferred_year_note
 
 
 @hookimpl

@@ -141,3 +141,24 @@ def test_the_front_page_says_how_many_papers_its_dates_cover(tmp_path):
     with running_site(db) as base:
         facts = front_page_facts(base)
     assert "3 papers from 1 dump (3 sightings), 2 of them dated 2024-01-05 to 2025-03-03," in facts
+
+
+def test_a_capture_date_says_when_its_year_was_inferred(tmp_path):
+    """The front page's newest dump and a paper's sightings gave "2026-04-17" whether a
+    maintainer stated the capture or the build inferred its year (for the real dumps, the
+    earliest year possible: here the year after the page's "Mar 3, 2025"): the date now
+    says so, and says nothing more when stated."""
+    record = ("Decoding seen images from fMRI", ABSTRACT_A, ["·", "Mar 3, 2025"])
+    (tmp_path / "inferred").mkdir()
+    (tmp_path / "stated").mkdir()
+    inferred = built_site(tmp_path / "inferred", record)
+    (tmp_path / "stated" / "dumps").mkdir()
+    (tmp_path / "stated" / "dumps" / "a.txt").write_text(blank_separated(record))
+    (tmp_path / "stated" / "dumps" / "manifest.yml").write_text("captures:\n  a.txt: 2026-04-17\n")
+    stated = tmp_path / "stated" / "papers.db"
+    assert run_build(tmp_path / "stated" / "dumps", stated).returncode == 0
+    for db, shown in ((inferred, "2026-04-17 (earliest possible year)"), (stated, "2026-04-17")):
+        with running_site(db) as base:
+            assert f"newest dump a.txt ({shown}, 1 new paper)." in front_page_facts(base)
+            page = get(base, "/papers/papers/decoding-seen-images-from-fmri").text
+            assert f'<td data-label="Captured">{shown}</td>' in page
