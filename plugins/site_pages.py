@@ -6,7 +6,7 @@ Jinja's autoescaping on, so titles and abstracts always reach the page as text.
 
 import json
 import os
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 
 from datasette import Response, hookimpl
 from datasette.database import QueryInterrupted
@@ -115,15 +115,36 @@ async def ranked_matches(datasette, request):
     where += [f"({clause})" for clause in request.args.getlist("_where")]
     within = f"and rowid in (select rowid from papers where {' and '.join(where)})" if where else ""
     raw = request.args.get("_searchmode") == "raw"
+    operators = {} if raw else fts_operators_in(search, request)
     try:
         ranked = await select(datasette, ranked_sql(within, RANKED_LIMIT, raw),
                               {**params, "search": search})
     except QueryInterrupted:
         # A common word matches most papers: if ranking them all outlasts the SQL time
         # limit, the page still lists the matches (Datasette's own search), unranked.
-        return {"ranked_search": search, "ranked_too_slow": True}
+        return {"ranked_search": search, "ranked_too_slow": True, **operators}
     return {"ranked": ranked, "ranked_search": search, "ranked_raw": raw,
-            "ranked_filtered": bool(where)}
+            "ranked_filtered": bool(where), **operators}
+
+
+FTS_OPERATORS = ("AND", "OR", "NOT")
+
+
+def fts_operators_in(search: str, request) -> dict:
+    """Return the FTS5 operators a search writes as FTS5 reads them (AND, OR, NOT in capitals,
+    a word ending in *), with a link to the same page searching in FTS5's syntax; {} if none.
+
+    The search box quotes every word (Datasette's escape_fts): "brain OR eeg" looked for
+    papers holding the word "or" as well, 8 where "brain" alone finds 106, and said nothing."""
+    words = search.split()
+    operators = [word for word in words if word in FTS_OPERATORS or
+                 (word.endswith("*") and word.strip("*"))]
+    if not operators:
+        return {}
+    pairs = [(key, value) for key in request.args.keys() for value in request.args.getlist(key)
+             if key not in ("_next", "_searchmode")]  # the raw search starts on its first page
+    return {"ranked_operators": list(dict.fromkeys(operators)),
+            "ranked_raw_url": f"{request.path}?{urlencode([*pairs, ('_searchmode', 'raw')])}"}
 
 
 def ranked_sql(within: str, limit: int, raw: bool = False) -> str:

@@ -1457,6 +1457,29 @@ async def test_the_search_box_sends_the_search_the_page_made(ds, query, box, lab
     assert [row["id"] for row in sent] == [row["id"] for row in shown]
 
 
+@pytest.mark.parametrize("search, operators", [
+    ("brain OR eeg", ["OR"]), ("decoding AND fmri NOT eeg", ["AND", "NOT"]), ("decod*", ["decod*"]),
+    ("brain or eeg", []), ("brain", []), ("*", [])])
+async def test_a_search_that_writes_fts5_operators_says_the_box_reads_them_as_words(ds, search, operators):
+    """"brain OR eeg" found 8 papers where "brain" alone finds 106 (the box looks for the word
+    "or" too) and said nothing; the page now says so and links the same search read raw."""
+    query = urllib.parse.urlencode({"_search": search, "topics__arraycontains": "EEG"})
+    page = (await ds.client.get(f"/papers/papers?{query}")).text
+    notes = re.findall(r'<p class="ranked-operators">(.*?)</p>', page, re.S)
+    if not operators:
+        assert notes == []
+        return
+    (note,) = notes
+    assert ", ".join(f"“{op}”" for op in operators) in note
+    link = html.unescape(re.search(r'href="([^"]+)"', note).group(1))
+    assert urllib.parse.parse_qs(link.split("?", 1)[1]) == {
+        "_search": [search], "topics__arraycontains": ["EEG"], "_searchmode": ["raw"]}
+    raw = await get_json(ds, link.replace("/papers/papers?", "/papers/papers.json?", 1))
+    if search == "brain OR eeg":  # read raw, OR finds the papers holding either word
+        words = await get_json(ds, f"/papers/papers.json?{query}")
+        assert raw["filtered_table_rows_count"] > words["filtered_table_rows_count"]
+
+
 async def test_a_word_repeated_hundreds_of_times_is_searched_once(ds):
     """300 phrases of one term made snippet() weigh each occurrence against every other:
     the ranked search's page hit the SQL time limit on 332 papers."""
