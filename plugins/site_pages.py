@@ -127,26 +127,6 @@ async def ranked_matches(datasette, request):
             "ranked_filtered": bool(where), **operators}
 
 
-FTS_OPERATORS = ("AND", "OR", "NOT")
-
-
-def fts_operators_in(search: str, request) -> dict:
-    """Return the FTS5 operators a search writes as FTS5 reads them (AND, OR, NOT in capitals,
-    a word ending in *), with a link to the same page searching in FTS5's syntax; {} if none.
-
-    The search box quotes every word (Datasette's escape_fts): "brain OR eeg" looked for
-    papers holding the word "or" as well, 8 where "brain" alone finds 106, and said nothing."""
-    words = search.split()
-    operators = [word for word in words if word in FTS_OPERATORS or
-                 (word.endswith("*") and word.strip("*"))]
-    if not operators:
-        return {}
-    pairs = [(key, value) for key in request.args.keys() for value in request.args.getlist(key)
-             if key not in ("_next", "_searchmode")]  # the raw search starts on its first page
-    return {"ranked_operators": list(dict.fromkeys(operators)),
-            "ranked_raw_url": f"{request.path}?{urlencode([*pairs, ('_searchmode', 'raw')])}"}
-
-
 def ranked_sql(within: str, limit: int, raw: bool = False) -> str:
     """Return the ranked-search query: the best `limit` matches (rowid breaks ties).
 
@@ -175,6 +155,32 @@ def ranked_sql(within: str, limit: int, raw: bool = False) -> str:
     """
 
 
+FTS_OPERATORS = ("AND", "OR", "NOT")
+
+
+def fts_operators(search: str) -> list[str]:
+    """Return the FTS5 operators a search writes as FTS5 reads them (AND, OR, NOT in capitals,
+    a word ending in *), each once.
+
+    A search box quotes every word (Datasette's escape_fts, and the canned search): "brain
+    OR eeg" looked for papers holding the word "or" as well, 8 where "brain" alone finds 106,
+    and said nothing."""
+    return list(dict.fromkeys(word for word in search.split() if word in FTS_OPERATORS or
+                              (word.endswith("*") and word.strip("*"))))
+
+
+def fts_operators_in(search: str, request) -> dict:
+    """Return the operators of the table page's search with a link to the same page
+    searching in FTS5's syntax; {} if it writes none."""
+    operators = fts_operators(search)
+    if not operators:
+        return {}
+    pairs = [(key, value) for key in request.args.keys() for value in request.args.getlist(key)
+             if key not in ("_next", "_searchmode")]  # the raw search starts on its first page
+    return {"ranked_operators": operators,
+            "ranked_raw_url": f"{request.path}?{urlencode([*pairs, ('_searchmode', 'raw')])}"}
+
+
 # How a capture date's year was obtained, when the year is not certain (dumps.capture_method):
 # the date is shown with it, since "2026-02-09" alone reads as known.
 INFERRED_YEAR_NOTES = {"inferred": "year inferred", "inferred_earliest": "earliest possible year"}
@@ -196,6 +202,7 @@ def plural(count, noun: str) -> str:
 def prepare_jinja2_environment(env):
     env.filters["plural"] = plural
     env.filters["inferred_year_note"] = inferred_year_note
+    env.filters["fts_operators"] = fts_operators
 
 
 @hookimpl

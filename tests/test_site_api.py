@@ -1480,6 +1480,17 @@ async def test_a_search_that_writes_fts5_operators_says_the_box_reads_them_as_wo
         assert raw["filtered_table_rows_count"] > words["filtered_table_rows_count"]
 
 
+@pytest.mark.parametrize("q, operators", [("brain OR eeg", ["OR"]), ("brain or eeg", [])])
+async def test_the_ranked_search_page_says_too_that_it_reads_operators_as_words(ds, q, operators):
+    page = (await ds.client.get(f"/papers/search?{urllib.parse.urlencode({'q': q})}")).text
+    notes = re.findall(r'<p class="ranked-operators">(.*?)</p>', page, re.S)
+    assert len(notes) == len(operators)
+    if operators:
+        link = html.unescape(re.search(r'href="([^"]+)"', notes[0]).group(1))
+        assert link == "/papers/papers?" + urllib.parse.urlencode({"_search": q, "_searchmode": "raw"})
+        assert (await ds.client.get(link)).status_code == 200
+
+
 async def test_a_word_repeated_hundreds_of_times_is_searched_once(ds):
     """300 phrases of one term made snippet() weigh each occurrence against every other:
     the ranked search's page hit the SQL time limit on 332 papers."""
