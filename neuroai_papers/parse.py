@@ -71,7 +71,12 @@ SENTENCE_BREAK = re.compile(r"[.!?][\"')\]]? +[A-Z(\"]")
 # Unicode line and paragraph separators and NEL (U+2028, U+2029, U+0085): lines are numbered
 # by their \n, \r\n or \r as an editor numbers them, so inside a line these are a space.
 ODD_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t\u0085\u2028\u2029]")
-INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
+# Invisible characters: zero-width spaces and joiners, word joiner, BOM, soft hyphen, and the
+# bidirectional marks and controls a copy from a page brings in (LRM, RLM, ALM, embeddings,
+# overrides, isolates). Kept, they split the word they sit in: `Trans\u200eformers` had the
+# title key `trans formers` and became a second paper of the same title and abstract, and an
+# override (U+202E) shows the rest of the title backwards on the site.
+INVISIBLE = re.compile(r"[\u200b-\u200f\u2060\ufeff\u00ad\u061c\u202a-\u202e\u2066-\u2069]")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 RUN_OF_SPACES = re.compile(r" {2,}")
 # Any character of the three classes above (their union, made from them): most dumps hold

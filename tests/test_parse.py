@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, blank_separated
+from conftest import ABSTRACT_A, ABSTRACT_B, ABSTRACT_C, REAL_DUMPS, blank_separated, rows, run_build
 from neuroai_papers.parse import (
     LAYOUT_BLANK_LINES,
     LAYOUT_BLANK_LINES_METADATA,
@@ -318,3 +318,18 @@ def test_unicode_line_separators_inside_a_line_are_spaces():
     text = blank_separated(("Brain\u2028decoding\u0085with\u2029spikes", ABSTRACT_A))
     (record,) = parse_dump("x.txt", text).records
     assert record.title == "Brain decoding with spikes"
+
+
+def test_bidirectional_marks_are_invisible_characters_and_leave_no_second_paper(dumps_dir, tmp_path):
+    """A copy whose title holds left-to-right, right-to-left or isolate marks inside its words
+    (a copy from a page brings them) is the same paper, with the same title, as a clean copy:
+    kept, they split the words and gave a second paper of the same title and abstract."""
+    clean = "Spiking Transformers for Neuromorphic Vision"
+    marked = "Spiking Trans\u200eformers for Neuro\u2066morphic\u2069 Vision\u200f \u202eEdge\u202c"
+    (dumps_dir / "000_a.txt").write_text(blank_separated((clean + " Edge", ABSTRACT_B)))
+    (dumps_dir / "001_b.txt").write_text(blank_separated((marked, ABSTRACT_B)))
+    out = tmp_path / "papers.db"
+    assert run_build(dumps_dir, out).returncode == 0
+    assert rows(out, "select id, title from papers") == [
+        ("spiking-transformers-for-neuromorphic-vision-edge", clean + " Edge")]
+    assert rows(out, "select title from sightings order by dump") == [(clean + " Edge",)] * 2
