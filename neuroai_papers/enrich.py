@@ -33,7 +33,7 @@ from typing import Iterator, Mapping
 
 from .dedupe import Deduplicator, Paper, Sighting
 from .organizations import OrganizationIndex
-from .parse import DumpDate, DumpError, ParsedDump, Problem
+from .parse import DumpDate, DumpError, ParsedDump, Problem, is_a_day
 from .texts import DiskList
 from .yamlfiles import YamlDocument, read_yaml_document
 
@@ -54,7 +54,6 @@ LATER_THAN_PAGE_REASON = ("a date without a year later in the year than the page
 READ_AFTER_PAGE_REASON = ("a date after the page's own date: the page cannot show it (kept as "
                           "written, not as a date)")
 DATE_REASONS = (INVALID_DATE_REASON, LATER_THAN_PAGE_REASON, READ_AFTER_PAGE_REASON)
-LEAP_YEAR = 2000  # a day that is in no leap year (Feb 30, Apr 31) is in no year
 
 
 @dataclass
@@ -235,7 +234,8 @@ def refuse_capture_the_page_contradicts(parsed: ParsedDump, sightings: list[Sigh
     year = stated if isinstance(stated, int) else stated.year
     shown = stated if isinstance(stated, int) else stated.isoformat()
     if page and ((page.year is not None and page.year != year) or (
-            isinstance(stated, date) and (page.month, page.day) != (stated.month, stated.day))):
+            isinstance(stated, date) and (page.month, page.day) != (stated.month, stated.day))
+            or make_date(year, page) is None):  # Feb 29 in a year without one
         raise DumpError(f"{manifest.where(parsed.name)}:{parsed.capture_line}: the page shows "
                         f"{parsed.capture_text} but {manifest.path} states {shown}")
     refuse_dated_after(parsed, dated_after(sightings, {}, stated), stated, manifest)
@@ -319,7 +319,7 @@ def resolve_date(when: DumpDate | None, capture: Capture) -> tuple[str | None, s
         if full is None or (capture.date is not None and full.isoformat() > capture.date):
             return None, INVALID  # no such day, or after the page's own date
         return full.isoformat(), READ
-    if make_date(LEAP_YEAR, when) is None or later_in_the_year_than_the_page(when, capture):
+    if not is_a_day(when) or later_in_the_year_than_the_page(when, capture):
         return None, INVALID  # no such day in any year, or after the capture in its year
     if capture.year is None:
         return None, YEAR_UNKNOWN
@@ -345,7 +345,7 @@ def date_problem(sighting: Sighting, capture: Capture) -> dict:
     """Return the problem row of a sighting whose date resolve_date found invalid."""
     record = sighting.record
     when = record.date
-    if make_date(when.year or LEAP_YEAR, when) is None:
+    if not is_a_day(when):
         reason = INVALID_DATE_REASON
     elif when.year:
         reason = READ_AFTER_PAGE_REASON

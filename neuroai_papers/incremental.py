@@ -50,7 +50,7 @@ from .enrich import (INVALID, Capture, capture_columns, date_problem, dated_afte
                      problem_row, read_dates_by_paper, refuse_capture_the_page_contradicts,
                      resolve_date, sighting_row, stated_capture)
 from .organizations import OrganizationIndex
-from .parse import ParsedDump, Record, parse_date
+from .parse import ParsedDump, Record, is_a_day, parse_date
 from .topics import Topic, topics_of_papers
 from .uris import file_uri
 from .write import FTS, TABLES, WITHOUT_ROWID, BuildCheckError, check_search_rowids
@@ -261,7 +261,8 @@ def parsed_dump(row: sqlite3.Row) -> ParsedDump:
     parsed = parse_date(row["capture_text"]) if row["capture_text"] else None
     return ParsedDump(name=row["name"], layout=row["layout"], line_count=row["lines"],
                       capture_text=row["capture_text"], capture_line=row["capture_line"],
-                      capture=parsed[0] if parsed else None, sha256=row["sha256"],
+                      capture=parsed[0] if parsed and is_a_day(parsed[0]) else None,
+                      sha256=row["sha256"],
                       bytes=row["bytes"])
 
 

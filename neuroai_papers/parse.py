@@ -18,6 +18,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field, fields
+from datetime import date
 from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
@@ -88,6 +89,11 @@ COMMON_BYTES = bytes(range(0x20, 0x7f)) + b"\n"
 # No metadata line is longer: `• 99,999 authors` (16), `·` (1), `September. 30, 2025 999999`
 # (26). Any longer line is text without trying the three patterns (a test holds the bound).
 LONGEST_METADATA_LINE = 26
+
+LEAP_YEAR = 2000  # a day that is in no leap year (Feb 30, Apr 31) is in no year
+# The page's own date line kept as written, not as the capture date (split_header).
+NO_SUCH_PAGE_DATE_REASON = ("the page's own date is a day no year has (kept as written, not as "
+                            "the capture date)")
 
 LAYOUT_NO_BLANK_LINES = "no_blank_lines"
 LAYOUT_BLANK_LINES = "blank_lines"
@@ -343,6 +349,16 @@ def parse_date(text: str) -> tuple[DumpDate, int | None] | None:
     return DumpDate(month, day, year), count
 
 
+def is_a_day(when: DumpDate) -> bool:
+    """Return whether a calendar has the date: in its year if it shows one, else in some
+    year (Feb 29 is, in leap years; Feb 30 and Apr 31 are in none)."""
+    try:
+        date(when.year or LEAP_YEAR, when.month, when.day)
+    except ValueError:
+        return False
+    return True
+
+
 def too_long(text: str) -> bool:
     """Return whether the line is over MAX_LINE_BYTES of UTF-8 (encoded only when it may be:
     a character is at most 4 bytes)."""
@@ -405,16 +421,27 @@ def split_header(lines: list[Line], parsed: ParsedDump) -> int:
         if is_furniture(line.text):
             parsed.furniture_lines.append(line.number)
             continue
-        date = parse_date(line.text)
-        if date and date[1] is None and parsed.capture is None:
-            parsed.capture, parsed.capture_text, parsed.capture_line = date[0], line.text, line.number
-            parsed.furniture_lines.append(line.number)
+        found = parse_date(line.text)
+        if found and found[1] is None and parsed.capture_line is None:
+            take_page_date(line, found[0], parsed)
             continue
         unglued = strip_glued_furniture(line.text)
         if unglued != line.text:
             lines[index] = Line(line.number, unglued)
         return index
     return len(lines)
+
+
+def take_page_date(line: Line, when: DumpDate, parsed: ParsedDump) -> None:
+    """Take the page's own date line as its capture date, or, if no calendar has that day
+    (`Feb 30`, `Feb 29, 2025`), keep it as written and report it: taken, it bounded the
+    page's other dates and was stored as the capture's text with no word of it."""
+    parsed.capture_text, parsed.capture_line = line.text, line.number
+    if is_a_day(when):
+        parsed.capture = when
+        parsed.furniture_lines.append(line.number)
+    else:
+        parsed.problems.append(Problem(line.number, line.text, NO_SUCH_PAGE_DATE_REASON))
 
 
 def parse_dump(name: str, text: str) -> ParsedDump:

@@ -497,3 +497,46 @@ def test_a_page_without_a_date_line_is_not_older_than_the_papers_it_lists(dumps_
                     "capture_year_min from dumps order by name") == [
         ("a.txt", None, None, 2025, "inferred_earliest", 2025),
         ("b.txt", "Apr 17", "2026-04-17", 2026, "inferred_earliest", 2026)]
+
+
+@pytest.mark.parametrize("page_date", ["Feb 30", "Apr 31", "Feb 29, 2025"])
+def test_a_page_date_no_calendar_has_is_a_problem_not_the_capture(dumps_dir, tmp_path, page_date):
+    """The page's own date line that is no day (in any year, or in the year it shows) is kept
+    as written and reported with its line, as a paper's impossible date is; it neither dates
+    the capture nor gives its year (`Feb 29, 2025`). Taken as the capture date, it was
+    stored with no word of it. A full build and an update, which reads it again from the
+    stored dump, agree."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Lone", ABSTRACT_A, ["·", "Feb 3"])).replace("Apr 17", page_date))
+    db = build(dumps_dir, tmp_path)
+    assert rows(db, "select dump, line, text, reason from problems") == [
+        ("a.txt", 11, page_date, "the page's own date is a day no year has (kept as written, "
+                                 "not as the capture date)")]
+    assert rows(db, "select capture_text, capture_line, capture_date, problems from dumps") == [
+        (page_date, 11, None, 1)]
+    assert rows(db, "select date_text, date_method from papers") == [("Feb 3", "year_unknown")]
+    # A dump that dates the paper: the update dates the first dump's papers again.
+    (dumps_dir / "b.txt").write_text(blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 3, 2023"])))
+    result = run_build(dumps_dir, db, "--incremental")
+    assert result.returncode == 0 and "incremental: adding 1 new dump" in result.stderr, result
+    full = tmp_path / "full.db"
+    assert run_build(dumps_dir, full).returncode == 0
+    assert rows(db, "select capture_year, capture_method from dumps where name = 'a.txt'") == [
+        (2023, "inferred")]
+    for sql in ("select * from problems", "select * from dumps", "select * from sightings"):
+        assert rows(db, sql) == rows(full, sql)
+
+
+def test_a_stated_year_without_the_pages_feb_29_is_refused(dumps_dir, tmp_path):
+    """A page dated Feb 29 was captured in a leap year: a manifest that states 2025 contradicts
+    it, as it would contradict any other date line (it left the capture without a date)."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("Lone", ABSTRACT_A, ["·", "Feb 3"])).replace("Apr 17", "Feb 29"))
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2025\n")
+    result = run_build(dumps_dir, tmp_path / "papers.db")
+    assert result.returncode == 2, result.stderr
+    assert (f"{dumps_dir / 'a.txt'}:11: the page shows Feb 29 but "
+            f"{dumps_dir / 'manifest.yml'} states 2025") in result.stderr
+    assert not (tmp_path / "papers.db").exists()
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2024\n")
+    assert rows(build(dumps_dir, tmp_path), "select capture_date from dumps") == [("2024-02-29",)]
