@@ -144,6 +144,7 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
         raise DumpError(f"{dumps_dir}: no *.txt dumps to build from")
     for path in paths:
         refuse_name_not_utf8(path)
+        refuse_name_with_control_characters(path)
         refuse_special_file(path)
     return paths
 
@@ -197,6 +198,19 @@ def refuse_name_not_utf8(path: Path) -> None:
         printable = raw.decode("utf-8", "backslashreplace")  # the byte as \xff
         raise DumpError(f"{path.parent / printable}: file name is not UTF-8 (byte "
                         f"0x{raw[error.start]:02x}): rename the dump") from None
+
+
+def refuse_name_with_control_characters(path: Path) -> None:
+    """Raise DumpError if the file name holds a control character (a line break, a tab, an
+    escape): every message names the dump as `file:line`, on one line, and a name holding
+    `\n` split each of its warnings in two, while an escape sequence in it recoloured the
+    terminal. The name is shown with such characters escaped (`\n`)."""
+    controls = [char for char in path.name if unicodedata.category(char) == "Cc"]
+    if controls:
+        shown = "".join(char.encode("unicode_escape").decode() if char in controls else char
+                        for char in path.name)
+        raise DumpError(f"{path.parent / shown}: file name holds a control character "
+                        f"(U+{ord(controls[0]):04X}): rename the dump")
 
 
 def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList | list[str],

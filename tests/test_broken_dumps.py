@@ -96,9 +96,10 @@ def make_unreadable(path: Path) -> dict:
     return {"preexec_fn": drop_file_mode_bypass}
 
 
-def write_under_a_name_not_utf8(path: Path) -> dict:
-    """Write a good dump under the case's name with its `\\xff` made the byte itself (the
-    table, as the error, shows the byte as Python escapes it)."""
+def write_under_the_escaped_name(path: Path) -> dict:
+    """Write a good dump under the case's name with its escapes made the bytes themselves
+    (`\\xff` the byte 0xff, `\\n` a line break: the table, as the error, shows them as Python
+    escapes them)."""
     name = path.name.encode("ascii").decode("unicode_escape").encode("latin-1")
     path.with_name(os.fsdecode(name)).write_text(blank_separated(("A paper", ABSTRACT_A)),
                                                  encoding="utf-8")
@@ -125,7 +126,8 @@ def link_to_dev_zero(path: Path) -> dict:
 
 
 GENERATORS = {"huge_line.txt": write_huge_line, "directory.txt": make_directory,
-              "unreadable.txt": make_unreadable, "name_\\xff.txt": write_under_a_name_not_utf8,
+              "unreadable.txt": make_unreadable, "name_\\xff.txt": write_under_the_escaped_name,
+              "line_\\nbreak.txt": write_under_the_escaped_name,
               "fifo.txt": make_named_pipe, "dev_zero.txt": link_to_dev_zero}
 
 
