@@ -66,6 +66,12 @@ SEPARATOR_LINE = re.compile(r"^[·•]$")
 BULLET = "•"
 UNREADABLE_METADATA = "unreadable metadata"
 UNREADABLE_METADATA_REASON = "unreadable metadata line (bulleted, but not `• N authors`)"
+# A line with no letter (`28`, `1,234`) where the organization goes, before the `·`: a count
+# (an upvote count pasted in), never a name. Taken as one, it made an organization `28`.
+LETTERLESS_METADATA_REASON = ("unreadable metadata line (no letter: a count, not an "
+                              "organization's name)")
+# Problems of lines inside a record's metadata block: the block goes on after them.
+METADATA_PROBLEM_REASONS = (UNREADABLE_METADATA_REASON, LETTERLESS_METADATA_REASON)
 # A sentence boundary: end punctuation, optional closing quote or bracket, space, capital.
 SENTENCE_BREAK = re.compile(r"[.!?][\"')\]]? +[A-Z(\"]")
 # Spaces a copy-paste brings in: no-break, narrow, figure, ideographic and the like, and the
@@ -397,6 +403,10 @@ def looks_like_organization(text: str) -> bool:
             and line_kind(text) == "text")
 
 
+def has_letter(text: str) -> bool:
+    return any(char.isalpha() for char in text)
+
+
 def line_kind(text: str) -> str:
     """Return the kind of a normalized, non-blank line: authors, separator, date, unreadable
     metadata (bulleted, but none of those) or text."""
@@ -475,7 +485,7 @@ def line_claims(parsed: ParsedDump) -> dict[int, list[str]]:
         claims[number].append("furniture")
     for problem in parsed.problems:
         claims[problem.line].append("problem")
-    unreadable = {p.line for p in parsed.problems if p.reason == UNREADABLE_METADATA_REASON}
+    unreadable = {p.line for p in parsed.problems if p.reason in METADATA_PROBLEM_REASONS}
     for record in parsed.records:
         for number in range(record.line, record.end_line + 1):
             if ("blank" not in claims[number] and "furniture" not in claims[number]
@@ -574,6 +584,10 @@ class RecordAssembler:
         if kind == UNREADABLE_METADATA:
             # Reported, and the block goes on: its `·` and date are still the record's.
             self.problem(line, UNREADABLE_METADATA_REASON)
+            return True
+        if (kind == "text" and next_kind == "separator" and not record.has_separator
+                and not has_letter(line.text)):
+            self.problem(line, LETTERLESS_METADATA_REASON)  # as above: the block goes on
             return True
         if kind == "authors" and record.authors is None and not record.has_separator:
             record.authors = int(AUTHORS_LINE.match(line.text)["n"].replace(",", ""))

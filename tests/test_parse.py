@@ -333,3 +333,28 @@ def test_bidirectional_marks_are_invisible_characters_and_leave_no_second_paper(
     assert rows(out, "select id, title from papers") == [
         ("spiking-transformers-for-neuromorphic-vision-edge", clean + " Edge")]
     assert rows(out, "select title from sightings order by dump") == [(clean + " Edge",)] * 2
+
+
+def test_a_line_with_no_letter_where_the_organization_goes_is_no_organization(dumps_dir, tmp_path):
+    """`28` or `1,234` between an abstract (or its authors line) and the `·` is a count pasted
+    in, never a name: it was stored as the organization `28`, with a row in organizations.
+    It is reported with its line, and the paper keeps its `·`, date and comment count."""
+    (dumps_dir / "a.txt").write_text(blank_separated(
+        ("First paper", ABSTRACT_A, ["28", "·", "Feb 3"]),
+        ("Second paper", ABSTRACT_B, ["• 4 authors", "1,234", "·", "Feb 4 3"]),
+        ("Third paper", ABSTRACT_C, ["3D Vision Lab", "·", "Feb 5"])))
+    out = tmp_path / "papers.db"
+    result = run_build(dumps_dir, out)
+    assert result.returncode == 0, result.stderr
+    reason = "unreadable metadata line (no letter: a count, not an organization's name)"
+    assert f"{dumps_dir / 'a.txt'}:17: {reason}: '28'" in result.stderr
+    assert rows(out, "select line, text, reason from problems") == [
+        (17, "28", reason), (26, "1,234", reason)]
+    assert rows(out, "select title, end_line, authors, organization, date_text, comments "
+                     "from sightings order by line") == [
+        ("First paper", 19, None, None, "Feb 3", None),
+        ("Second paper", 28, 4, None, "Feb 4", 3),
+        ("Third paper", 36, None, "3D Vision Lab", "Feb 5", None)]
+    assert rows(out, "select name from organizations") == [("3D Vision Lab",)]
+    claims = line_claims(read_dump(dumps_dir / "a.txt"))
+    assert claims[17] == claims[26] == ["problem"] and claims[18] == ["record 1"]
