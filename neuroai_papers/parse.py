@@ -245,10 +245,12 @@ def line_number_at(data: bytes, offset: int) -> int:
 
 
 def no_papers_message(path: Path, parsed: ParsedDump) -> str:
-    """Return why a dump gave no records, naming its first unreadable line if it has one."""
-    if parsed.problems:
-        first = parsed.problems[0]
-        lines = "1 line" if len(parsed.problems) == 1 else f"{len(parsed.problems)} lines"
+    """Return why a dump gave no records, naming its first unreadable line if it has one (the
+    page's own date line, a problem of the header, is no line of a paper)."""
+    unread = [p for p in parsed.problems if p.reason != NO_SUCH_PAGE_DATE_REASON]
+    if unread:
+        first = unread[0]
+        lines = "1 line" if len(unread) == 1 else f"{len(unread)} lines"
         return (f"{path}:{first.line}: no papers found ({lines} could not be read as papers, "
                 f"the first: {first.reason})")
     if parsed.furniture_lines:

@@ -358,3 +358,16 @@ def test_a_line_with_no_letter_where_the_organization_goes_is_no_organization(du
     assert rows(out, "select name from organizations") == [("3D Vision Lab",)]
     claims = line_claims(read_dump(dumps_dir / "a.txt"))
     assert claims[17] == claims[26] == ["problem"] and claims[18] == ["record 1"]
+
+
+def test_a_dump_with_no_papers_is_refused_naming_a_paper_line_not_its_page_date(dumps_dir):
+    """An impossible page date (`Feb 30`) is a problem of the header: the refusal of a dump
+    with no papers names its first unreadable paper line, or says it holds only furniture."""
+    header = blank_separated().replace("Apr 17", "Feb 30")
+    (dumps_dir / "a.txt").write_text(header + "Lonely title\n")
+    with pytest.raises(DumpError, match=r"a\.txt:13: no papers found \(1 line could not be "
+                                        r"read as papers, the first: title with no abstract"):
+        read_dump(dumps_dir / "a.txt")
+    (dumps_dir / "a.txt").write_text(header)
+    with pytest.raises(DumpError, match=r"a\.txt: no papers found \(only page furniture\)"):
+        read_dump(dumps_dir / "a.txt")
