@@ -53,7 +53,11 @@ LATER_THAN_PAGE_REASON = ("a date without a year later in the year than the page
                           "not as a date)")
 READ_AFTER_PAGE_REASON = ("a date after the page's own date: the page cannot show it (kept as "
                           "written, not as a date)")
-DATE_REASONS = (INVALID_DATE_REASON, LATER_THAN_PAGE_REASON, READ_AFTER_PAGE_REASON)
+PAGE_DATE_NOT_IN_YEAR_REASON = ("the page's own date is not in the capture year other dumps "
+                                "give it (Feb 29 of a year without one; kept as written, not as "
+                                "a date)")
+DATE_REASONS = (INVALID_DATE_REASON, LATER_THAN_PAGE_REASON, READ_AFTER_PAGE_REASON,
+                PAGE_DATE_NOT_IN_YEAR_REASON)
 
 
 @dataclass
@@ -386,6 +390,7 @@ def build_corpus(
     del by_dump, read_dates, known
     problems = [problem_row(d.name, p) for d in parsed_dumps for p in d.problems]
     problems += resolve_dates(dedup, captures)
+    problems += [row for d in parsed_dumps for row in page_date_problems(d.name, captures[d.name])]
     problems.sort(key=lambda row: (order[row["dump"]], row["line"]))  # file order, not discovery
     organizations = make_organization_rows(in_order, places)
     return Corpus(
@@ -398,6 +403,17 @@ def build_corpus(
         organization_names={row["id"]: row["name"] for row in organizations},
         sightings=in_order,
     )
+
+
+def page_date_problems(name: str, capture: Capture) -> list[dict]:
+    """Return the problem of a page whose own yearless date is not in its capture year, if it
+    has one: Feb 29 under a year other dumps pin (bound_capture_year; a stated year is refused
+    instead). The capture then has no date, and the page's line says why."""
+    page = capture.page
+    if page is None or capture.year is None or make_date(capture.year, page) is not None:
+        return []
+    return [{"dump": name, "line": capture.line, "text": capture.text,
+             "reason": PAGE_DATE_NOT_IN_YEAR_REASON}]
 
 
 def resolve_dates(dedup: Deduplicator, captures: dict[str, Capture]) -> list[dict]:

@@ -46,9 +46,10 @@ from typing import Iterator
 from .dedupe import (BLOCK_CANDIDATES, AbstractHashes, Deduplicator, Paper, RecordKeys,
                      Sighting, abstract_fingerprint)
 from .enrich import (INVALID, Capture, capture_columns, date_problem, dated_after, dump_row,
-                     evidence_date, infer_capture, make_organization_rows, paper_row,
-                     problem_row, read_dates_by_paper, refuse_capture_the_page_contradicts,
-                     resolve_date, sighting_row, stated_capture)
+                     evidence_date, infer_capture, make_organization_rows, page_date_problems,
+                     paper_row, problem_row, read_dates_by_paper,
+                     refuse_capture_the_page_contradicts, resolve_date, sighting_row,
+                     stated_capture)
 from .organizations import OrganizationIndex
 from .parse import ParsedDump, Record, is_a_day, parse_date
 from .topics import Topic, topics_of_papers
@@ -408,6 +409,13 @@ def redate_stored_dump(update: Update, name: str, capture: Capture) -> tuple[lis
     new capture, and the papers of those sightings; raise CannotUpdate if a date is
     impossible under the old capture or the new one (its problem row would appear, go, or
     change its reason)."""
+    stored = update.stored_dumps[name]
+    before = Capture(stored["capture_text"], stored["capture_line"], None, stored["capture_year"],
+                     stored["capture_method"], page=parsed_dump(stored).capture)
+    if page_date_problems(name, before) != page_date_problems(name, capture):
+        raise CannotUpdate(f"a new dump changes the capture of {name}, whose own date (line "
+                           f"{stored['capture_line']}) is or was not in its capture year, which "
+                           "renumbers the problems")
     changes, papers = [], set()
     for row in update.conn.execute("select * from sightings where dump = ? order by position", (name,)):
         published, method = resolve_date(record_of(row).date, capture)
@@ -457,6 +465,7 @@ def apply_update(update: Update, manifest: dict, places: OrganizationIndex,
     changed = update.changed_captures(manifest)
     captures = update.new_captures(manifest)
     date_problems = date_new_sightings(update, captures)
+    date_problems += [row for d in update.parsed for row in page_date_problems(d.name, captures[d.name])]
     redated: set[str] = set()
     for name, capture in changed.items():
         changes, papers = redate_stored_dump(update, name, capture)

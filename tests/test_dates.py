@@ -540,3 +540,35 @@ def test_a_stated_year_without_the_pages_feb_29_is_refused(dumps_dir, tmp_path):
     assert not (tmp_path / "papers.db").exists()
     (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2024\n")
     assert rows(build(dumps_dir, tmp_path), "select capture_date from dumps") == [("2024-02-29",)]
+
+
+def test_a_page_dated_feb_29_in_a_year_other_dumps_pin_without_one_is_a_problem(dumps_dir,
+                                                                                   tmp_path):
+    """Another dump dates a paper of a page dated Feb 29 in 2025 (its yearless Feb 3 is of the
+    capture year): the year wins, as it does over a paper's Feb 29, and the page's date line
+    is reported with its line, not left a capture without a date and without a word. An
+    update that adds either dump (the page, or the dump that dates it) gives what a full
+    build gives."""
+    page = blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 3"])).replace("Apr 17", "Feb 29")
+    dating = blank_separated(("Lone", ABSTRACT_A, ["·", "Feb 3, 2025"]))
+    reason = ("the page's own date is not in the capture year other dumps give it (Feb 29 of a "
+              "year without one; kept as written, not as a date)")
+    for stored, added in ((page, dating), (dating, page)):
+        folder = tmp_path / ("page-stored" if stored is page else "page-added")
+        folder.mkdir()
+        (folder / "a.txt").write_text(stored)
+        update = folder.with_suffix(".update.db")
+        assert run_build(folder, update).returncode == 0
+        (folder / "b.txt").write_text(added)
+        assert run_build(folder, update, "--incremental").returncode == 0
+        full = folder.with_suffix(".full.db")
+        result = run_build(folder, full)
+        assert result.returncode == 0, result.stderr
+        paged = "a.txt" if stored is page else "b.txt"
+        assert f"{folder / paged}:11: {reason}: 'Feb 29'" in result.stderr
+        assert rows(full, "select dump, line, text, reason from problems") == [
+            (paged, 11, "Feb 29", reason)]
+        assert rows(full, "select capture_date, capture_year, capture_method, problems from dumps "
+                          "where name = ?", (paged,)) == [(None, 2025, "inferred", 1)]
+        for sql in ("select * from problems", "select * from dumps", "select * from sightings"):
+            assert rows(update, sql) == rows(full, sql)
