@@ -139,7 +139,8 @@ def list_dumps(dumps_dir: Path) -> list[Path]:
     """
     if not dumps_dir.is_dir():
         raise DumpError(f"{dumps_dir}: no such folder of dumps")
-    paths = sorted(dumps_dir.glob("*.txt"), key=lambda p: p.name)
+    paths = sorted((path for path in dumps_dir.glob("*.txt") if not is_hidden(path)),
+                   key=lambda p: p.name)
     if not paths:
         raise DumpError(f"{dumps_dir}: no *.txt dumps to build from")
     for path in paths:
@@ -168,13 +169,27 @@ def refuse_output_not_a_database(out: Path) -> None:
                          f"is to go)")
 
 
+def is_hidden(path: Path) -> bool:
+    """Hidden files are never dumps, as for the shell's `dumps/*.txt`: an editor's lock file
+    (`.#005.txt`, a link to nowhere) made the build fail, and a `.old.txt` became the first
+    dump, whose papers take the ids."""
+    return path.name.startswith(".")
+
+
+def hidden_dumps(dumps_dir: Path) -> list[Path]:
+    """Return the hidden *.txt files of `dumps_dir` that are regular files, which a
+    maintainer must hear are not read (an editor's lock, a link to nowhere, is left out)."""
+    return sorted((path for path in dumps_dir.glob("*.txt") if is_hidden(path) and path.is_file()),
+                  key=lambda p: p.name)
+
+
 def files_not_read(dumps_dir: Path) -> list[Path]:
     """Return what else `dumps_dir` holds besides the dumps (*.txt) and the manifest, hidden
     files left out: a dump saved as `.TXT`, `.md` or with no extension is not read, and a
     maintainer must hear of it rather than find its papers missing."""
     return sorted((path for path in dumps_dir.iterdir()
                    if path.suffix != ".txt" and path.name != MANIFEST
-                   and not path.name.startswith(".")), key=lambda p: p.name)
+                   and not is_hidden(path)), key=lambda p: p.name)
 
 
 def refuse_special_file(path: Path) -> None:
@@ -449,6 +464,9 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
         for path in files_not_read(dumps_dir):
             progress.line(f"warning: {path}: not read: only files named *.txt are dumps "
                           f"(rename it if it is one)")
+        for path in hidden_dumps(dumps_dir):
+            progress.line(f"warning: {path}: not read: a hidden file is not a dump (rename it "
+                          f"if it is one)")
     paths = list_dumps(dumps_dir)
     inputs = Inputs(paths, load_manifest(dumps_dir, {p.name for p in paths}), load_topics(TOPICS),
                     OrganizationIndex(load_reference(reference)), reference,

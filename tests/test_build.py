@@ -660,3 +660,20 @@ def test_the_canned_papers_per_year_says_every_kind_of_paper_its_null_year_count
         (None,), ("invalid_date",), ("year_unknown",)}
     description = " ".join(canned["description"].split())
     assert "null = no date shown, its year unknown or the date impossible" in description
+
+
+def test_hidden_files_are_not_dumps(dumps_dir, tmp_path):
+    """A hidden `*.txt` is no dump, as for the shell's `dumps/*.txt`: an editor's lock file
+    (`.#a.txt`, a link to nowhere) made the build fail, and a `.old.txt` was read as the
+    first dump, its papers taking the ids. A hidden regular file is named in a warning."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    (dumps_dir / ".old.txt").write_text(blank_separated(("Old", ABSTRACT_B)))
+    (dumps_dir / ".#a.txt").symlink_to("user@host.1234:1700000000")
+    out = tmp_path / "papers.db"
+    result = run_build(dumps_dir, out)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: {dumps_dir / '.old.txt'}: not read: a hidden file is not a dump (rename it "
+        f"if it is one)"]
+    assert rows(out, "select name from dumps") == [("a.txt",)]
+    assert rows(out, "select title from papers") == [("Lone",)]
