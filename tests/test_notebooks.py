@@ -428,7 +428,6 @@ def test_explore_counts_one_hand_label_in_the_singular(dumps_dir, tmp_path, monk
 
     from conftest import ABSTRACT_A, blank_separated, run_build
     from neuroai_papers.build import ROOT
-    from neuroai_papers.topics import load_labels
 
     (dumps_dir / "a.txt").write_text(blank_separated(("Decoding speech from EEG", ABSTRACT_A)))
     db = tmp_path / "papers.db"
