@@ -230,7 +230,8 @@ def refuse_name_with_control_characters(path: Path) -> None:
 
 def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList | list[str],
                    first_copies: AbstractHashes, progress: Progress, stages: "Stages",
-                   new_papers: NewPapers | None = None) -> list[ParsedDump]:
+                   new_papers: NewPapers | None = None,
+                   known: dict[str, str] | None = None) -> list[ParsedDump]:
     """Parse the dumps one at a time and match each record as it comes (streaming).
 
     Only a few dumps' lines are in memory at once (see parallel.DumpReader, which parses
@@ -238,7 +239,9 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
     `abstracts` (and its hash to `first_copies`); a later copy keeps its own only if it
     differs: matching reads the papers' fingerprints instead.
     Each dump's new papers also go to `new_papers`, which may start on them at once.
+    `known` maps the sha256 of each dump already in the database to its name.
     """
+    first_with_bytes = dict(known or {})
     parsed = []
     records = 0
     shared: dict = {}
@@ -252,6 +255,7 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
             for problem in dump.problems:
                 progress.line(f"warning: {path}:{problem.line}: {problem.reason}: "
                               f"{problem.text[:80]!r}")
+            report_copy(path, dump.sha256, first_with_bytes, progress)
             with stages.timed("dedupe"):
                 share_repeated_values(dump.records, shared)
                 created = []
@@ -276,6 +280,20 @@ def read_and_match(paths: list[Path], dedup: Deduplicator, abstracts: DiskList |
                             f"{counted(len(dedup.papers), 'new paper')})",
                             final=number == len(paths))
     return parsed
+
+
+def report_copy(path: Path, sha256: str, first_with_bytes: dict[str, str],
+                progress: Progress) -> None:
+    """Warn when the dump has the same bytes as an earlier one (a file copied by mistake):
+    both are read, as two captures of the same page, and every paper of it is counted as
+    seen twice. Two real captures of a page differ at least in their upvotes and comments,
+    so the copy is kept and named rather than refused."""
+    if sha256 in first_with_bytes:
+        progress.line(f"warning: {path}: the same bytes as {first_with_bytes[sha256]}: read "
+                      f"as a second capture, every paper of it seen twice (delete one copy if "
+                      f"it is a mistake)")
+    else:
+        first_with_bytes[sha256] = path.name
 
 
 def share_repeated_values(records: list[Record], shared: dict) -> None:
@@ -571,8 +589,10 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
             since = last_rowids(conn)
             dedup = StoredDeduplicator(conn)
             abstracts: list[str] = []
+            stored = {sha256: name for sha256, name in conn.execute(  # the first copy's name last
+                "select sha256, name from dumps order by position desc")}
             parsed = read_and_match(new, dedup, abstracts, StoredAbstracts(conn), progress,
-                                    stages)
+                                    stages, known=stored)
             with stages.timed("rows"):
                 update = Update(conn, dedup, parsed, abstracts)
                 expected, changed = apply_update(update, inputs.manifest, inputs.places,

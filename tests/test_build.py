@@ -677,3 +677,24 @@ def test_hidden_files_are_not_dumps(dumps_dir, tmp_path):
         f"if it is one)"]
     assert rows(out, "select name from dumps") == [("a.txt",)]
     assert rows(out, "select title from papers") == [("Lone",)]
+
+
+def test_a_dump_copied_under_another_name_is_named_in_a_warning(dumps_dir, tmp_path):
+    """A file copied by mistake was read as a second capture without a word: every paper of
+    it counted twice. It is still read (both files are dumps), and named, in a full build
+    and in an update that adds the copy."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    (dumps_dir / "b.txt").write_text(blank_separated(("Other", ABSTRACT_B)))
+    out = tmp_path / "papers.db"
+    first = run_build(dumps_dir, out)
+    assert first.returncode == 0 and "warning" not in first.stderr, first.stderr
+    (dumps_dir / "c.txt").write_bytes((dumps_dir / "a.txt").read_bytes())
+    expected = (f"warning: {dumps_dir / 'c.txt'}: the same bytes as a.txt: read as a second "
+                f"capture, every paper of it seen twice (delete one copy if it is a mistake)")
+    for extra in (["--incremental"], []):
+        result = run_build(dumps_dir, out, *extra)
+        assert result.returncode == 0, result.stderr
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert warnings == [expected], (extra, result.stderr)
+        assert ("incremental: adding 1 new dump" in result.stderr) == bool(extra)
+        assert rows(out, "select count(*) from sightings where paper_id = 'lone'") == [(2,)]
