@@ -1,5 +1,5 @@
-"""An empty search is no search: `?_search=` (or `?_search_title=`, or one of spaces alone)
-lists every row.
+"""An empty search is no search: `?_search=` (or `?_search_title=`, or one of spaces or
+invisible characters alone) lists every row.
 
 A URL with an empty search parameter, or a search box submitted empty, asked Datasette to
 search for the empty string: FTS5 refuses it as a syntax error, which search_plan.py's
@@ -11,6 +11,7 @@ without a search: every row, its facets, no ranked box, and links that carry no 
 search.
 """
 
+import unicodedata
 from urllib.parse import unquote_plus
 
 from datasette import hookimpl
@@ -18,10 +19,18 @@ from datasette import hookimpl
 
 def is_empty_search(part: str) -> bool:
     """True for a query-string part `_search=` or `_search_<column>=` with no value, or
-    with spaces alone (`_search=+`, `_search=%20`)."""
+    with spaces alone (`_search=+`, `_search=%20`) or invisible characters (a zero-width
+    space or a byte-order mark pasted with a word, which the page then showed as a search
+    for “” matching nothing)."""
     key, _, value = part.partition("=")
     key = unquote_plus(key)
-    return not unquote_plus(value).strip() and (key == "_search" or key.startswith("_search_"))
+    return is_blank(unquote_plus(value)) and (key == "_search" or key.startswith("_search_"))
+
+
+def is_blank(text: str) -> bool:
+    """True if `text` has nothing but spaces and invisible format characters (Unicode's
+    Cf: zero-width spaces and joiners, byte-order marks, direction marks)."""
+    return not "".join(char for char in text if unicodedata.category(char) != "Cf").strip()
 
 
 def without_empty_searches(query: bytes) -> bytes:

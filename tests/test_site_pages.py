@@ -51,6 +51,8 @@ def without_timing(page: str) -> str:
     ("_search=+", ""),
     ("_search=%20%20&published_year=2025", "published_year=2025"),
     ("_search_title=+&_searchmode=raw", "_searchmode=raw"),
+    ("_search=%E2%80%8B", ""),  # a zero-width space
+    ("_search=%EF%BB%BF+%E2%80%8F&published_year=2025", "published_year=2025"),  # BOM, RLM
 ])
 def test_an_empty_search_in_the_address_lists_the_rows_as_no_search_does(three_papers, empty, plain):
     """`?_search=` searched for the empty string: search_plan.py's escape_fts made it the
