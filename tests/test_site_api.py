@@ -1357,7 +1357,7 @@ async def test_the_front_page_counts_one_of_a_kind_in_the_singular(small_site, d
     facts = " ".join(re.sub(r"<[^>]+>", "", (await small_site.client.get("/")).text).split())
     assert "3 papers from 1 dump (3 sightings)" in facts
     assert "1 organization (1 on the map). 0 title variants merged, 1 unreadable line kept in" in facts
-    assert "3 new papers)" in facts
+    assert "with 3 new papers." in facts
     facts = " ".join(re.sub(r"<[^>]+>", "", (await ds.client.get("/")).text).split())
     (organizations,) = rows(real_db, "select count(*) from organizations")[0]
     assert "from 5 dumps" in facts and f"{organizations} organizations (" in facts

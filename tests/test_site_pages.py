@@ -130,7 +130,7 @@ def test_the_front_page_writes_the_newest_dumps_new_papers_with_thousands_separa
                                  made_up_words(f"abstract {n}", 16) + ".") for n in range(1050)])
     with running_site(db) as base:
         facts = front_page_facts(base)
-    assert "1,050 papers from 1 dump" in facts and "1,050 new papers)." in facts
+    assert "1,050 papers from 1 dump" in facts and "with 1,050 new papers." in facts
 
 
 def test_the_front_page_says_how_many_papers_its_dates_cover(tmp_path):
@@ -161,6 +161,7 @@ def test_a_capture_date_says_when_its_year_was_inferred(tmp_path):
     assert run_build(tmp_path / "stated" / "dumps", stated).returncode == 0
     for db, shown in ((inferred, "2026-04-17 (earliest possible year)"), (stated, "2026-04-17")):
         with running_site(db) as base:
-            assert f"newest dump a.txt ({shown}, 1 new paper)." in front_page_facts(base)
+            # Not "(2026-04-17 (earliest possible year), 1 new paper)": no nested brackets.
+            assert f"newest dump a.txt, captured {shown}, with 1 new paper." in front_page_facts(base)
             page = get(base, "/papers/papers/decoding-seen-images-from-fmri").text
             assert f'<td data-label="Captured">{shown}</td>' in page
