@@ -398,11 +398,30 @@ def looks_like_abstract(text: str) -> bool:
 
 
 def looks_like_organization(text: str) -> bool:
-    """True for a short name line (`Korea University`), not a sentence, nor a bulleted item:
-    the pages bullet their metadata (`• 3 authors`), never an organization, so a bulleted
-    line no pattern reads (`• many authors`) is a problem, not a name."""
-    return (len(text) <= 80 and not text.endswith((".", "!", "?")) and not text.startswith("•")
+    """True for a short name line (`Korea University`, `Acme Inc.`), not a sentence, nor a
+    bulleted item: the pages bullet their metadata (`• 3 authors`), never an organization,
+    so a bulleted line no pattern reads (`• many authors`) is a problem, not a name."""
+    return (len(text) <= 80 and not ends_a_sentence(text) and not text.startswith("•")
             and line_kind(text) == "text")
+
+
+def ends_a_sentence(text: str) -> bool:
+    """True if `text` ends as a sentence does: with `!`, `?` or a period that does not end an
+    abbreviation. A name may end in one (`Acme Inc.`, `Foo Ltd.`, `Bar S.A.`, `Baz e.V.`):
+    taken for a sentence, the line was a problem, and the paper's `·` and date after it
+    problems too ("no paper before it"), the paper left without its date."""
+    if text.endswith(("!", "?")):
+        return True
+    if not text.endswith("."):
+        return False
+    word = text.rsplit(" ", 1)[-1][:-1]  # the last word, without its period
+    return not (is_initials(word) or (word[:1].isupper() and word.isalpha() and len(word) <= 4))
+
+
+def is_initials(word: str) -> bool:
+    """True for letters with periods between them (`S.A`, `e.V`, `U.S`), a period cut off."""
+    parts = word.split(".")
+    return len(parts) > 1 and all(len(part) == 1 and part.isalpha() for part in parts)
 
 
 def has_letter(text: str) -> bool:

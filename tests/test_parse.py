@@ -371,3 +371,30 @@ def test_a_dump_with_no_papers_is_refused_naming_a_paper_line_not_its_page_date(
     (dumps_dir / "a.txt").write_text(header)
     with pytest.raises(DumpError, match=r"a\.txt: no papers found \(only page furniture\)"):
         read_dump(dumps_dir / "a.txt")
+
+
+@pytest.mark.parametrize("name", ["Acme Inc.", "Foo Research Ltd.", "Bar S.A.", "Baz e.V."])
+def test_an_organization_whose_name_ends_in_an_abbreviation_is_the_papers(name):
+    """A name ending in an abbreviation's period was taken for a sentence: the line was a
+    problem, and the paper's `·` and date problems too, the paper left without its date.
+    After a title alone, it was taken for the title's abstract."""
+    text = blank_separated((f"Paper of {name}", ABSTRACT_A, [name, "·", "Feb 3, 2025"]),
+                           ("Next paper", ABSTRACT_B))
+    text += f"\nTitle whose abstract was lost\n\n{name}\n\n·\n\nFeb 4, 2025\n"
+    parsed = parse_dump("x.txt", text)
+    first, second = parsed.records
+    assert (first.organization, first.date_text) == (name, "Feb 3, 2025")
+    assert second.title == "Next paper" and second.organization is None
+    assert [(p.text, p.reason) for p in parsed.problems] == [
+        ("Title whose abstract was lost", "title with no abstract after it"),
+        (name, "organization line with no paper before it"),
+        ("·", "separator line with no paper before it"),
+        ("Feb 4, 2025", "date line with no paper before it")]
+
+
+@pytest.mark.parametrize("sentence", ["It works.", "We release the code.", "Done!", "Why?"])
+def test_a_sentence_before_the_separator_is_no_organization(sentence):
+    text = blank_separated(("Paper", ABSTRACT_A, [sentence, "·", "Feb 3, 2025"]))
+    parsed = parse_dump("x.txt", text)
+    assert all(record.organization is None for record in parsed.records)
+    assert sentence in [problem.text for problem in parsed.problems]
