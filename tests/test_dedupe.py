@@ -291,6 +291,11 @@ def test_the_sql_similarity_functions_compare_titles_as_documented():
     assert REFERENCE.token_similarity("decoding the visual brain with fMRI", "visual brain") == 100
     assert REFERENCE.token_similarity("spiking networks", "visual brain") < 50
     assert REFERENCE.title_similarity(None, "x") is None and REFERENCE.token_similarity("x", None) is None
+    # fragment_similarity: a few words of a title, a typo in them, against the whole title.
+    assert REFERENCE.fragment_similarity("brain decodng", "Brain Decoding: toward real time") > 90
+    assert REFERENCE.token_similarity("brain decodng", "Brain Decoding: toward real time") < 60
+    assert REFERENCE.fragment_similarity("spiking networks", "visual brain") < 50
+    assert REFERENCE.fragment_similarity(None, "x") is None
     long = "brain " * 100_000  # cut to the first 1,000 characters: answers at once
     assert REFERENCE.title_similarity(long, long) == 100
 
