@@ -149,15 +149,25 @@ def prepare(db: Path, always: bool = False) -> int:
         status = build_main(["--out", str(db), "--incremental"])
         if status != 0:
             return status
+    else:
+        # Said, so that a second `make serve` that starts at once is not taken for one that
+        # skipped the build by mistake.
+        print(f"{db.name} is up to date (no dump, manifest, metadata, reference file or build "
+              f"code is newer): not rebuilt", file=sys.stderr, flush=True)
     return render_stale_notebooks(db, always)
 
 
 def render_stale_notebooks(db: Path, always: bool = False) -> int:
-    """Render the notebooks the site links to, if they are older than `db` or themselves;
-    return an exit code. In a child process: nbclient's kernels reset this process's
-    signal handlers (SIGTERM) when they end, and importing nbconvert takes seconds."""
+    """Render the notebooks the site links to, if a page is missing or older than `db` or
+    the notebooks; return an exit code. In a child process: nbclient's kernels reset this
+    process's signal handlers (SIGTERM) when they end, and importing nbconvert takes seconds."""
     out = site_paths()["notebooks"]
-    if not (always or stale(out / "explore.html", notebook_inputs(db))):
+    # Every page, not the first one alone: a render stopped after the first notebook (Ctrl-C)
+    # left the next one missing or old, and the first one's date hid it from then on.
+    pages = [out / f"{path.stem}.html" for path in ROOT.joinpath("notebooks").glob("*.ipynb")]
+    if not (always or any(stale(page, notebook_inputs(db)) for page in pages)):
+        print(f"the notebooks' pages in {out.relative_to(ROOT)}/ are up to date: not rendered "
+              f"again", file=sys.stderr, flush=True)
         return 0
     return subprocess.run([sys.executable, "-m", "neuroai_papers.notebooks", "--db", str(db),
                            "--out", str(out)], cwd=ROOT).returncode

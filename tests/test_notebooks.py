@@ -782,3 +782,39 @@ def test_rendering_the_notebooks_without_a_database_says_so_in_one_error(tmp_pat
             f"no papers.db at {missing}") in result.stderr
     assert "Traceback" not in result.stderr and "CellExecutionError" not in result.stderr
     assert not list((tmp_path / "html").glob("*.html"))
+
+
+def test_make_serve_renders_every_missing_page_and_says_what_it_reuses(tmp_path):
+    """What `make serve` runs before serving (`python -m neuroai_papers.site prepare`), in a
+    copy of the repository: a second run said nothing about the file it did not rebuild, and
+    a page missing after a render stopped halfway was never rendered again (only the first
+    notebook's page was looked at)."""
+    import shutil
+    import subprocess
+
+    from conftest import ROOT
+
+    repo = tmp_path / "repo"
+    for folder in ("dumps", "neuroai_papers", "notebooks", "reference"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "metadata.yml", repo)
+    (repo / "tests").mkdir()
+    shutil.copy(ROOT / "tests" / "topic_labels.csv", repo / "tests")
+
+    def prepare() -> str:
+        result = subprocess.run([sys.executable, "-m", "neuroai_papers.site", "prepare"],
+                                cwd=repo, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stderr
+
+    first = prepare()
+    assert "built " in first and "rendered maintain.ipynb" in first
+    (repo / "build" / "notebooks" / "maintain.html").unlink()  # a render stopped after explore
+    second = prepare()
+    assert "papers.db is up to date" in second and "built " not in second
+    assert "rendered maintain.ipynb" in second
+    assert (repo / "build" / "notebooks" / "maintain.html").exists()
+    third = prepare()
+    assert "papers.db is up to date" in third
+    assert "notebooks' pages in build/notebooks/ are up to date" in third
+    assert "rendered explore.ipynb" not in third and "rendered maintain.ipynb" not in third
