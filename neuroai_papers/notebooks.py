@@ -46,6 +46,12 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
+# The kernel's own log, below errors, is left out: every render printed ipykernel's warning
+# that a kernel on TCP is unencrypted, twice per `make serve`, about a kernel that listens on
+# loopback for this render alone and runs public data. A failing cell is reported as such.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def execute_notebook(path: Path, db: Path | None, root: Path | None = ROOT,
                      folder: Path | None = None) -> nbformat.NotebookNode:
     """Return the notebook at `path` executed against `db`, with `root` as the repository it
@@ -56,7 +62,8 @@ def execute_notebook(path: Path, db: Path | None, root: Path | None = ROOT,
     set_or_unset("PAPERS_DB", db and db.resolve())
     set_or_unset("NEUROAI_ROOT", root)
     client = NotebookClient(notebook, timeout=TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(folder or path.parent)}})
+                            resources={"metadata": {"path": str(folder or path.parent)}},
+                            extra_arguments=KERNEL_ARGUMENTS)
     client.execute()
     return notebook
 

@@ -809,6 +809,7 @@ def test_make_serve_renders_every_missing_page_and_says_what_it_reuses(tmp_path)
 
     first = prepare()
     assert "built " in first and "rendered maintain.ipynb" in first
+    assert "WARNING" not in first  # ipykernel's, of every render, on the kernel's transport
     (repo / "build" / "notebooks" / "maintain.html").unlink()  # a render stopped after explore
     second = prepare()
     assert "papers.db is up to date" in second and "built " not in second
