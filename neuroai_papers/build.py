@@ -580,8 +580,11 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
         if stack.enter_context(update_lock(out)):
             writer = stack.enter_context(DatabaseUpdate(out))
         else:
+            # Only `site serve` holds that lock, and it restarts on the new file by itself:
+            # "the server keeps the file it opened" read as if the site needed a restart.
             progress.line(f"{out.name} is being served: updating a copy, which replaces it "
-                          "when done (the server keeps the file it opened)")
+                          "when done; the server starts again on it by itself within a few "
+                          "seconds")
             with stages.timed("copy"):
                 writer = stack.enter_context(DatabaseWriter(out, copy_of=out))
         conn = writer.conn

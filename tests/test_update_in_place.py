@@ -170,7 +170,8 @@ def test_the_build_updates_a_copy_while_the_site_serves_the_file(tmp_path):
         etag_before = download_etag(base)
         result = run_build(dumps, out, "--incremental")
         assert result.returncode == 0, result.stderr
-        assert "papers.db is being served: updating a copy" in result.stderr
+        assert ("papers.db is being served: updating a copy, which replaces it when done; the "
+                "server starts again on it by itself within a few seconds") in result.stderr
         assert out.stat().st_ino != inode, "the served file was updated in place"
         papers_after = rows(out, "select count(*) from papers")[0][0]
         assert papers_after > papers_before
