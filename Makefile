@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# Two checks, two answers: a Python that is missing or too old is not cured by python3-venv.
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c "import sys; sys.exit(sys.version_info < (3, 11))" 2>/dev/null || { echo "$(PYTHON) is not Python 3.11 or later (missing, too old, or it cannot run): install one, or name it, as in make serve PYTHON=python3.12"; exit 1; }
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { echo "$(PYTHON) cannot create a virtual environment: install python3-venv (Debian: apt-get install python3-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -106,6 +106,33 @@ def test_test_workflow_runs_the_readme_command_with_debian_chromium():
     assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == command
 
 
+def older_pythons() -> list[str]:
+    """Pythons on PATH older than 3.11 that run (a pyenv shim of a version not selected does
+    not), for the set-up's check."""
+    import shutil
+
+    found = []
+    for minor in range(6, 11):
+        path = shutil.which(f"python3.{minor}")
+        if path and subprocess.run([path, "-c", ""], capture_output=True).returncode == 0:
+            found.append(path)
+    return found[-1:]
+
+
+@pytest.mark.parametrize("python", ["python3-not-installed", *older_pythons()])
+def test_make_setup_names_a_python_it_cannot_use_and_makes_no_venv(python, tmp_path):
+    """README's commands start with `make setup`: a python3 missing (or too old) was told to
+    install python3-venv, and an old one got a .venv of its own before pip refused it."""
+    for name in ("Makefile", "pyproject.toml"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    result = subprocess.run(["make", "setup", f"PYTHON={python}"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"{python} is not Python 3.11 or later" in result.stdout
+    assert "python3-venv" not in result.stdout
+    assert not (tmp_path / ".venv").exists()
+
+
 @pytest.fixture(scope="module")
 def bundle(real_db, rendered_notebooks, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "neuroai-papers"
