@@ -54,4 +54,4 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) papers.db test-output build
+	rm -rf $(VENV) papers.db papers.db-journal test-output build

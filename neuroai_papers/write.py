@@ -1106,8 +1106,11 @@ def put_in_place(tmp: Path, out: Path) -> None:
     A journal left beside `out` by an interrupted update in place would be played back into
     the new file under the same name and corrupt it, so `out` is settled first, and keeps
     its write lock until the rename is done. A stop signal is acted on while the lock is
-    waited for (up to a minute), and dropped from the rename on (stopping.putting_in_place)."""
+    waited for (up to a minute), and dropped from the rename on (stopping.putting_in_place).
+    With no `out`, a journal still beside it is one of a file removed after an update was
+    killed (`rm papers.db`, `make clean`): it belongs to no file any more, and is removed."""
     if not out.exists():
+        out.with_name(out.name + "-journal").unlink(missing_ok=True)
         with putting_in_place():
             os.replace(tmp, out)
         return

@@ -408,6 +408,23 @@ def test_a_full_build_never_leaves_a_killed_updates_journal_beside_its_new_file(
     assert contents(db) == contents(real_db)
 
 
+def test_a_journal_whose_file_was_removed_is_not_played_into_the_next_build(tmp_path):
+    """`make clean` (or `rm papers.db`) after a killed update removed the file and left its
+    hot journal: the next full build put its new file beside it, and the first connection
+    that may write (the next `make build` or `make serve`) played the old file's pages back
+    into it: "database disk image is malformed"."""
+    dumps, db = previous_database(tmp_path)
+    interrupt_an_update(db)
+    assert journal(db).exists()
+    db.unlink()
+    result = run_build(dumps, db)
+    assert result.returncode == 0, result.stderr
+    assert not journal(db).exists()
+    result = run_build(dumps, db, "--incremental")  # a writer: it would play a journal back
+    assert result.returncode == 0, result.stderr
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+
+
 def test_a_journal_sqlite_ignores_is_removed_and_the_file_left_alone(real_db, tmp_path):
     """A journal whose first byte is zero is one SQLite wrote the header of, but had not yet
     synced, when its update was killed: the database was not touched yet, SQLite ignores the
