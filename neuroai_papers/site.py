@@ -316,6 +316,21 @@ def holds_its_lock(folder: Path) -> bool:
     return False
 
 
+def address_taken(host: str, port: int) -> str | None:
+    """Return why a server cannot listen on `host`:`port` (the port taken, an address this
+    machine does not have), or None if it can. The socket is bound as Datasette's server
+    (uvicorn) binds its own: IPv6 for a host with a colon, else IPv4, with SO_REUSEADDR, so
+    that a port left in TIME_WAIT is not taken for a used one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def check_address(host: str, port: int) -> str:
     """The address this machine reaches the server at (a wildcard host on loopback)."""
     reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
@@ -491,6 +506,13 @@ def main(argv: list[str] | None = None) -> int:
         # and pages all address the database `papers`.
         parser.error(f"--db must name a file called {DEFAULT_DB.name}, got {args.db.name}")
     default = args.db.resolve() == DEFAULT_DB  # `--db papers.db` in the repository too
+    if args.command == "serve" and (taken := address_taken(args.host, args.port)):
+        # Before the build and the notebooks, which take minutes on a large corpus: Datasette
+        # found the port taken only then.
+        print(f"error: cannot serve on {args.host}:{args.port}: {taken} (another server, a "
+              f"second `make serve`?): stop it, or serve on another port with --port",
+              file=sys.stderr)
+        return 2
     try:
         if default and (status := prepare(args.db)) != 0:
             return status

@@ -41,6 +41,17 @@ def load_plugin(name: str):
     return module
 
 
+def repository_copy(folder: Path) -> Path:
+    """Copy what `python -m neuroai_papers.site` reads of the repository into `folder`, so
+    that a test can build and serve its default papers.db there; return the copy."""
+    for name in ("dumps", "neuroai_papers", "notebooks", "reference"):
+        shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "metadata.yml", folder)
+    (folder / "tests").mkdir()
+    shutil.copy(ROOT / "tests" / "topic_labels.csv", folder / "tests")
+    return folder
+
+
 def rows(db: Path, sql: str, params=()) -> list[tuple]:
     """Return a query's rows; read-only, so a missing file is an error, never a new one."""
     conn = sqlite3.connect(read_only_uri(db), uri=True)

@@ -789,17 +789,11 @@ def test_make_serve_renders_every_missing_page_and_says_what_it_reuses(tmp_path)
     copy of the repository: a second run said nothing about the file it did not rebuild, and
     a page missing after a render stopped halfway was never rendered again (only the first
     notebook's page was looked at)."""
-    import shutil
     import subprocess
 
-    from conftest import ROOT
+    from conftest import repository_copy
 
-    repo = tmp_path / "repo"
-    for folder in ("dumps", "neuroai_papers", "notebooks", "reference"):
-        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "metadata.yml", repo)
-    (repo / "tests").mkdir()
-    shutil.copy(ROOT / "tests" / "topic_labels.csv", repo / "tests")
+    repo = repository_copy(tmp_path / "repo")
 
     def prepare() -> str:
         result = subprocess.run([sys.executable, "-m", "neuroai_papers.site", "prepare"],

@@ -607,3 +607,24 @@ def test_waiting_for_the_write_lock_gives_up_after_its_time_and_takes_a_freed_lo
     waiter.execute("insert into t values (1)")
     waiter.execute("COMMIT")
     assert rows(db, "select x from t") == [(1,)]
+
+
+def test_site_serve_on_a_taken_port_says_so_before_building(tmp_path):
+    """`make serve` found the port taken only when Datasette started, after the build and the
+    notebooks (minutes on a large corpus), and said "Datasette stopped (exit code 1)"."""
+    import socket
+
+    from conftest import repository_copy
+
+    repo = repository_copy(tmp_path / "repo")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "neuroai_papers.site", "serve", "--port",
+                                 str(port)], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"error: cannot serve on 127.0.0.1:{port}: Address already in use "
+                             f"(another server, a second `make serve`?): stop it, or serve on "
+                             f"another port with --port\n")
+    assert not (repo / "papers.db").exists()
