@@ -296,6 +296,10 @@ def test_the_sql_similarity_functions_compare_titles_as_documented():
     assert REFERENCE.token_similarity("brain decodng", "Brain Decoding: toward real time") < 60
     assert REFERENCE.fragment_similarity("spiking networks", "visual brain") < 50
     assert REFERENCE.fragment_similarity(None, "x") is None
+    # title_words_match: the start of each word of three letters or more, in the title column.
+    assert REFERENCE.title_words_match("Brain decodng: a study of EEG") == (
+        'title : ("brai"* OR "deco"* OR "stud"* OR "eeg"*)')
+    assert REFERENCE.title_words_match("a b, c!") == REFERENCE.title_words_match(None) == '""'
     long = "brain " * 100_000  # cut to the first 1,000 characters: answers at once
     assert REFERENCE.title_similarity(long, long) == 100
 
