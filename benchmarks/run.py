@@ -364,14 +364,34 @@ def paper_sample(db: Path, size: int) -> list[str]:
         conn.close()
 
 
+# Datasette loads the plugins of every installed package (pyproject's datasette-atom and
+# datasette-cluster-map, and datasette-leaflet with it) as it is imported, and 0.65 has no
+# option against it: stock starts through this script, which unregisters all but Datasette's
+# own before its command line runs.
+WITHOUT_INSTALLED_PLUGINS = """
+from datasette.plugins import DEFAULT_PLUGINS, pm
+for name, plugin in pm.list_name_plugin():
+    if name not in DEFAULT_PLUGINS:
+        pm.unregister(plugin)
+from datasette.cli import cli
+cli()
+"""
+
+
+def stock_command(db: Path, port: int) -> list[str]:
+    """Return the command that serves `db` with stock Datasette: immutable, the site's
+    settings, and no plugin, metadata or template of the site's or of installed packages."""
+    return [PYTHON, "-c", WITHOUT_INSTALLED_PLUGINS, "serve", "-i", str(db),
+            "--host", "127.0.0.1", "--port", str(port), *setting_options()]
+
+
 def search_figures(db: Path, repeats: int) -> dict:
     datasette = str(Path(PYTHON).with_name("datasette"))
     ours_port, stock_port = free_port(), free_port()
     ours = serve([datasette, *serve_command(db, "127.0.0.1", ours_port)[1:]])
     # Stock: Datasette alone (no plugins, metadata or templates) with the site's settings,
     # so that both pages show as many rows, suggest no facets and have the same time limits.
-    stock = serve([datasette, "serve", "-i", str(db), "--host", "127.0.0.1", "--port",
-                   str(stock_port), *setting_options()])
+    stock = serve(stock_command(db, stock_port))
     try:
         ours_base, stock_base = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{stock_port}"
         wait_until_up(ours_base, ours)

@@ -161,3 +161,23 @@ def test_stock_is_asked_for_as_many_rows_as_the_sites_papers_page_shows(real_db)
     stock = asyncio.run(rows_shown(f"/papers/papers.json?_search=brain&_size={papers_page_size()}"))
     unasked = asyncio.run(rows_shown("/papers/papers.json?_search=brain"))
     assert site == stock < unasked
+
+
+def test_stock_datasette_runs_without_any_plugin(real_db):
+    """Stock, the search figures' floor, is Datasette alone: not even the plugins that
+    installed packages register (datasette-atom, datasette-cluster-map), which the site loads."""
+    from benchmarks.run import serve, stock_command
+    from neuroai_papers.site import DIRECT, free_port, wait_until_up
+
+    port = free_port()
+    server = serve(stock_command(real_db, port))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base, server)
+        with DIRECT.open(f"{base}/-/plugins.json", timeout=30) as response:
+            assert json.loads(response.read()) == []
+        with DIRECT.open(f"{base}/papers/papers.json?_search=brain&_size=1", timeout=30) as response:
+            assert len(json.loads(response.read())["rows"]) == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
