@@ -127,7 +127,9 @@ async def run_load(base: str, paths: dict[str, list[str]], clients: int,
                    seconds: float) -> Outcomes:
     outcomes = Outcomes()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT, limits=limits) as http:
+    # trust_env=False: straight to the server, not through the proxy of http_proxy.
+    async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT, limits=limits,
+                                 trust_env=False) as http:
         started = time.monotonic()
         deadline = started + seconds
         await asyncio.gather(*(client(n, http, paths, deadline, outcomes)

@@ -42,7 +42,6 @@ import threading
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime, timezone
 from itertools import combinations
 from pathlib import Path
@@ -54,7 +53,7 @@ from benchmarks.generate import generate_corpus
 from neuroai_papers.dedupe import (ABSTRACT_MIN_SCORE, TITLE_MIN_SCORE, Sighting,
                                    abstract_score, deduplicate, title_key)
 from neuroai_papers.parse import read_dump
-from neuroai_papers.site import SETTINGS, free_port, serve_command, setting_options, wait_until_up
+from neuroai_papers.site import DIRECT, SETTINGS, free_port, serve_command, setting_options, wait_until_up
 from neuroai_papers.uris import read_only_uri
 from neuroai_papers.write import PAGE_BYTES, build_search_index
 
@@ -292,6 +291,8 @@ def dedup_figures(dumps: Path, truth: dict, size: int, db: Path) -> dict:
 
 
 FAILURES: list[str] = []  # "<page>: HTTP <status>" of every request that failed, in order
+# Every request goes straight to the loopback servers (site.DIRECT): urllib's own opener
+# would send it through the proxy of http_proxy, when the machine sets one, and time that.
 
 
 GAVE_UP_RANKING = "matches too many papers to rank"  # templates/table-papers-papers.html
@@ -307,7 +308,7 @@ def latencies(base: str, path_for, queries: list[str], repeats: int) -> dict[str
         for _ in range(repeats):
             started = time.perf_counter()
             try:
-                with urllib.request.urlopen(base + path_for(query), timeout=60) as response:
+                with DIRECT.open(base + path_for(query), timeout=60) as response:
                     if GAVE_UP_RANKING in response.read().decode("utf-8", "replace"):
                         FAILURES.append(f"{path_for(query)}: gave up ranking")
             except urllib.error.HTTPError as error:
@@ -324,7 +325,7 @@ def settle(base: str) -> None:
     once, in a thread it starts with the server (plugins/facets.py; several seconds at a
     million papers), and a searched page waits for them: the timings are of the site as it
     then serves for weeks, not of its first seconds. The stock server gets the same page."""
-    with urllib.request.urlopen(f"{base}/papers/papers.json?_search=settle&_size=1",
+    with DIRECT.open(f"{base}/papers/papers.json?_search=settle&_size=1",
                                 timeout=600) as response:
         response.read()
 
@@ -440,7 +441,7 @@ def download_seconds(base: str, db: Path) -> float:
     raise if it is not the whole file."""
     received = 0
     started = time.perf_counter()
-    with urllib.request.urlopen(f"{base}/papers.db", timeout=3600) as response:
+    with DIRECT.open(f"{base}/papers.db", timeout=3600) as response:
         while chunk := response.read(1 << 20):
             received += len(chunk)
     seconds = time.perf_counter() - started
@@ -491,7 +492,7 @@ def facets_that_timed_out(db: Path, limit_ms: int, queries: list[str]) -> dict[s
                  **{page: page for page in FILTERED_PAGES}}
         for name, page in pages.items():
             try:
-                with urllib.request.urlopen(f"{base}/papers/papers.json?_size=1&{page}",
+                with DIRECT.open(f"{base}/papers/papers.json?_size=1&{page}",
                                             timeout=120) as response:
                     found[name] = timed_out_facets(json.loads(response.read()), expected)
             except urllib.error.HTTPError as error:  # the page itself failed: no facets at all

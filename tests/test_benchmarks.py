@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from benchmarks.generate import generate_corpus
 from conftest import rows, run_build
 from neuroai_papers.parse import read_dump
@@ -181,3 +183,60 @@ def test_stock_datasette_runs_without_any_plugin(real_db):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.fixture
+def loopback_server():
+    """A plain HTTP server on loopback answering every GET with 200, in a thread."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def dead_proxy(monkeypatch):
+    """Environment variables naming a proxy on a loopback port where nothing listens."""
+    from neuroai_papers.site import free_port
+
+    proxy = f"http://127.0.0.1:{free_port()}"
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_timed_requests_go_straight_to_loopback_whatever_proxy_the_machine_sets(
+        loopback_server, dead_proxy):
+    """The search figures time the servers on loopback, not a proxy named by http_proxy."""
+    from benchmarks.run import FAILURES, latencies
+
+    FAILURES.clear()
+    timings = latencies(loopback_server, lambda query: f"/papers/papers?_search={query}",
+                        ["brain"], 2)
+    assert FAILURES == [] and len(timings["brain"]) == 2
+
+
+def test_load_test_goes_straight_to_loopback_whatever_proxy_the_machine_sets(
+        loopback_server, dead_proxy):
+    import asyncio
+
+    from benchmarks import load
+
+    paths = {kind: ["/"] for kind in load.KINDS}
+    outcomes = asyncio.run(load.run_load(loopback_server, paths, 2, 0.5))
+    assert sum(outcomes.connection_errors.values()) == 0 and outcomes.requests() > 0
