@@ -23,6 +23,7 @@
    time limits) and no plugins, asked for as many rows as the site's page shows; p50/p95
    per query, common to rare words. Stock lists the matches in its own order (rowid); the
    site's page lists them newest first and ranks the best ten above them.
+   The two servers are asked in turn, request by request.
    A ranked page that gives up ranking counts as failed.
 """
 
@@ -298,26 +299,62 @@ FAILURES: list[str] = []  # "<page>: HTTP <status>" of every request that failed
 GAVE_UP_RANKING = "matches too many papers to rank"  # templates/table-papers-papers.html
 
 
+def timed_request(base: str, path: str) -> tuple[float, str | None]:
+    """Return a request's seconds and, if it failed, why. A page that fails (Datasette
+    answers 400 when a query outlasts its SQL time limit; no answer in 60 s; a ranked page
+    that gave up ranking) is timed too."""
+    failure = None
+    started = time.perf_counter()
+    try:
+        with DIRECT.open(base + path, timeout=60) as response:
+            if GAVE_UP_RANKING in response.read().decode("utf-8", "replace"):
+                failure = f"{path}: gave up ranking"
+    except urllib.error.HTTPError as error:
+        error.read()
+        failure = f"{path}: HTTP {error.code}"
+    except (urllib.error.URLError, TimeoutError) as error:
+        failure = f"{path}: {error}"
+    return time.perf_counter() - started, failure
+
+
 def latencies(base: str, path_for, queries: list[str], repeats: int) -> dict[str, list[float]]:
-    """Return each query's request times. A page that fails (Datasette answers 400 when a
-    query outlasts its SQL time limit; no answer in 60 s; a ranked page that gave up
-    ranking) is timed too, and noted in FAILURES for the report."""
+    """Return each query's request times (timed_request); failures go to FAILURES."""
     timings = {}
     for query in queries:
         timings[query] = []
         for _ in range(repeats):
-            started = time.perf_counter()
-            try:
-                with DIRECT.open(base + path_for(query), timeout=60) as response:
-                    if GAVE_UP_RANKING in response.read().decode("utf-8", "replace"):
-                        FAILURES.append(f"{path_for(query)}: gave up ranking")
-            except urllib.error.HTTPError as error:
-                error.read()
-                FAILURES.append(f"{path_for(query)}: HTTP {error.code}")
-            except (urllib.error.URLError, TimeoutError) as error:
-                FAILURES.append(f"{path_for(query)}: {error}")
-            timings[query].append(time.perf_counter() - started)
+            seconds, failure = timed_request(base, path_for(query))
+            timings[query].append(seconds)
+            if failure:
+                FAILURES.append(failure)
     return timings
+
+
+def search_latencies(ours_base: str, stock_base: str,
+                     repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]], str, str]:
+    """Return the times of the site's ranked search pages and of stock's unranked ones, per
+    query, and each side's failures (describe_failures).
+
+    The two sides take turns request by request, and which goes first alternates: the
+    machine is shared and its load comes in bursts, which one side's block of requests
+    after the other's would meet alone; and neither side always reads what the other has
+    just brought into the page cache."""
+    quote = urllib.parse.quote_plus
+    size = papers_page_size()  # the site's page of papers holds fewer than its default
+    sides = [(ours_base, lambda q: f"/papers/papers?_search={quote(q)}"),
+             (stock_base, lambda q: f"/papers/papers?_search={quote(q)}&_size={size}")]
+    timings: list[dict[str, list[float]]] = [{query: [] for query in QUERIES} for _ in sides]
+    failures: list[list[str]] = [[] for _ in sides]
+    for query in QUERIES:
+        for repeat in range(repeats):
+            for side in ((0, 1) if repeat % 2 == 0 else (1, 0)):
+                base, path_for = sides[side]
+                seconds, failure = timed_request(base, path_for(query))
+                timings[side][query].append(seconds)
+                if failure:
+                    failures[side].append(failure)
+    return (timings[0], timings[1], describe_failures(failures[0]),
+            describe_failures(failures[1]))
 
 
 def settle(base: str) -> None:
@@ -330,10 +367,10 @@ def settle(base: str) -> None:
         response.read()
 
 
-def describe_failures() -> str:
+def describe_failures(failures: list[str]) -> str:
     """Return the failed pages, each with how many of its requests failed, or 'none'."""
     counts: dict[str, int] = {}
-    for failure in FAILURES:
+    for failure in failures:
         counts[failure] = counts.get(failure, 0) + 1
     return "; ".join(f"{page} ({n}x)" for page, n in counts.items()) or "none"
 
@@ -399,15 +436,9 @@ def search_figures(db: Path, repeats: int) -> dict:
         wait_until_up(stock_base, stock)
         settle(ours_base)
         settle(stock_base)
+        ranked, plain, ours_failed, stock_failed = search_latencies(ours_base, stock_base,
+                                                                    repeats)
         quote = urllib.parse.quote_plus
-        ranked = latencies(ours_base, lambda q: f"/papers/papers?_search={quote(q)}", QUERIES, repeats)
-        ours_failed = describe_failures()
-        FAILURES.clear()
-        size = papers_page_size()  # the site's page of papers holds fewer than its default
-        plain = latencies(stock_base, lambda q: f"/papers/papers?_search={quote(q)}&_size={size}",
-                          QUERIES, repeats)
-        stock_failed = describe_failures()
-        FAILURES.clear()
         # Related papers are computed when a paper page asks: time them against the stock
         # JSON of the same paper's row (one primary-key lookup), for papers across the file.
         sample = paper_sample(db, RELATED_SAMPLE)

@@ -185,27 +185,51 @@ def test_stock_datasette_runs_without_any_plugin(real_db):
         server.wait(timeout=20)
 
 
+class LoopbackServers:
+    """Plain HTTP servers on loopback, each answering every GET with 200 in a thread of its
+    own, and the order in which the requests reached them (`arrivals`: each one's base)."""
+
+    def __init__(self):
+        self.servers, self.arrivals = [], []
+
+    def start(self) -> str:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        arrivals = self.arrivals
+
+        class Answer(BaseHTTPRequestHandler):
+            def do_GET(self):
+                arrivals.append(f"http://127.0.0.1:{self.server.server_address[1]}")
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        Thread(target=server.serve_forever, daemon=True).start()
+        self.servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    def stop(self):
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
 @pytest.fixture
-def loopback_server():
-    """A plain HTTP server on loopback answering every GET with 200, in a thread."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
+def loopback():
+    servers = LoopbackServers()
+    yield servers
+    servers.stop()
 
-    class Answer(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+@pytest.fixture
+def loopback_server(loopback):
+    return loopback.start()
 
 
 @pytest.fixture
@@ -240,3 +264,15 @@ def test_load_test_goes_straight_to_loopback_whatever_proxy_the_machine_sets(
     paths = {kind: ["/"] for kind in load.KINDS}
     outcomes = asyncio.run(load.run_load(loopback_server, paths, 2, 0.5))
     assert sum(outcomes.connection_errors.values()) == 0 and outcomes.requests() > 0
+
+
+def test_the_two_sides_of_the_search_figures_take_turns_request_by_request(loopback):
+    """Ranked (site) and unranked (stock) pages are timed alternately, which goes first
+    changing every time, not one server's block of requests after the other's."""
+    from benchmarks.run import QUERIES, search_latencies
+
+    ours, stock = loopback.start(), loopback.start()
+    ranked, plain, ours_failed, stock_failed = search_latencies(ours, stock, 2)
+    assert (ours_failed, stock_failed) == ("none", "none")
+    assert all(len(ranked[q]) == len(plain[q]) == 2 for q in QUERIES)
+    assert loopback.arrivals == [ours, stock, stock, ours] * len(QUERIES)
