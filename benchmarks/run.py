@@ -397,7 +397,8 @@ def paper_sample(db: Path, size: int) -> list[str]:
         (count,) = conn.execute("select count(*) from papers").fetchone()
         step = max(1, count // size)
         return [pid for (pid,) in conn.execute(
-            "select id from papers where rowid % ? = 1 order by rowid limit ?", (step, size))]
+            "select id from papers where (rowid - 1) % ? = 0 order by rowid limit ?",
+            (step, size))]  # rowids 1, 1 + step, ...: every paper when step is 1
     finally:
         conn.close()
 

@@ -276,3 +276,18 @@ def test_the_two_sides_of_the_search_figures_take_turns_request_by_request(loopb
     assert (ours_failed, stock_failed) == ("none", "none")
     assert all(len(ranked[q]) == len(plain[q]) == 2 for q in QUERIES)
     assert loopback.arrivals == [ours, stock, stock, ours] * len(QUERIES)
+
+
+def test_the_related_papers_sample_is_spread_over_the_file_and_never_empty(real_db):
+    """A small database (fewer than two papers per sampled one) is sampled whole, not
+    skipped: an empty sample stopped small runs with an IndexError in the percentiles."""
+    from benchmarks.run import paper_sample
+
+    papers = rows(real_db, "select count(*) from papers")[0][0]
+    everyone = paper_sample(real_db, papers + 10)
+    assert len(everyone) == len(set(everyone)) == papers
+    spread = paper_sample(real_db, papers // 3)
+    assert len(spread) == papers // 3
+    last = rows(real_db, "select max(rowid) from papers where id in "
+                         f"({','.join('?' * len(spread))})", spread)[0][0]
+    assert last > papers * 0.9  # up to the end of the file, not its first third
