@@ -273,6 +273,32 @@ def built_papers(db: Path) -> list[str]:
         conn.close()
 
 
+def records_of_each_dump(db: Path) -> list[int]:
+    """Return the number of records (sightings) of each dump of the built file, in order."""
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
+    try:
+        return [count for (count,) in conn.execute(
+            "select (select count(*) from sightings where sightings.dump = dumps.name) "
+            "from dumps order by position")]
+    finally:
+        conn.close()
+
+
+def build_quality(db: Path, truth: dict) -> dict:
+    """Return quality() of the built file against the truth, once sure that the build read
+    as many records of each dump as the generator wrote: the scores pair the n-th record
+    of the build with the truth's n-th, and one record missing would pair every later one
+    with another record's paper."""
+    built = records_of_each_dump(db)
+    written = truth["dump_records"][:len(built)]
+    if built != written:
+        dump = next(n for n, (a, b) in enumerate(zip(built, written)) if a != b)
+        raise SystemExit(f"dedup quality: the build read {built[dump]} records of dump "
+                         f"{dump + 1}, the generator wrote {written[dump]}: its records "
+                         f"cannot be scored against the truth")
+    return quality(built_papers(db), truth)
+
+
 def dedup_figures(dumps: Path, truth: dict, size: int, db: Path) -> dict:
     """The whole build's quality against the truth, and on the first `size` records (where
     the repeats of a paper sit close together) the project's matching against all pairs."""
@@ -287,7 +313,7 @@ def dedup_figures(dumps: Path, truth: dict, size: int, db: Path) -> dict:
         "project_seconds": project_seconds, "all_pairs_seconds": exhaustive_seconds,
         "recall_vs_all_pairs": len(project & exhaustive) / len(exhaustive) if exhaustive else 1.0,
         "sample_quality": quality(sample_papers, truth),
-        "build_quality": quality(built_papers(db), truth),
+        "build_quality": build_quality(db, truth),
     }
 
 

@@ -291,3 +291,27 @@ def test_the_related_papers_sample_is_spread_over_the_file_and_never_empty(real_
     last = rows(real_db, "select max(rowid) from papers where id in "
                          f"({','.join('?' * len(spread))})", spread)[0][0]
     assert last > papers * 0.9  # up to the end of the file, not its first third
+
+
+def test_a_build_that_read_other_records_than_the_generator_wrote_is_not_scored(tmp_path):
+    """Quality pairs the build's n-th record with the truth's n-th: a dump whose records the
+    build read differently (one lost) stops the run instead of scoring shifted pairs."""
+    import pytest
+
+    from benchmarks.run import dedup_figures
+
+    dumps = tmp_path / "dumps"
+    generate_corpus(dumps, 300, seed=4)
+    truth = json.loads((tmp_path / "dumps-truth.json").read_text())
+    out = tmp_path / "papers.db"
+    assert run_build(dumps, out).returncode == 0
+    assert dedup_figures(dumps, truth, 100, out)["build_quality"]["recall"] == 1.0
+    # A record the generator wrote into dump 2 that the build did not read: cut the dump
+    # before its last record (title and abstract), as a dump saved halfway would be.
+    second = sorted(dumps.glob("*.txt"))[1]
+    last = read_dump(second).records[-1]
+    text = second.read_text(encoding="utf-8")
+    second.write_text(text[:text.rindex(last.title)].rstrip() + "\n", encoding="utf-8")
+    assert run_build(dumps, out).returncode == 0
+    with pytest.raises(SystemExit, match="read .* records of dump 2, the generator wrote"):
+        dedup_figures(dumps, truth, 100, out)
