@@ -33,6 +33,7 @@ import httpx
 from datasette.utils import tilde_encode
 
 from benchmarks.run import commit
+from benchmarks.run import percentile as run_percentile
 from neuroai_papers.site import free_port, serve_command, wait_until_up
 from neuroai_papers.uris import read_only_uri
 
@@ -165,8 +166,8 @@ def measure(db: Path, clients: int, seconds: float) -> Outcomes:
 
 
 def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+    """Return the nearest-rank percentile, as the suite's (run.percentile); 0 of no values."""
+    return run_percentile(values, share) if values else 0.0
 
 
 def table(outcomes: Outcomes) -> str:

@@ -50,3 +50,10 @@ def test_a_benchmark_run_keeps_the_load_test_section(tmp_path, monkeypatch):
     run.write_results(20_000, "## 20,000 records, 1 dumps -> 1 papers\n\nnew figures\n")
     text = results.read_text()
     assert "## Load test\n\nthe figures" in text and "new figures" in text
+
+
+def test_the_load_tests_percentiles_are_nearest_rank_as_the_suites():
+    """Of 100 requests, p99 is the 99th fastest and p50 the 50th (not the 100th and 51st)."""
+    values = [float(v) for v in range(100, 0, -1)]
+    assert (load.percentile(values, 0.99), load.percentile(values, 0.5)) == (99.0, 50.0)
+    assert load.percentile([], 0.5) == 0.0
