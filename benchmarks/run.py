@@ -317,7 +317,6 @@ def dedup_figures(dumps: Path, truth: dict, size: int, db: Path) -> dict:
     }
 
 
-FAILURES: list[str] = []  # "<page>: HTTP <status>" of every request that failed, in order
 # Every request goes straight to the loopback servers (site.DIRECT): urllib's own opener
 # would send it through the proxy of http_proxy, when the machine sets one, and time that.
 
@@ -343,42 +342,47 @@ def timed_request(base: str, path: str) -> tuple[float, str | None]:
     return time.perf_counter() - started, failure
 
 
-def latencies(base: str, path_for, queries: list[str], repeats: int) -> dict[str, list[float]]:
-    """Return each query's request times (timed_request); failures go to FAILURES."""
-    timings = {}
-    for query in queries:
-        timings[query] = []
-        for _ in range(repeats):
-            seconds, failure = timed_request(base, path_for(query))
-            timings[query].append(seconds)
-            if failure:
-                FAILURES.append(failure)
-    return timings
-
-
 def search_latencies(ours_base: str, stock_base: str,
                      repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]], str, str]:
     """Return the times of the site's ranked search pages and of stock's unranked ones, per
-    query, and each side's failures (describe_failures).
+    query, and each side's failures (describe_failures)."""
+    quote = urllib.parse.quote_plus
+    size = papers_page_size()  # the site's page of papers holds fewer than its default
+    return paired_latencies(ours_base, lambda q: f"/papers/papers?_search={quote(q)}",
+                            stock_base, lambda q: f"/papers/papers?_search={quote(q)}&_size={size}",
+                            QUERIES, repeats)
+
+
+def related_latencies(ours_base: str, stock_base: str, sample: list[str]):
+    """Return the times of the site's related papers of each paper of `sample` and of
+    stock's JSON of the same paper's row (one primary-key lookup), and each side's failures."""
+    quote = urllib.parse.quote_plus
+    return paired_latencies(ours_base, lambda p: f"/papers/related.json?paper_id={quote(p)}",
+                            stock_base, lambda p: f"/papers/papers/{quote(p)}.json", sample, 1)
+
+
+def paired_latencies(ours_base: str, ours_path, stock_base: str, stock_path,
+                     queries: list[str], repeats: int):
+    """Return the request times of each query on both sides (timed_request), and each
+    side's failures (describe_failures), as (ours, stock, ours failed, stock failed).
 
     The two sides take turns request by request, and which goes first alternates: the
     machine is shared and its load comes in bursts, which one side's block of requests
     after the other's would meet alone; and neither side always reads what the other has
     just brought into the page cache."""
-    quote = urllib.parse.quote_plus
-    size = papers_page_size()  # the site's page of papers holds fewer than its default
-    sides = [(ours_base, lambda q: f"/papers/papers?_search={quote(q)}"),
-             (stock_base, lambda q: f"/papers/papers?_search={quote(q)}&_size={size}")]
-    timings: list[dict[str, list[float]]] = [{query: [] for query in QUERIES} for _ in sides]
+    sides = [(ours_base, ours_path), (stock_base, stock_path)]
+    timings: list[dict[str, list[float]]] = [{query: [] for query in queries} for _ in sides]
     failures: list[list[str]] = [[] for _ in sides]
-    for query in QUERIES:
-        for repeat in range(repeats):
-            for side in ((0, 1) if repeat % 2 == 0 else (1, 0)):
+    turn = 0
+    for query in queries:
+        for _ in range(repeats):
+            for side in ((0, 1) if turn % 2 == 0 else (1, 0)):
                 base, path_for = sides[side]
                 seconds, failure = timed_request(base, path_for(query))
                 timings[side][query].append(seconds)
                 if failure:
                     failures[side].append(failure)
+            turn += 1
     return (timings[0], timings[1], describe_failures(failures[0]),
             describe_failures(failures[1]))
 
@@ -465,12 +469,10 @@ def search_figures(db: Path, repeats: int) -> dict:
         settle(stock_base)
         ranked, plain, ours_failed, stock_failed = search_latencies(ours_base, stock_base,
                                                                     repeats)
-        quote = urllib.parse.quote_plus
         # Related papers are computed when a paper page asks: time them against the stock
         # JSON of the same paper's row (one primary-key lookup), for papers across the file.
         sample = paper_sample(db, RELATED_SAMPLE)
-        related = latencies(ours_base, lambda p: f"/papers/related.json?paper_id={quote(p)}", sample, 1)
-        row = latencies(stock_base, lambda p: f"/papers/papers/{quote(p)}.json", sample, 1)
+        related, row, *related_failed = related_latencies(ours_base, stock_base, sample)
         download = (download_seconds(ours_base, db), download_seconds(stock_base, db))
     finally:
         for process_ in (ours, stock):
@@ -487,6 +489,7 @@ def search_figures(db: Path, repeats: int) -> dict:
     every_related = [v for p in sample for v in related[p]]
     every_row = [v for p in sample for v in row[p]]
     return {"rows": rows, "facets_timed_out": timed_out, "failed": (ours_failed, stock_failed),
+            "related_failed": tuple(related_failed),
             "download": (db.stat().st_size, *download),
             "related": (len(sample), percentile(every_related, 0.5), percentile(every_related, 0.95),
                         percentile(every_row, 0.5), percentile(every_row, 0.95)),
@@ -642,6 +645,8 @@ def search_lines(search: dict) -> list[str]:
         "| {3:.0f} ms / {4:.0f} ms (stock row JSON) | {5:.2f}x / {6:.2f}x |".format(
             *(search["related"][0], *(v * 1000 for v in search["related"][1:])),
             search["related"][1] / search["related"][3], search["related"][2] / search["related"][4]),
+        f"| related papers and stock rows that failed (HTTP status or no answer) "
+        f"| ours: {search['related_failed'][0]} | stock: {search['related_failed'][1]} | |",
         "| download of the whole file, {0:,.0f} MB (/papers.db, plugins/download.py) | {1:.2f} s "
         "| {2:.2f} s (stock: Datasette's own download) | {3:.2f}x |".format(
             search["download"][0] / 1e6, search["download"][1], search["download"][2],

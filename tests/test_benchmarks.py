@@ -192,7 +192,7 @@ class LoopbackServers:
     def __init__(self):
         self.servers, self.arrivals = [], []
 
-    def start(self) -> str:
+    def start(self, status: int = 200) -> str:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from threading import Thread
 
@@ -201,7 +201,7 @@ class LoopbackServers:
         class Answer(BaseHTTPRequestHandler):
             def do_GET(self):
                 arrivals.append(f"http://127.0.0.1:{self.server.server_address[1]}")
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -247,12 +247,12 @@ def dead_proxy(monkeypatch):
 def test_timed_requests_go_straight_to_loopback_whatever_proxy_the_machine_sets(
         loopback_server, dead_proxy):
     """The search figures time the servers on loopback, not a proxy named by http_proxy."""
-    from benchmarks.run import FAILURES, latencies
+    from benchmarks.run import search_latencies
 
-    FAILURES.clear()
-    timings = latencies(loopback_server, lambda query: f"/papers/papers?_search={query}",
-                        ["brain"], 2)
-    assert FAILURES == [] and len(timings["brain"]) == 2
+    ranked, plain, ours_failed, stock_failed = search_latencies(loopback_server,
+                                                                loopback_server, 1)
+    assert (ours_failed, stock_failed) == ("none", "none")
+    assert all(len(times) == 1 for times in [*ranked.values(), *plain.values()])
 
 
 def test_load_test_goes_straight_to_loopback_whatever_proxy_the_machine_sets(
@@ -315,3 +315,22 @@ def test_a_build_that_read_other_records_than_the_generator_wrote_is_not_scored(
     assert run_build(dumps, out).returncode == 0
     with pytest.raises(SystemExit, match="read .* records of dump 2, the generator wrote"):
         dedup_figures(dumps, truth, 100, out)
+
+
+def test_related_papers_that_fail_are_reported_not_timed_as_answers(loopback):
+    """A related-papers page that fails (here HTTP 500) is named in the report's failures,
+    and the two sides take turns, whichever goes first alternating."""
+    from benchmarks.run import related_latencies, search_lines
+
+    ours, stock = loopback.start(status=500), loopback.start()
+    related, row, ours_failed, stock_failed = related_latencies(ours, stock, ["p1", "p2"])
+    assert ours_failed == ("/papers/related.json?paper_id=p1: HTTP 500 (1x); "
+                           "/papers/related.json?paper_id=p2: HTTP 500 (1x)")
+    assert stock_failed == "none" and len(related["p1"]) == len(row["p2"]) == 1
+    assert loopback.arrivals == [ours, stock, stock, ours]
+    search = {"p50_ratio": 1.0, "p95_ratio": 1.0, "failed": ("none", "none"),
+              "related": (2, 0.01, 0.02, 0.001, 0.002), "related_failed": (ours_failed, "none"),
+              "download": (1e6, 0.1, 0.2), "rows": [],
+              "facets_timed_out": {400: {}, 200: {}}}
+    assert (f"| related papers and stock rows that failed (HTTP status or no answer) "
+            f"| ours: {ours_failed} | stock: none | |") in search_lines(search)
