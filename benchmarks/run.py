@@ -317,10 +317,6 @@ def dedup_figures(dumps: Path, truth: dict, size: int, db: Path) -> dict:
     }
 
 
-# Every request goes straight to the loopback servers (site.DIRECT): urllib's own opener
-# would send it through the proxy of http_proxy, when the machine sets one, and time that.
-
-
 GAVE_UP_RANKING = "matches too many papers to rank"  # templates/table-papers-papers.html
 
 
@@ -330,7 +326,7 @@ def timed_request(base: str, path: str) -> tuple[float, str | None]:
     that gave up ranking) is timed too."""
     failure = None
     started = time.perf_counter()
-    try:
+    try:  # straight to the server (site.DIRECT): urlopen would go through http_proxy's proxy
         with DIRECT.open(base + path, timeout=60) as response:
             if GAVE_UP_RANKING in response.read().decode("utf-8", "replace"):
                 failure = f"{path}: gave up ranking"
