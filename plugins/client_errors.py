@@ -21,6 +21,10 @@ does: Datasette 0.65 failed with a 500 (an assertion, or a read-only canned quer
 taken for a response). Only a canned query with `write: true` takes a POST there; the site
 has none, and no page of the site posts anywhere but to Datasette's own `/-/` pages.
 
+JSON: a query's JSON asked for a `_shape` it cannot give (`_shape=bogus`, or `object`,
+which only a table's rows have) answers 400 with the error, as a table's JSON does;
+Datasette 0.65 sent that error in a body with the status 200.
+
 CSV: a CSV whose query fails answers 400 with the error as plain text, not an HTML page
 a CSV reader would take for data. Datasette 0.65 answered a failing `?sql=` or canned query
 in CSV with 200 and an empty body (its JSON says 400; Datasette issue #2129): the query
@@ -198,7 +202,25 @@ def raising_errors_in_csv(query_data):
             raise DatasetteError(answer["error"], title="Invalid SQL", status=400)
         return result
 
-    data.raises_errors_in_csv = True
+    return data
+
+
+# The shapes Datasette's JSON gives a query; `object` (rows by primary key) is for tables.
+QUERY_SHAPES = ("arrays", "objects", "array", "arrayfirst")
+
+
+def refusing_shapes_a_query_cannot_give(query_data):
+    """Wrap QueryView.data: a query's JSON with a `_shape` it cannot give answers 400.
+    Datasette 0.65 wrote the error into a body it sent with the query's own 200, so a
+    script that checks the status took `{"ok": false, ...}` for rows."""
+    async def data(self, request, *args, **kwargs):
+        shape = request.args.get("_shape", "arrays")
+        if request.url_vars.get("format") == "json" and shape not in QUERY_SHAPES:
+            raise DatasetteError("_shape=object is only available on tables"
+                                 if shape == "object" else f"Invalid _shape: {shape}",
+                                 title="Invalid request", status=400)
+        return await query_data(self, request, *args, **kwargs)
+
     return data
 
 
@@ -222,8 +244,9 @@ def refusing_posts_that_write_nothing(table_post):
 
 @hookimpl
 def startup(datasette):
-    if not getattr(QueryView.data, "raises_errors_in_csv", False):
-        QueryView.data = raising_errors_in_csv(QueryView.data)
+    if not getattr(QueryView.data, "checks_client_errors", False):  # once per process
+        QueryView.data = refusing_shapes_a_query_cannot_give(raising_errors_in_csv(QueryView.data))
+        QueryView.data.checks_client_errors = True
     if not getattr(TableView.post, "refuses_posts_that_write_nothing", False):
         TableView.post = refusing_posts_that_write_nothing(TableView.post)
 

@@ -108,6 +108,10 @@ HOSTILE_PARAMETERS = [
     "/papers.csv?sql=",
     "/papers/paper_topics/x",  # a compound key with one part of four
     "/papers/title_blocks/1.json",
+    # A shape a query's JSON cannot give: Datasette 0.65 said so with a 200.
+    "/papers/search.json?q=brain&_shape=bogus",
+    "/papers.json?sql=select%201&_shape=bogus",
+    "/papers/related.json?paper_id=x&_shape=object",
 ]
 
 
