@@ -11,6 +11,7 @@ import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import numpy as np
 import pytest
 import yaml
@@ -1619,3 +1620,36 @@ async def test_filter_and_sort_controls_are_named_without_javascript(ds):
         "_filter_value_1": "Filter 1: value", "_filter_column": "New filter: column",
         "_filter_op": "New filter: operator", "_filter_value": "New filter: value",
         "_sort": "Sort by column"}
+
+
+def test_a_ranked_search_pages_through_every_match_once_in_rank_order(site, real_db):
+    """A script asking for every ranked match of a common word ("neural": 250 papers) gets
+    them 100 at a time (`page=2`, ...), each once, ranked 1 to 250; the page says which
+    matches it shows and links the next and previous ones, as its JSON lists them."""
+    quoted = '"neural"'
+    (matches,) = rows(real_db, "select count(*) from papers_fts where papers_fts match ?",
+                      (quoted,))[0]
+    limit = int(re.search(r"limit (\d+)", QUERIES["search"]["sql"]).group(1))
+    assert matches > 2 * limit
+    pages, found = [], []
+    for number in range(1, matches // limit + 2):  # the last page is short
+        pages.append(httpx.get(f"{site}/papers/search.json", params={
+            "q": "neural", "page": number, "_shape": "array"}).json())
+        found += pages[-1]
+    assert [row["rank"] for row in found] == list(range(1, matches + 1))
+    assert sorted(row["paper_id"] for row in found) == sorted(id for (id,) in rows(real_db, """
+        select id from papers where rowid in
+            (select rowid from papers_fts where papers_fts match ?)""", (quoted,)))
+    assert [row["score"] for row in found] == sorted((row["score"] for row in found), reverse=True)
+    last = len(pages)
+    for number, listed in enumerate(pages, 1):
+        page = httpx.get(f"{site}/papers/search", params={"q": "neural", "page": number}).text
+        shown = re.findall(r'<td class="col-paper_id"><a href="/papers/papers/([^"]+)"', page)
+        assert shown == [row["paper_id"] for row in listed]
+        heading = html.unescape(re.search(r"<h2[^>]*>(.*?)</h2>", page, re.DOTALL).group(1))
+        assert heading.strip() == (f"The {limit} best matches for “neural”" if number == 1 else
+                                   f"Matches {listed[0]['rank']} to {listed[-1]['rank']} "
+                                   f"for “neural”, the best first")
+        assert (f'href="/papers/search?q=neural&amp;page={number + 1}"' in page) == (
+            number < last)
+        assert (f'href="/papers/search?q=neural&amp;page={number - 1}"' in page) == (number > 1)
