@@ -127,3 +127,32 @@ document.addEventListener("DOMContentLoaded", () => {
     if (isOpen() && !menu.contains(event.relatedTarget)) close(false);
   });
 });
+
+// The map's markers (datasette-cluster-map) are images that Tab reaches, with an empty alt:
+// a screen reader announced nothing. Each is named by its popup's text ("Sakana AI 1 paper ·
+// Tokyo, Japan"). Leaflet loads after this script; the map's panes appear before its rows
+// are fetched, so Leaflet's bindPopup is wrapped then, before any marker is made.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!window.datasette?.cluster_map) return; // a page without a map
+  const nameMarkersByTheirPopups = () => {
+    if (!window.L || !L.Marker || L.Marker.prototype.namedByPopup) return Boolean(window.L);
+    const bindPopup = L.Marker.prototype.bindPopup;
+    L.Marker.prototype.bindPopup = function (content, options) {
+      if (typeof content === "string" && !this.options.alt) {
+        // Its texts one after the other: the title and description are paragraphs apart.
+        const body = new DOMParser().parseFromString(content, "text/html").body;
+        const texts = document.createTreeWalker(body, NodeFilter.SHOW_TEXT);
+        const words = [];
+        while (texts.nextNode()) words.push(texts.currentNode.textContent);
+        this.options.alt = words.join(" ").replace(/\s+/g, " ").trim();
+      }
+      return bindPopup.call(this, content, options);
+    };
+    L.Marker.prototype.namedByPopup = true;
+    return true;
+  };
+  const observer = new MutationObserver(() => {
+    if (nameMarkersByTheirPopups()) observer.disconnect();
+  });
+  observer.observe(document.body, { childList: true, subtree: true });
+});

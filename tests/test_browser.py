@@ -465,3 +465,18 @@ def test_text_meets_the_contrast_wcag_aa_asks_of_body_text(page, site, real_db, 
     page.goto(site + path.format(paper=paper))
     page.wait_for_load_state("networkidle")
     assert page.evaluate(LOW_CONTRAST_TEXT) == []
+
+
+def test_each_map_marker_is_named_by_its_organization(page, site, real_db):
+    """Tab reaches the markers, which datasette-cluster-map leaves with an empty alt: each
+    is named by its popup (static/site.js), the organization's name first."""
+    page.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+    page.goto(site + "/papers/organization_map")
+    page.wait_for_selector("img.leaflet-marker-icon", timeout=15000)
+    names = page.eval_on_selector_all("img.leaflet-marker-icon", "(images) => images.map("
+                                      "(image) => [image.tabIndex, image.alt])")
+    placed = rows(real_db, "select name, papers, city, country from organizations "
+                           "where latitude is not null")
+    assert sorted(names) == sorted(
+        [0, f"{name} {papers} paper{'' if papers == 1 else 's'} · {city}, {country}"]
+        for name, papers, city, country in placed)
