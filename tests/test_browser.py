@@ -480,3 +480,21 @@ def test_each_map_marker_is_named_by_its_organization(page, site, real_db):
     assert sorted(names) == sorted(
         [0, f"{name} {papers} paper{'' if papers == 1 else 's'} · {city}, {country}"]
         for name, papers, city, country in placed)
+
+
+def test_a_map_control_reached_by_tab_shows_its_focus(page, site):
+    """Leaflet writes `outline: none` into the style of a marker or zoom button as it gets
+    the focus; site.css's focus outline must still show (an !important one)."""
+    page.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"), lambda route: route.abort())
+    page.goto(site + "/papers/organization_map")
+    page.wait_for_selector("img.leaflet-marker-icon", timeout=15000)
+    outlines = {}
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => { const e = document.activeElement;
+            return [e.className || e.tagName, e.closest('.leaflet-container') !== null,
+                    getComputedStyle(e).outlineStyle]; }""")
+        if focused[1]:
+            outlines[focused[0].split()[0]] = focused[2]
+    assert {"leaflet-marker-icon", "leaflet-control-zoom-in"} <= outlines.keys()
+    assert set(outlines.values()) == {"solid"}, outlines
