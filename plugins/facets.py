@@ -44,7 +44,7 @@ from urllib.parse import parse_qsl, urlencode
 import numpy as np
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
-from datasette.facets import ArrayFacet, ColumnFacet, DateFacet
+from datasette.facets import ArrayFacet, ColumnFacet, DateFacet, load_facet_configs
 from datasette.utils import (escape_sqlite, path_with_added_args, path_with_removed_args,
                              sqlite_timelimit)
 
@@ -535,6 +535,38 @@ def starting_from_the_first_page(facet_results):
 for facet_class in (ColumnFacet, ArrayFacet, DateFacet):
     if not getattr(facet_class.facet_results, "starts_from_the_first_page", False):
         facet_class.facet_results = starting_from_the_first_page(facet_class.facet_results)
+
+
+# Datasette's facet type that counts what each of ours counts.
+SAME_COUNTS_AS = {ColumnFacet.type: IndexedFacet.type, ArrayFacet.type: ListFacet.type}
+
+
+def facet_column(config: dict) -> str:
+    return config.get("column") or config.get("simple")
+
+
+def without_declared_twins(get_configs):
+    """Wrap Facet.get_configs for Datasette's column and array facets: a request's
+    `_facet=published_year` (or `_facet_array=topics`) of a column metadata.yml already
+    facets as `indexed` (or `list`) is left to that facet. Datasette counted it twice: a
+    second box with the same HTML id, and `published_year_2` in the JSON."""
+    def get_configs_once(self):
+        configs = get_configs(self)
+        twin = SAME_COUNTS_AS.get(self.type)
+        if twin is None:  # one of ours, or a date facet
+            return configs
+        declared = {facet_column(c["config"]) for c in
+                    load_facet_configs(self.request, self.metadata).get(twin, [])
+                    if c["source"] == "metadata"}
+        return [c for c in configs
+                if c["source"] != "request" or facet_column(c["config"]) not in declared]
+    get_configs_once.leaves_declared_twins = True
+    return get_configs_once
+
+
+for facet_class in (ColumnFacet, ArrayFacet):
+    if not getattr(facet_class.get_configs, "leaves_declared_twins", False):
+        facet_class.get_configs = without_declared_twins(facet_class.get_configs)
 
 
 @hookimpl

@@ -1653,3 +1653,17 @@ def test_a_ranked_search_pages_through_every_match_once_in_rank_order(site, real
         assert (f'href="/papers/search?q=neural&amp;page={number + 1}"' in page) == (
             number < last)
         assert (f'href="/papers/search?q=neural&amp;page={number - 1}"' in page) == (number > 1)
+
+
+def test_asking_for_a_facet_the_page_already_has_counts_it_once(site):
+    """`_facet=published_year` or `_facet_array=topics`, which the papers page already
+    facets (metadata.yml), is that facet, not a second one (`published_year_2` in JSON, a
+    second box with the same HTML id); a facet the page lacks is still added."""
+    params = {"_search": "brain", "_facet": ["published_year", "title"],
+              "_facet_array": "topics"}
+    data = httpx.get(f"{site}/papers/papers.json", params={**params, "_size": 0}).json()
+    declared = [next(iter(facet.values())) for facet in PAPERS["facets"]]
+    assert sorted(data["facet_results"]) == sorted([*declared, "title"])
+    page = httpx.get(f"{site}/papers/papers", params=params).text
+    ids = re.findall(r'<div class="facet-info[^"]*" id="([^"]+)"', page)
+    assert sorted(ids) == sorted(f"facet-{column}" for column in [*declared, "title"])
