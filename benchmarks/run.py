@@ -261,27 +261,26 @@ def quality(papers: list, truth: dict) -> dict:
             "records": len(papers), "lookalikes": len(lookalikes), "lookalikes_merged": merged}
 
 
+def one_column(db: Path, sql: str) -> list:
+    """Return the values of a one-column query of the built file, read only."""
+    conn = sqlite3.connect(read_only_uri(db), uri=True)
+    try:
+        return [value for (value,) in conn.execute(sql)]
+    finally:
+        conn.close()
+
+
 def built_papers(db: Path) -> list[str]:
     """Return the paper of every record of the built file, in dump order then page order
     (the truth's order)."""
-    conn = sqlite3.connect(read_only_uri(db), uri=True)
-    try:
-        return [paper for (paper,) in conn.execute(
-            "select paper_id from sightings join dumps on dumps.name = sightings.dump "
-            "order by dumps.position, sightings.position")]
-    finally:
-        conn.close()
+    return one_column(db, "select paper_id from sightings join dumps on dumps.name = "
+                          "sightings.dump order by dumps.position, sightings.position")
 
 
 def records_of_each_dump(db: Path) -> list[int]:
     """Return the number of records (sightings) of each dump of the built file, in order."""
-    conn = sqlite3.connect(read_only_uri(db), uri=True)
-    try:
-        return [count for (count,) in conn.execute(
-            "select (select count(*) from sightings where sightings.dump = dumps.name) "
-            "from dumps order by position")]
-    finally:
-        conn.close()
+    return one_column(db, "select (select count(*) from sightings where sightings.dump = "
+                          "dumps.name) from dumps order by position")
 
 
 def build_quality(db: Path, truth: dict) -> dict:
