@@ -24,6 +24,7 @@ from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from .enrich import (DATE_REASONS, MANIFEST, build_corpus, load_manifest, paper_
                      sighting_rows)
 from .files import special_file_kind
 from .incremental import (CannotUpdate, StoredAbstracts, StoredDeduplicator, Update,
-                          apply_update, check_update, last_rowids, manifest_entries, new_dumps)
+                          apply_update, check_update, last_rowids, manifest_entries, new_dumps,
+                          nothing_new)
 from .organizations import OrganizationIndex, load_reference
 from .parallel import DumpReader, NewPapers, large_corpus
 from .parse import DumpError, ParsedDump, Record
@@ -44,8 +46,8 @@ from .stopping import Interrupted, stop_for_closed_output, stop_signals_handled,
 from .texts import DiskList
 from .topics import load_topics, topic_rows
 from .uris import read_only_uri
-from .write import (BuildCheckError, DatabaseUpdate, DatabaseWriter, WriteError, load_metadata,
-                    update_lock)
+from .write import (BuildCheckError, DatabaseUpdate, DatabaseWriter, WriteError, docs_rows,
+                    load_metadata, update_lock)
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "reference" / "organizations.yml"
@@ -114,10 +116,12 @@ class Summary:
     problems: int
     organizations: int
     seconds: float
+    written: bool = True  # False: an incremental build found nothing new and kept the file
 
     def text(self, out: Path) -> str:
         return (
-            f"built {out}: {counted(self.dumps, 'dump')}, {counted(self.records, 'record')} -> "
+            f"{'built' if self.written else 'kept'} {out}: {counted(self.dumps, 'dump')}, "
+            f"{counted(self.records, 'record')} -> "
             f"{counted(self.papers, 'paper')} ({counted(self.records - self.papers, 'repeat sighting')}, "
             f"{counted(self.merges, 'title variant')} merged, "
             f"{counted(self.lookalikes, 'look-alike')} kept apart), "
@@ -493,6 +497,12 @@ def build(dumps_dir: Path, out: Path, metadata_path: Path, reference: Path,
         try:
             new = new_dumps(out, paths, reusable_inputs_fingerprint(reference), inputs.manifest,
                             reusable_inputs(reference))
+            if not new and nothing_new(out, partial(make_build_info, reference=reference,
+                                                    manifest=inputs.manifest),
+                                       docs_rows(inputs.metadata)):
+                progress.line(f"{out.name} is up to date: {counted(len(paths), 'dump')}, "
+                              f"nothing new")
+                return summary_of_counts(table_counts(out), started, written=False)
             progress.line(f"incremental: adding {counted(len(new), 'new dump')} to {out.name} "
                           f"({len(paths) - len(new):,} already in it)")
             return update_database(out, new, inputs, progress, started)
@@ -619,10 +629,16 @@ def update_database(out: Path, new: list[Path], inputs: Inputs, progress: Progre
                                                            update.added))
         totals = table_counts(out)
     progress.line(f"stages: {stages}")
+    return summary_of_counts(totals, started)
+
+
+def summary_of_counts(totals: dict[str, int], started: float, written: bool = True) -> Summary:
+    """Return the summary of a whole file from its table_counts, as an incremental build
+    leaves it (`written` False: left as it was)."""
     return Summary(dumps=totals["dumps"], records=totals["sightings"], papers=totals["papers"],
                    merges=totals["merges"], lookalikes=totals["lookalikes"],
                    problems=totals["problems"], organizations=totals["organizations"],
-                   seconds=time.monotonic() - started)
+                   seconds=time.monotonic() - started, written=written)
 
 
 def papers_per_topic(papers: list) -> Counter:

@@ -143,6 +143,52 @@ def new_dumps(db: Path, paths: list[Path], fingerprint: str,
     return paths[len(previous):]
 
 
+# Build facts about the run that wrote the file rather than about what it holds.
+RUN_FACTS = ("built_at", "git_commit")
+
+
+def nothing_new(db: Path, facts_for, docs: tuple[list[tuple], list[tuple]]) -> bool:
+    """True if an update of `db` that adds no dump would write nothing but RUN_FACTS: then
+    the build leaves the file alone, byte for byte, rather than rewrite it as new.
+
+    Called once new_dumps has found no new dump, which also means that the build code, topic
+    rules, organization reference, the versions that shape the rows, every old dump and its
+    capture in the manifest are as the previous build saw them (else it raised
+    CannotUpdate). What an update would still rewrite is the documentation and the build
+    facts, so the file is up to date only if:
+
+    - table_docs and column_docs equal what metadata.yml gives now (a changed description
+      must reach the file, as an update writes it today);
+    - every build fact but RUN_FACTS equals what this build would store (`facts_for(dumps)`
+      with the file's dumps as (name, sha256)): the sqlite-utils version, for one, is no
+      reusable input, and an update records the new one.
+
+    built_at and git_commit are left as they were: they say when and from which commit the
+    rows were made, which stays true; stamping them anew on unchanged rows would make a
+    file that differs from the previous one in nothing but its date, and a download, a
+    publish or a served site that changes for nothing.
+    """
+    try:
+        conn = sqlite3.connect(file_uri(db, "ro"), uri=True, timeout=60)
+        try:
+            dumps = conn.execute("select name, sha256 from dumps order by position").fetchall()
+            stored = dict(conn.execute("select key, value from build_info"))
+            stored_docs = (conn.execute("select table_name, description from table_docs "
+                                        "order by rowid").fetchall(),
+                           conn.execute("select table_name, column_name, description from "
+                                        "column_docs order by rowid").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # the update that follows reports what is wrong with the file
+    expected = {key: str(value) for key, value in facts_for(dumps).items()}
+    return stored_docs == docs and without_run_facts(stored) == without_run_facts(expected)
+
+
+def without_run_facts(facts: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in facts.items() if key not in RUN_FACTS}
+
+
 def named(names: list[str], at_most: int = 3) -> str:
     """Return the first names, and how many more there are."""
     more = len(names) - at_most

@@ -496,15 +496,22 @@ def load_docs(conn: sqlite3.Connection, metadata: dict, build_info: dict[str, st
 
     Plain executemany, inside the caller's transaction: sqlite-utils' insert_all commits, and
     an incremental build must not commit before its checks."""
-    tables = table_descriptions(metadata)
+    table_rows, column_rows = docs_rows(metadata)
     conn.executemany("insert into table_docs (table_name, description) values (?, ?)",
-                     [(name, table.get("description", "")) for name, table in tables.items()])
+                     table_rows)
     conn.executemany("insert into column_docs (table_name, column_name, description) "
-                     "values (?, ?, ?)",
-                     [(name, column, text) for name, table in tables.items()
-                      for column, text in (table.get("columns") or {}).items()])
+                     "values (?, ?, ?)", column_rows)
     conn.executemany("insert into build_info (key, value) values (?, ?)",
                      [(key, str(value)) for key, value in build_info.items()])
+
+
+def docs_rows(metadata: dict) -> tuple[list[tuple], list[tuple]]:
+    """Return the rows of table_docs and of column_docs that metadata.yml gives, in the
+    order they are written."""
+    tables = table_descriptions(metadata)
+    return ([(name, table.get("description", "")) for name, table in tables.items()],
+            [(name, column, text) for name, table in tables.items()
+             for column, text in (table.get("columns") or {}).items()])
 
 
 def check_database(path: Path, expected: dict[str, int],

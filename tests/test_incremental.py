@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -242,7 +243,7 @@ def test_another_version_of_what_shapes_the_rows_falls_back_to_a_full_build(tmp_
     same = str(getattr(importlib.import_module(module), attribute))
     result = build_reporting_version(module, attribute, same, *arguments)
     assert result.returncode == 0, result.stderr
-    assert "incremental: adding 0 new dumps" in result.stderr  # the same version: reused
+    assert "papers.db is up to date: 5 dumps, nothing new" in result.stderr  # the same version
     result = build_reporting_version(module, attribute, "0.0.0-other", *arguments)
     assert result.returncode == 0, result.stderr
     assert (f"{label} {same} -> 0.0.0-other changed since the previous build; building "
@@ -336,6 +337,43 @@ def test_new_organizations_slug_clashes_and_look_alikes_of_stored_papers(dumps_d
     assert {name: count for name, count in rows(out, "select name, papers from organizations")} == {
         "Zeta Lab": 1, "New Lab": 2}
     assert contents(out) == contents(full)
+
+
+def file_state(path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def test_an_update_with_nothing_new_leaves_the_file_untouched(dumps_dir, tmp_path):
+    """No new dump, the same manifest, build code and metadata: `make build` rewrote the file
+    anyway (a new built_at). It is left byte for byte, its date too, and says so; a changed
+    description of metadata.yml or manifest entry still reaches the file."""
+    (dumps_dir / "a.txt").write_text(blank_separated(("Lone", ABSTRACT_A)))
+    (dumps_dir / "b.txt").write_text(blank_separated(("Other", ABSTRACT_B)))
+    out = tmp_path / "papers.db"
+    metadata = tmp_path / "metadata.yml"
+    shutil.copy(ROOT / "metadata.yml", metadata)
+    assert run_build(dumps_dir, out, "--metadata", str(metadata)).returncode == 0
+    before = file_state(out)
+    time.sleep(0.01)  # a rewrite would show in the file's date
+    result = run_build(dumps_dir, out, "--incremental", "--metadata", str(metadata))
+    assert result.returncode == 0, result.stderr
+    assert "papers.db is up to date: 2 dumps, nothing new" in result.stderr
+    assert f"kept {out}: 2 dumps, 2 records -> 2 papers" in result.stderr.splitlines()[-1]
+    assert "incremental: adding" not in result.stderr
+    assert file_state(out) == before
+
+    metadata.write_text(metadata.read_text().replace(
+        "Facts about the build that made this file", "Facts of the build of this file", 1))
+    result = run_build(dumps_dir, out, "--incremental", "--metadata", str(metadata))
+    assert "incremental: adding 0 new dumps to papers.db (2 already in it)" in result.stderr
+    assert rows(out, "select description from table_docs where table_name = 'build_info'")[0][
+        0].startswith("Facts of the build of this file")
+
+    (dumps_dir / "manifest.yml").write_text("captures:\n  a.txt: 2024\n")
+    result = run_build(dumps_dir, out, "--incremental", "--metadata", str(metadata))
+    assert "the capture of a.txt in dumps/manifest.yml changed; building everything" in result.stderr
+    assert rows(out, "select value from build_info where key = 'manifest'") == [
+        ('{"a.txt": "2024"}',)]
 
 
 def test_a_changed_manifest_entry_of_an_old_dump_falls_back(dumps_dir, tmp_path):
