@@ -4,7 +4,9 @@
 
 The notebooks in notebooks/ are committed without outputs. This runs each one top to
 bottom (nbclient, in notebooks/ as its working folder, with PAPERS_DB pointing at the
-database) and writes `<name>.html` (nbconvert). Any error in any cell fails the run.
+database) and writes `<name>.html` (nbconvert), each through a temporary file renamed over
+the page, so that a failed run leaves the previous page whole. Any error in any cell fails
+the run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
 from .build import ROOT
+from .site import remove_pages_being_written, write_page
 
 NOTEBOOKS = ROOT / "notebooks"
 OUT = ROOT / "build" / "notebooks"
@@ -84,6 +87,7 @@ def render_notebooks(db: Path, out: Path = OUT) -> list[Path]:
     """Execute every notebook and write its HTML to `out`; return the files written. Raise
     NotebookFailed, naming the notebook and its cell's error, if a cell fails."""
     out.mkdir(parents=True, exist_ok=True)
+    remove_pages_being_written(out)
     written = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         exporter = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
@@ -97,7 +101,7 @@ def render_notebooks(db: Path, out: Path = OUT) -> list[Path]:
         notebook.metadata["title"] = notebook_title(notebook, path.stem)
         html, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": path.stem}})
         target = out / f"{path.stem}.html"
-        target.write_text(html, encoding="utf-8")
+        write_page(target, html)
         written.append(target)
         print(f"rendered {path.name} -> {target}", file=sys.stderr)
     return written
@@ -150,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     except NotebookFailed as failed:
         print(f"error: the notebooks could not be rendered: {failed}\n(open the notebook in "
               f"JupyterLab, `make lab`, to see the cell)", file=sys.stderr)
+        return 1
+    except OSError as error:  # a full disk: the previous pages are left whole (write_page)
+        print(f"error: the notebooks' pages could not be written: {error} (a page not "
+              f"written again is left as it was)", file=sys.stderr)
         return 1
     return 0
 

@@ -157,11 +157,41 @@ def prepare(db: Path, always: bool = False) -> int:
     return render_stale_notebooks(db, always)
 
 
+def write_page(target: Path, text: str) -> None:
+    """Write `text` to `target` through a temporary file in the same folder, renamed over
+    it once whole: a render that fails or is stopped meanwhile leaves the previous page
+    intact (writing the page itself emptied it first, and a failure left half of it).
+
+    The temporary (`.explore.html.<random>.tmp`) is hidden and not *.html: the publish
+    step copies the *.html pages and skips hidden files."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                         suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)  # as any page is written: mkstemp's file is private
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def remove_pages_being_written(folder: Path) -> None:
+    """Remove the temporary pages a killed render left in `folder` (write_page), which
+    Datasette would serve by their names."""
+    for leftover in folder.glob(".*.html.*.tmp"):
+        with suppress(FileNotFoundError):  # another render's cleanup was first
+            leftover.unlink()
+
+
 def render_stale_notebooks(db: Path, always: bool = False) -> int:
     """Render the notebooks the site links to, if a page is missing or older than `db` or
     the notebooks; return an exit code. In a child process: nbclient's kernels reset this
     process's signal handlers (SIGTERM) when they end, and importing nbconvert takes seconds."""
     out = site_paths()["notebooks"]
+    if out.is_dir():  # whether the pages are rendered again or not: never serve half a page
+        remove_pages_being_written(out)
     # Every page, not the first one alone: a render stopped after the first notebook (Ctrl-C)
     # left the next one missing or old, and the first one's date hid it from then on.
     pages = [out / f"{path.stem}.html" for path in ROOT.joinpath("notebooks").glob("*.ipynb")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as html_module
 import json
 import re
+import shutil
 import sys
 
 import nbformat
@@ -813,3 +814,28 @@ def test_make_serve_renders_every_missing_page_and_says_what_it_reuses(tmp_path)
     assert "papers.db is up to date" in third
     assert "notebooks' pages in build/notebooks/ are up to date" in third
     assert "rendered explore.ipynb" not in third and "rendered maintain.ipynb" not in third
+
+
+def test_a_render_that_fails_writing_leaves_the_previous_pages_whole(real_db, rendered_notebooks,
+                                                                     tmp_path):
+    """Each page was written in place: a render that failed while writing (a full disk,
+    here a file-size limit below a page's size) left it emptied or cut short, and the
+    site served that. It goes through a temporary file renamed over the page; neither it
+    nor a temporary a killed render left behind stays in the folder the site serves."""
+    import subprocess
+
+    from neuroai_papers.build import ROOT
+    from test_faults import limit_file_size
+
+    out = tmp_path / "html"
+    shutil.copytree(rendered_notebooks, out)
+    before = {page.name: page.read_bytes() for page in out.iterdir()}
+    (out / ".explore.html.killed.tmp").write_text("<html>half a page")  # a killed render's
+    limit = min(len(page) for page in before.values()) // 2  # the kernel's own files fit
+    result = subprocess.run([sys.executable, "-m", "neuroai_papers.notebooks", "--db",
+                             str(real_db), "--out", str(out)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, preexec_fn=limit_file_size(limit))
+    assert {page.name: page.read_bytes() for page in out.iterdir()} == before
+    assert result.returncode == 1, result.stderr
+    assert "error: the notebooks' pages could not be written: " in result.stderr
+    assert "Traceback" not in result.stderr
