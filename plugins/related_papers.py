@@ -14,6 +14,12 @@ Everything is read from papers.db: the words of the paper are cut by SQLite's ow
 set up as papers_fts declares it (so "decoding" becomes the index's term "decod"), and the
 number of papers holding each term comes from the `terms` table, which the build fills from
 the index. This file needs nothing but the standard library, so the published site runs it.
+
+The canned query `/papers/related?paper_id=...` given an id that no paper has answers 404
+(NotAPaper), where it listed no rows as if the paper had no related ones: in HTML the page
+of an unknown paper (plugins/site_pages.py), with its link to the approximate-title lookup;
+in JSON Datasette's own error, `{"ok": false, "error": ..., "status": 404, "title": null}`,
+as for an unknown row; in CSV the error as text (plugins/client_errors.py).
 """
 
 from __future__ import annotations
@@ -23,8 +29,12 @@ import math
 import re
 import sqlite3
 from typing import NamedTuple
+from urllib.parse import quote_plus
 
 from datasette import hookimpl
+from datasette.utils import tilde_decode
+from datasette.utils.asgi import NotFound
+from datasette.views.database import QueryView
 
 TOP_TERMS = 12  # distinctive words sent to the index
 TITLE_WEIGHT = 3  # a title word counts as this many abstract words
@@ -179,3 +189,44 @@ def prepare_connection(conn, database):
             return None
 
     conn.create_function("related_papers", 1, related_papers)
+
+
+DATABASE = "papers"
+RELATED_QUERY = "related"  # the canned query of metadata.yml that lists them
+
+
+class NotAPaper(NotFound):
+    """The related query was given an id that no paper has. plugins/site_pages.py draws
+    the page of an unknown paper for its `missing_paper_id`."""
+
+    def __init__(self, paper_id: str):
+        words = quote_plus(" ".join(paper_id.replace("-", " ").split()))
+        super().__init__(f'No paper has the id "{paper_id}" (ids are made from titles: '
+                         f"/papers/fuzzy_title?title={words} finds papers by an approximate "
+                         f"title)")
+        self.missing_paper_id = paper_id
+
+
+def refusing_ids_of_no_paper(query_data):
+    """Wrap QueryView.data: the related query of an id that no paper has raises NotAPaper
+    before it runs (related_papers() gives [] for it, as for a paper with no related ones,
+    and the page said nothing but "0 results")."""
+    async def data(self, request, sql, *args, **kwargs):
+        paper_id = request.args.get("paper_id")
+        if (paper_id and kwargs.get("canned_query") == RELATED_QUERY
+                and tilde_decode(request.url_vars["database"]) == DATABASE):
+            found = await self.ds.get_database(DATABASE).execute(
+                "select 1 from papers where id = :id", {"id": paper_id})
+            if not found.rows:
+                raise NotAPaper(paper_id)
+        return await query_data(self, request, sql, *args, **kwargs)
+
+    return data
+
+
+@hookimpl
+def startup(datasette):
+    # Marked on the class, not the function: another plugin may wrap the function again.
+    if not getattr(QueryView, "refuses_related_of_no_paper", False):  # once per process
+        QueryView.data = refusing_ids_of_no_paper(QueryView.data)
+        QueryView.refuses_related_of_no_paper = True

@@ -224,9 +224,12 @@ def extra_template_vars(view_name, table, request, columns, datasette):
 
 
 def missing_paper_id(request, exception) -> str | None:
-    """Return the id of a paper page that was not found, or None for any other error (and
-    for the JSON of that page, whose 404 Datasette writes as JSON)."""
+    """Return the id of a paper page that was not found, or of the related papers of no
+    paper (plugins/related_papers.py, NotAPaper), or None for any other error (and for the
+    JSON or CSV of those pages, whose 404 Datasette writes as its own)."""
     url_vars = getattr(request, "url_vars", None) or {}
+    if getattr(exception, "missing_paper_id", None) is not None:
+        return None if url_vars.get("format") else exception.missing_paper_id
     if not (isinstance(exception, NotFound) and url_vars.get("database") == DATABASE
             and url_vars.get("table") == "papers" and "pks" in url_vars
             and not url_vars.get("format")):

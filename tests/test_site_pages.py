@@ -165,3 +165,30 @@ def test_a_capture_date_says_when_its_year_was_inferred(tmp_path):
             assert f"newest dump a.txt, captured {shown}, with 1 new paper." in front_page_facts(base)
             page = get(base, "/papers/papers/decoding-seen-images-from-fmri").text
             assert f'<td data-label="Captured">{shown}</td>' in page
+
+
+def test_related_papers_of_an_id_no_paper_has_say_so_and_link_the_title_lookup(three_papers):
+    """`/papers/related?paper_id=<no paper's id>` listed "0 results", as for a paper with
+    no related papers: it answers 404 with the page of an unknown paper and its link to
+    papers whose titles are like the id's words; its JSON carries the error as Datasette's
+    own 404s do (its CSV as text); a paper's id, or none, is the query as before."""
+    page = get(three_papers, "/papers/related?paper_id=decoding-seen-images-from-mri")
+    assert page.status_code == 404
+    assert "No paper has the id “decoding-seen-images-from-mri”" in page.text
+    assert ('<a href="/papers/fuzzy_title?title=decoding%20seen%20images%20from%20mri">'
+            in page.text)
+    answer = get(three_papers, "/papers/related.json?paper_id=decoding-seen-images-from-mri")
+    assert answer.status_code == 404
+    unknown_row = get(three_papers, "/papers/papers/decoding-seen-images-from-mri.json")
+    assert unknown_row.status_code == 404 and answer.json().keys() == unknown_row.json().keys()
+    assert answer.json() == {
+        "ok": False, "status": 404, "title": None,
+        "error": 'No paper has the id "decoding-seen-images-from-mri" (ids are made from '
+                 'titles: /papers/fuzzy_title?title=decoding+seen+images+from+mri finds '
+                 'papers by an approximate title)'}
+    as_csv = get(three_papers, "/papers/related.csv?paper_id=decoding-seen-images-from-mri")
+    assert as_csv.status_code == 404
+    assert as_csv.text.startswith('Not Found: No paper has the id "decoding-seen-images-from-mri"')
+    for known in ("decoding-seen-images-from-fmri", ""):
+        assert get(three_papers, f"/papers/related?paper_id={known}").status_code == 200
+        assert get(three_papers, f"/papers/related.json?paper_id={known}").json()["ok"]
