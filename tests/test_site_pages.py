@@ -3,6 +3,7 @@ dumps written here: what a visitor reads for odd but plausible addresses and sma
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
@@ -192,3 +193,31 @@ def test_related_papers_of_an_id_no_paper_has_say_so_and_link_the_title_lookup(t
     for known in ("decoding-seen-images-from-fmri", ""):
         assert get(three_papers, f"/papers/related?paper_id={known}").status_code == 200
         assert get(three_papers, f"/papers/related.json?paper_id={known}").json()["ok"]
+
+
+def test_an_organizations_page_says_what_each_of_its_counts_of_papers_counts(tmp_path):
+    """A paper a later dump showed under another organization: the organization's page said
+    `papers` 2, "1 row from organization_id in papers" and "3 rows from organization_id in
+    sightings", and nothing about why. It says what each counts, and links the papers that
+    `papers` counts."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    sakana, korea = (["SakanaAI Sakana AI", "·", "May 8, 2025"],
+                     ["Korea University", "·", "May 8, 2025"])
+    (dumps / "a.txt").write_text(blank_separated(("Moved", ABSTRACT_A, sakana),
+                                                 ("Stayed", ABSTRACT_B, sakana)))
+    (dumps / "b.txt").write_text(blank_separated(("Moved", ABSTRACT_A, korea),
+                                                 ("Stayed", ABSTRACT_B, sakana)))
+    db = tmp_path / "papers.db"
+    assert run_build(dumps, db).returncode == 0
+    with running_site(db) as base:
+        page = " ".join(get(base, "/papers/organizations/sakana-ai").text.split())
+        assert re.search(r'<td class="col-papers[^"]*">2</td>', page)
+        assert "1 row</a> from organization_id in papers" in page
+        assert "3 rows</a> from organization_id in sightings" in page
+        note = re.search(r'<p class="count-note">(.*?)</p>', page).group(1)
+        assert "every paper any dump showed under this organization" in note
+        assert "a paper a later dump showed under another organization is not among them" in note
+        link = html.unescape(re.search(r'<a href="(/papers/papers\?_where=[^"]+)">', note).group(1))
+        listed = get(base, link.replace("/papers/papers?", "/papers/papers.json?_shape=array&"))
+        assert sorted(paper["title"] for paper in listed.json()) == ["Moved", "Stayed"]
