@@ -209,9 +209,11 @@ class NotAPaper(NotFound):
 
 def refusing_ids_of_no_paper(query_data):
     """Wrap QueryView.data: the related query of an id that no paper has raises NotAPaper
-    before it runs (related_papers() gives [] for it, as for a paper with no related ones,
-    and the page said nothing but "0 results")."""
+    (related_papers() gives [] for it, as for a paper with no related ones, and the page
+    said nothing but "0 results"). After the query, which costs nothing for such an id: a
+    request that is wrong in itself (a `_shape` a query cannot give) keeps its 400."""
     async def data(self, request, sql, *args, **kwargs):
+        result = await query_data(self, request, sql, *args, **kwargs)
         paper_id = request.args.get("paper_id")
         if (paper_id and kwargs.get("canned_query") == RELATED_QUERY
                 and tilde_decode(request.url_vars["database"]) == DATABASE):
@@ -219,7 +221,7 @@ def refusing_ids_of_no_paper(query_data):
                 "select 1 from papers where id = :id", {"id": paper_id})
             if not found.rows:
                 raise NotAPaper(paper_id)
-        return await query_data(self, request, sql, *args, **kwargs)
+        return result
 
     return data
 

@@ -187,6 +187,8 @@ def test_related_papers_of_an_id_no_paper_has_say_so_and_link_the_title_lookup(t
         "error": 'No paper has the id "decoding-seen-images-from-mri" (ids are made from '
                  'titles: /papers/fuzzy_title?title=decoding+seen+images+from+mri finds '
                  'papers by an approximate title)'}
+    bad_shape = "/papers/related.json?paper_id=decoding-seen-images-from-mri&_shape=object"
+    assert get(three_papers, bad_shape).status_code == 400  # wrong whatever the id
     as_csv = get(three_papers, "/papers/related.csv?paper_id=decoding-seen-images-from-mri")
     assert as_csv.status_code == 404
     assert as_csv.text.startswith('Not Found: No paper has the id "decoding-seen-images-from-mri"')
