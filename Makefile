@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# Adds the new dumps to papers.db; the build itself says why when it must build everything
+# Adds the new dumps to papers.db (with nothing new, leaves the file untouched and says it is up
+# to date); the build itself says why when it must build everything
 # (a changed or removed dump, new build code, topic rules or organization reference, another
 # version of Python's Unicode database, rapidfuzz or SQLite).
 build: $(STAMP)
