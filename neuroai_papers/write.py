@@ -132,6 +132,9 @@ INDEXES = {
                ["date_method"], [DescIndex("published"), "id", "search_rowid"], ["title_key"],
                ["topics"], ["dumps"]],
     "sightings": [["paper_id"], ["dump", "position"], ["organization_id"]],
+    # The feed walks the dumps newest first (metadata.yml's `feed`): without it SQLite read
+    # and sorted every paper, 3 s at a million papers, past the SQL time limit.
+    "dumps": [["position"]],
     "merges": [["paper_id"], ["dump"]],
     "lookalikes": [["paper_id"], ["other_paper_id"]],
     "problems": [["dump", "line"]],
