@@ -63,6 +63,11 @@ IDENTIFIER = r'(?:"[^"]+"|\[[^\]]+\])'
 ARRAY_CONTAINS = re.compile(rf":(?P<param>p\d+) in \(select value from json_each\("
                             rf"(?P<table>{IDENTIFIER})\.(?P<column>{IDENTIFIER})\)\)")
 COMPARISON = re.compile(rf"{IDENTIFIER} (?:=|!=|>=|<=|>|<|like|not like|glob) :p\d+")
+# The clause search_plan.py adds beside a `?dumps__arraycontains=` filter: the same papers,
+# read through the sightings' index (it selects a dump's few papers at once).
+SEEN_IN = re.compile(r"rowid in \(select carrier\.rowid from sightings as sighting "
+                     r"join papers as carrier on carrier\.id = sighting\.paper_id "
+                     r"where sighting\.dump = :seen_in_\d+\)")
 
 # The query Datasette hands to facets: `select <columns> from <table> [where ...]`.
 PAGE_QUERY = re.compile(r"select .+? from (?P<table>\S+)(?: where (?P<where>.*?))?\s*$", re.S)
@@ -253,7 +258,7 @@ def rowid_sources(facet, where: str) -> list[tuple] | None:
                                    f"where {fts} match {searches[clause]}"))
         elif contains and contains["table"][1:-1] == facet.table and contains["column"][1:-1] in lists:
             sources.append(("items", contains["column"][1:-1], contains["param"]))
-        elif COMPARISON.fullmatch(clause):
+        elif COMPARISON.fullmatch(clause) or SEEN_IN.fullmatch(clause):
             sources.append(("sql", f"select group_concat(rowid, ' ') from {table} where {clause}"))
         else:
             return None

@@ -122,35 +122,73 @@ def leading_index_columns(conn, table: str) -> set[str]:
         "as info where info.seqno = 0", [table])}
 
 
+# A click on the dumps facet filters the papers by `dumps__arraycontains=<dump>`, which
+# Datasette writes as a JSON lookup in every paper's list of dumps: at a million papers the
+# page read 750,000 lists for a dump's 60 papers (its rows 0.3-1.4 s, its count 0.4 s, with
+# a search 0.5-0.7 s each). Beside Datasette's own clause, this adds the same papers read
+# from the sightings' index of dumps, which SQLite then starts from (0-70 ms). Datasette's
+# clause stays, so the rows are Datasette's whatever the hint says (and the build writes
+# each paper's list from its sightings: a test holds the two equal).
+DUMP_FILTER = "dumps__arraycontains"
+
+
+def papers_seen_in(parameter: str) -> str:
+    """Return the clause of the papers that a sighting of the dump named by `parameter`
+    shows, read through the sightings' index on (dump, position)."""
+    return (f"rowid in (select carrier.rowid from sightings as sighting "
+            f"join papers as carrier on carrier.id = sighting.paper_id "
+            f"where sighting.dump = :{parameter})")
+
+
+def dump_filter_hints(request, table: str) -> FilterArguments | None:
+    dumps = request.args.getlist(DUMP_FILTER) if table == "papers" else []
+    if not dumps:
+        return None
+    return FilterArguments([papers_seen_in(f"seen_in_{n}") for n in range(len(dumps))],
+                           params={f"seen_in_{n}": dump for n, dump in enumerate(dumps)})
+
+
 @hookimpl
 def filters_from_request(request, database, table, datasette):
     async def inner():
-        table_metadata = datasette.table_metadata(database, table)
-        # As Datasette's own search reads them (a visitor may name others).
-        fts_table = request.args.get("_fts_table") or table_metadata.get("fts_table")
-        fts_pk = request.args.get("_fts_pk", table_metadata.get("fts_pk", "rowid"))
-        search = request.args.get("_search")
-        if not search or not fts_table or fts_pk == "rowid":
+        found = [arguments for arguments in (await search_filter(request, database, table,
+                                                                 datasette),
+                                             dump_filter_hints(request, table)) if arguments]
+        if not found:
             return None
-        db = datasette.get_database(database)
-        fts, match = escape_sqlite(fts_table), match_expression(table_metadata, request)
-        sort = sort_column(table_metadata, request)
-        walkable = sort in (None, "rowid") or sort in await db.execute_fn(
-            lambda conn: leading_index_columns(conn, table))
-        if walkable:
-            try:
-                (matches,) = (await db.execute(
-                    f"select count(*) from (select rowid from {fts} where {fts} match {match} "
-                    f"limit {COMMON_MATCHES})", {"search": search})).first()
-            except (sqlite3.OperationalError, QueryInterrupted):  # a search the index refuses: Datasette's own query says why
-                return None
-            if matches >= COMMON_MATCHES:
-                return None
         return FilterArguments(
-            [f"rowid in (select rowid from {fts} where {fts} match {match})"],
-            params={"search": search})
+            [clause for arguments in found for clause in arguments.where_clauses],
+            params={name: value for arguments in found for name, value in arguments.params.items()})
 
     return inner
+
+
+async def search_filter(request, database, table, datasette) -> FilterArguments | None:
+    """Return the search's clause as the module's docstring says (None: Datasette's own)."""
+    table_metadata = datasette.table_metadata(database, table)
+    # As Datasette's own search reads them (a visitor may name others).
+    fts_table = request.args.get("_fts_table") or table_metadata.get("fts_table")
+    fts_pk = request.args.get("_fts_pk", table_metadata.get("fts_pk", "rowid"))
+    search = request.args.get("_search")
+    if not search or not fts_table or fts_pk == "rowid":
+        return None
+    db = datasette.get_database(database)
+    fts, match = escape_sqlite(fts_table), match_expression(table_metadata, request)
+    sort = sort_column(table_metadata, request)
+    walkable = sort in (None, "rowid") or sort in await db.execute_fn(
+        lambda conn: leading_index_columns(conn, table))
+    if walkable:
+        try:
+            (matches,) = (await db.execute(
+                f"select count(*) from (select rowid from {fts} where {fts} match {match} "
+                f"limit {COMMON_MATCHES})", {"search": search})).first()
+        except (sqlite3.OperationalError, QueryInterrupted):  # a search the index refuses: Datasette's own query says why
+            return None
+        if matches >= COMMON_MATCHES:
+            return None
+    return FilterArguments(
+        [f"rowid in (select rowid from {fts} where {fts} match {match})"],
+        params={"search": search})
 
 
 def search_only_counts(table: str, fts_table: str, fts_pk: str) -> dict[str, str]:

@@ -111,13 +111,12 @@ async def ranked_matches(datasette, request):
     columns = await datasette.get_database(DATABASE).table_columns("papers")
     pairs = [(key, value) for key in request.args.keys() for value in request.args.getlist(key)
              if not key.startswith("_") and key.split("__")[0] in columns]
-    topics = [value for key, value in pairs if key == TOPIC_FILTER]
-    where, params = Filters(sorted(pair for pair in pairs if pair[0] != TOPIC_FILTER)
+    where, params = Filters(sorted(pair for pair in pairs if pair[0] not in LIST_FILTERS)
                             ).build_where_clauses("papers")
     where += [f"({clause})" for clause in request.args.getlist("_where")]
-    for number, topic in enumerate(topics):
-        where.append(papers_with_topic(f"topic{number}"))
-        params[f"topic{number}"] = topic
+    for number, (key, value) in enumerate(pair for pair in pairs if pair[0] in LIST_FILTERS):
+        where.append(LIST_FILTERS[key](f"listed{number}"))
+        params[f"listed{number}"] = value
     within = f"and +rowid in (select rowid from papers where {' and '.join(where)})" if where else ""
     raw = request.args.get("_searchmode") == "raw"
     operators = {} if raw else fts_operators_in(search, request)
@@ -132,21 +131,30 @@ async def ranked_matches(datasette, request):
             "ranked_filtered": bool(where), **operators}
 
 
-# The list facet's filter, `topics__arraycontains=EEG`, which Datasette writes as a JSON
-# lookup in every paper's topics: to rank "neural" within a topic at a million papers that
-# read all 750,000 papers' topics (1.8 s, past the SQL time limit). paper_topics holds the
-# same pairs (a paper carries a topic exactly when it has that topic's evidence rows: both
-# come from one topics.topics_of_chunk, and a test holds them equal), indexed by topic:
-# 0.4 s.
-TOPIC_FILTER = "topics__arraycontains"
-
-
 def papers_with_topic(parameter: str) -> str:
     """Return the clause of the papers that carry the topic named by `parameter`, read from
     paper_topics' index rather than from each paper's JSON list."""
     return (f"rowid in (select carrier.rowid from paper_topics as evidence "
             f"join papers as carrier on carrier.id = evidence.paper_id "
             f"where evidence.topic = :{parameter})")
+
+
+def papers_seen_in(parameter: str) -> str:
+    """Return the clause of the papers a sighting of the dump named by `parameter` shows,
+    read from the sightings' index (search_plan.py gives the table below the same hint)."""
+    return (f"rowid in (select carrier.rowid from sightings as sighting "
+            f"join papers as carrier on carrier.id = sighting.paper_id "
+            f"where sighting.dump = :{parameter})")
+
+
+# The list facets' filters (`topics__arraycontains=EEG`), which Datasette writes as a JSON
+# lookup in every paper's list: to rank "neural" within a topic at a million papers that
+# read all 750,000 papers' topics (1.8 s, past the SQL time limit). The same papers come
+# from an index: paper_topics' (a paper carries a topic exactly when it has that topic's
+# evidence rows: both come from one topics.topics_of_chunk) and the sightings' (a paper's
+# list of dumps is that of its sightings); tests hold both equal. A topic: 0.4 s.
+LIST_FILTERS = {"topics__arraycontains": papers_with_topic,
+                "dumps__arraycontains": papers_seen_in}
 
 
 def ranked_sql(within: str, limit: int, raw: bool = False) -> str:
