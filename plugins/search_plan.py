@@ -207,13 +207,37 @@ def search_only_counts(table: str, fts_table: str, fts_pk: str) -> dict[str, str
     return counts
 
 
+# Datasette counts a page filtered by the topics facet (`?topics__arraycontains=EEG`) by
+# reading every paper's list of topics: 0.8 s at a million papers, 1.2 s beside a common
+# word's search, of the 1.5 s the SQL time limit allows. paper_topics' index holds the same
+# papers (a paper carries a topic exactly when it has evidence for it; a test holds them
+# equal): the count gets them beside its own clause, and SQLite starts from them (0.54 and
+# 0.65 s; a topic of 39,000 papers 0.13 and 0.26 s). The count alone: the page's rows walk
+# the date index and stop at their 26th, which a list of 190,000 papers to start from made
+# slower (0.001 -> 0.56 s).
+COUNT_OF_PAPERS = "select count(*) from papers where "
+TOPIC_CONTAINS = re.compile(r':(p\d+) in \(select value from json_each\("papers"\."topics"\)\)')
+
+
+def count_with_topic_hints(sql: str) -> str:
+    """Return Datasette's count of papers with, for each topic filter, the papers that carry
+    the topic from paper_topics' index AND-ed to its own clauses (so the same count)."""
+    if not sql.startswith(COUNT_OF_PAPERS) or not (topics := TOPIC_CONTAINS.findall(sql)):
+        return sql
+    hints = "".join(f" and rowid in (select carrier.rowid from paper_topics as evidence "
+                    f"join papers as carrier on carrier.id = evidence.paper_id "
+                    f"where evidence.topic = :{parameter})" for parameter in topics)
+    return f"{COUNT_OF_PAPERS}({sql[len(COUNT_OF_PAPERS):]}){hints}"
+
+
 def counting_searches_from_the_index(db, counts: dict[str, str]) -> None:
-    """Make db.execute read the counts in `counts` from the full-text index."""
+    """Make db.execute read the counts in `counts` from the full-text index, and count a
+    topic's papers from paper_topics (count_with_topic_hints)."""
     execute = db.execute
 
     async def execute_counting_from_the_index(sql, *args, **kwargs):
         if isinstance(sql, str):
-            sql = counts.get(sql.strip(), sql)
+            sql = count_with_topic_hints(counts.get(sql.strip(), sql.strip()))
         return await execute(sql, *args, **kwargs)
 
     db.execute = execute_counting_from_the_index
