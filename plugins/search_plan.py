@@ -1,4 +1,5 @@
-"""Let SQLite choose how to read a table page's search: from the matches, or along an index.
+"""Let SQLite choose how to read a table page's search and its list filters: from the
+matches, or along an index.
 
 Datasette writes `?_search=` as `<fts_pk> in (select rowid from papers_fts where ...)`.
 With the default fts_pk, rowid, SQLite always reads the papers from that list: it takes the
@@ -44,6 +45,10 @@ the same when their texts are the same but for the case of ASCII letters and the
 characters between words: FTS5's tokenizer (unicode61, as papers_fts declares it) folds the
 one and splits words at the other, so both give the same terms and every search matches
 the same papers. Repeating a word no longer weighs it more in the ranking.
+
+The list facets' filters (`?dumps__arraycontains=`, and the count of `?topics__arraycontains=`)
+get the same papers from an index beside Datasette's JSON lookup: see DUMP_FILTER and
+count_with_topic_hints.
 """
 
 import re
