@@ -313,9 +313,12 @@ def ranked_reference(db, search, where="", params=(), limit=10):
 
 
 @pytest.mark.parametrize("search", ["brain", "spiking", "decoding fmri", "neural"])
-async def test_ranked_matches_are_the_best_of_all_matches_with_their_snippets(ds, real_db, search):
+async def test_ranked_matches_are_the_best_of_all_matches_with_their_snippets(ds, real_db, search,
+                                                                              monkeypatch):
     """The table page's best matches and the canned search rank on the index first and
-    fetch snippets for the best only: the same papers, order and snippets as doing it all."""
+    fetch snippets for the best only: the same papers, order and snippets as doing it all.
+    A filtered search looks among the best matches of all first (site_pages.best_first_sql,
+    here among 0, 5 and 1,000 of them), then within the filter: the same either way."""
     module = load_plugin("site_pages")
     year = rows(real_db, "select published_year from papers where published_year is not null "
                          "group by 1 order by count(*) desc limit 1")[0][0]
@@ -330,11 +333,13 @@ async def test_ranked_matches_are_the_best_of_all_matches_with_their_snippets(ds
              "and ? in (select value from json_each(papers.topics))", (topic,)),
             (f"&dumps__arraycontains={dump}",
              "and ? in (select value from json_each(papers.dumps))", (dump,))):
-        request = Request.fake(f"/papers/papers?_search={search}{url_filter}")
-        found = await module.ranked_matches(ds, request)
-        assert [(r["id"], r["snippet"], round(r["rank"], 6)) for r in found["ranked"]] == \
-            ranked_reference(real_db, search, where, params)
-        assert found["ranked"], search
+        for first in (0, 5, 1_000):
+            monkeypatch.setattr(module, "RANKED_FIRST", first)
+            request = Request.fake(f"/papers/papers?_search={search}{url_filter}")
+            found = await module.ranked_matches(ds, request)
+            assert [(r["id"], r["snippet"], round(r["rank"], 6)) for r in found["ranked"]] == \
+                ranked_reference(real_db, search, where, params)
+            assert found["ranked"], search
     canned = await get_json(ds, f"/papers/search.json?q={search}&_shape=array")
     expected = ranked_reference(real_db, search, limit=100)
     assert [(r["paper_id"], r["snippet"]) for r in canned] == [(i, s) for i, s, _ in expected]
@@ -439,6 +444,7 @@ async def test_the_ranked_box_checks_its_filters_on_each_match(ds, real_db, filt
 
     selected = module.select
     monkeypatch.setattr(module, "select", select)
+    monkeypatch.setattr(module, "RANKED_FIRST", 0)  # none of the best of all: within the filter
     dump = rows(real_db, "select dump from sightings join papers_fts on papers_fts.rowid = "
                          "(select rowid from papers where id = sightings.paper_id) "
                          "where papers_fts match 'brain' limit 1")[0][0]
@@ -446,7 +452,8 @@ async def test_the_ranked_box_checks_its_filters_on_each_match(ds, real_db, filt
                            dump=dump)
     found = await module.ranked_matches(ds, Request.fake(f"/papers/papers?_search=brain&{query}"))
     assert found["ranked_filtered"] and found["ranked"]
-    ((sql, params),) = asked
+    first, (sql, params) = asked
+    assert "limit 0" in first[0]
     conn = sqlite3.connect(real_db)
     load_plugin("search_plan").prepare_connection(conn)
     try:
