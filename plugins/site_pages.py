@@ -202,13 +202,7 @@ def best_first_sql(where: str, raw: bool = False) -> str:
           where exists (select 1 from papers where papers.rowid = best.rowid and {where})
           order by best.rank, best.rowid limit {RANKED_LIMIT}
         )
-        select papers.id, papers.title, papers.published, papers.organization,
-          snippet(papers_fts, 1, '[[hl]]', '[[/hl]]', ' … ', 30) as snippet, passed.rank
-        from passed  -- cross join: SQLite keeps this order, the best matches first
-        cross join papers_fts on papers_fts.rowid = passed.rowid
-        cross join papers on papers.rowid = passed.rowid
-        where papers_fts match {match}
-        order by passed.rank, passed.rowid
+        {rows_of_the_best("passed", match)}
     """
 
 
@@ -235,14 +229,21 @@ def ranked_sql(within: str, limit: int, raw: bool = False) -> str:
           where papers_fts match {match} {within}
           order by rank, rowid limit {limit}
         )
-        select papers.id, papers.title, papers.published, papers.organization,
-          snippet(papers_fts, 1, '[[hl]]', '[[/hl]]', ' … ', 30) as snippet, best.rank
-        from best  -- cross join: SQLite keeps this order, the best matches first
-        cross join papers_fts on papers_fts.rowid = best.rowid
-        cross join papers on papers.rowid = best.rowid
-        where papers_fts match {match}
-        order by best.rank, best.rowid
+        {rows_of_the_best("best", match)}
     """
+
+
+def rows_of_the_best(ranked: str, match: str) -> str:
+    """Return the select of the ranked box's rows, with their snippets, for the matches of
+    the table `ranked` (rowid, rank), best first."""
+    return f"""
+        select papers.id, papers.title, papers.published, papers.organization,
+          snippet(papers_fts, 1, '[[hl]]', '[[/hl]]', ' … ', 30) as snippet, {ranked}.rank
+        from {ranked}  -- cross join: SQLite keeps this order, the best matches first
+        cross join papers_fts on papers_fts.rowid = {ranked}.rowid
+        cross join papers on papers.rowid = {ranked}.rowid
+        where papers_fts match {match}
+        order by {ranked}.rank, {ranked}.rowid"""
 
 
 FTS_OPERATORS = ("AND", "OR", "NOT")

@@ -384,13 +384,7 @@ async def test_a_topic_filters_count_reads_paper_topics_and_is_datasettes_count(
     counts = [trace["sql"] for trace in page["_trace"]["traces"]
               if trace["sql"].startswith("select count(*) from papers where")]
     assert counts and all("from paper_topics as evidence" in sql for sql in counts), counts
-    conn = sqlite3.connect(real_db)
-    load_plugin("search_plan").prepare_connection(conn)
-    try:
-        plan = [step for *_, step in conn.execute(f"explain query plan {counts[0]}",
-                                                  {"p0": topic, "search": search})]
-    finally:
-        conn.close()
+    plan = query_plan(real_db, counts[0], {"p0": topic, "search": search}).split(" / ")
     assert any(step.startswith("SEARCH evidence USING") for step in plan), plan
 
 
@@ -411,12 +405,7 @@ async def test_a_dumps_filter_reads_the_sightings_index_and_lists_datasettes_row
         assert page["filtered_table_rows_count"] == len(expected) > 0
         sql, params = page["query"]["sql"], page["query"]["params"]
         assert "from sightings as sighting" in sql
-        conn = sqlite3.connect(real_db)
-        load_plugin("search_plan").prepare_connection(conn)
-        try:
-            plan = [step for *_, step in conn.execute(f"explain query plan {sql}", params)]
-        finally:
-            conn.close()
+        plan = query_plan(real_db, sql, params).split(" / ")
         assert any(step.startswith("SEARCH sighting USING") and "(dump=?)" in step
                    for step in plan), plan
 
@@ -454,12 +443,7 @@ async def test_the_ranked_box_checks_its_filters_on_each_match(ds, real_db, filt
     assert found["ranked_filtered"] and found["ranked"]
     first, (sql, params) = asked
     assert "limit 0" in first[0]
-    conn = sqlite3.connect(real_db)
-    load_plugin("search_plan").prepare_connection(conn)
-    try:
-        plan = [step for *_, step in conn.execute(f"explain query plan {sql}", params)]
-    finally:
-        conn.close()
+    plan = query_plan(real_db, sql, params).split(" / ")
     # FTS5 names its plan `<index>:<constraints>`: `=` a rowid looked up, `M` the match.
     first_scan = next(step for step in plan if step.startswith("SCAN papers_fts"))
     assert first_scan.endswith(":M2"), plan
