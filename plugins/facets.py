@@ -69,6 +69,14 @@ SEEN_IN = re.compile(r"rowid in \(select carrier\.rowid from sightings as sighti
                      r"join papers as carrier on carrier\.id = sighting\.paper_id "
                      r"where sighting\.dump = :seen_in_\d+\)")
 
+# The clause search_plan.py adds beside a column filter few rows pass: that filter's rows,
+# written with parameters of its own (`:rare_<filter>_<n>`).
+RARE_PARAM = r":rare_\d+_\d+"
+RARE_ROWS = re.compile(
+    rf"rowid in \(select rare\.rowid from (?:{IDENTIFIER}|\w+) as rare where "
+    rf"(?:{IDENTIFIER} (?:=|>=|<=|>|<) {RARE_PARAM}|{IDENTIFIER} is (?:not )?null"
+    rf"|\w+ in \({RARE_PARAM}(?:, {RARE_PARAM})*\))\)")
+
 # The query Datasette hands to facets: `select <columns> from <table> [where ...]`.
 PAGE_QUERY = re.compile(r"select .+? from (?P<table>\S+)(?: where (?P<where>.*?))?\s*$", re.S)
 
@@ -258,7 +266,7 @@ def rowid_sources(facet, where: str) -> list[tuple] | None:
                                    f"where {fts} match {searches[clause]}"))
         elif contains and contains["table"][1:-1] == facet.table and contains["column"][1:-1] in lists:
             sources.append(("items", contains["column"][1:-1], contains["param"]))
-        elif COMPARISON.fullmatch(clause) or SEEN_IN.fullmatch(clause):
+        elif any(form.fullmatch(clause) for form in (COMPARISON, SEEN_IN, RARE_ROWS)):
             sources.append(("sql", f"select group_concat(rowid, ' ') from {table} where {clause}"))
         else:
             return None

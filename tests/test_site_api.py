@@ -76,7 +76,8 @@ FACET_PAGES = ["", "_search=fmri", "_search=spiking+network", "_search=spiking&p
                "topics__arraycontains=transformers", "_search=brain&topics__arraycontains=fMRI",
                "dumps__arraycontains=001_be74241cc718eecc.txt&dumps_seen__gt=1",
                "topics__arraycontains=no-such-topic", "_where=authors+>+5&_search=neural",
-               "_search=model&_searchmode=raw&published_year__gte=2025"]
+               "_search=model&_searchmode=raw&published_year__gte=2025",
+               "_search=brain&date_method=page", "date_method=read&published_year__gt=2030"]
 
 
 def search_and_filters(page: str) -> tuple[str, list]:
@@ -100,7 +101,7 @@ def search_and_filters(page: str) -> tuple[str, list]:
             value = int(value)
         else:
             clauses.append(f"papers.{key} = ?")
-            value = int(value)
+            value = int(value) if value.isdigit() else value
         params.append(value)
     return " and ".join(clauses), params
 
@@ -168,10 +169,11 @@ async def test_facets_of_a_search_alone_are_counted_in_memory(ds, real_db):
 
 
 @pytest.mark.parametrize("page, expected", [
-    ("_search=brain&topics__arraycontains=fMRI&published_year=2025",
-     [("sql", "papers_fts"), ("items", "topics"), ("sql", "published_year")]),
-    ("dumps__arraycontains=001_be74241cc718eecc.txt&dumps_seen__gt=1",  # and its hint
-     [("items", "dumps"), ("sql", "dumps_seen"), ("sql", "from sightings")]),
+    ("_search=brain&topics__arraycontains=fMRI&published_year=2025",  # a rare year's hint
+     [("sql", "papers_fts"), ("items", "topics"), ("sql", "published_year"),
+      ("sql", "as rare")]),
+    ("dumps__arraycontains=001_be74241cc718eecc.txt&dumps_seen__gt=1",  # and their hints
+     [("items", "dumps"), ("sql", "dumps_seen"), ("sql", "from sightings"), ("sql", "as rare")]),
     ("_where=authors+>+5&_search=neural", None),
 ])
 async def test_each_filter_of_a_page_is_read_its_own_way(ds, page, expected):
@@ -1094,6 +1096,52 @@ async def test_a_common_search_walks_the_sort_index_and_a_rare_one_reads_its_mat
     # A search the index refuses is left to Datasette, which says why.
     response = await ds.client.get('/papers/papers.json?_search=%22unclosed&_searchmode=raw')
     assert response.status_code == 400 and "unterminated string" in response.text
+
+
+@pytest.mark.parametrize("search", ["", "&_search=brain"])
+async def test_a_filter_few_papers_pass_is_read_from_its_index(ds, real_db, monkeypatch, search):
+    """SQLite takes a filter's value to be as common as its column's average: at a million
+    papers `?date_method=page` (no paper has it) walked the whole date index, and with a
+    common word the page failed at the SQL time limit. A filter fewer than COMMON_MATCHES
+    papers pass gets its rows read from its index beside Datasette's clause, which SQLite
+    starts from; the rows are Datasette's either way."""
+    plugin = loaded_plugin("search_plan.py")
+    monkeypatch.setattr(plugin, "COMMON_MATCHES", 10_000)  # all are rare in the seed papers
+    (year,) = rows(real_db, "select max(published_year) from papers")[0]
+    (method, papers), *_ = rows(real_db, "select date_method, count(*) from papers where "
+                                         "date_method is not null group by 1 order by 2")
+    pages = {"date_method=page": ("date_method = ?", "page", "idx_papers_date_method"),
+             f"date_method={method}": ("date_method = ?", method, "idx_papers_date_method"),
+             f"published_year__gt={year}": ("published_year > ?", year,
+                                             "idx_papers_published_year"),
+             f"published_year__gte={year}": ("published_year >= ?", year,
+                                              "idx_papers_published_year")}
+    matching = (" and rowid in (select rowid from papers_fts where papers_fts match 'brain')"
+                if search else "")
+    for page, (clause, value, index) in pages.items():
+        data = await get_json(ds, f"/papers/papers.json?{page}{search}&_size=max&_col=id"
+                                  f"&_shape=objects")
+        expected = rows(real_db, f"select id from papers where {clause}{matching} "
+                                 f"order by published desc, id", (value,))
+        assert [row["id"] for row in data["rows"]] == [i for (i,) in expected], page
+        assert data["filtered_table_rows_count"] == len(expected)
+        sql, params = data["query"]["sql"], data["query"]["params"]
+        assert "as rare where" in sql, sql
+        plan = query_plan(real_db, sql, params)
+        assert f"SEARCH rare USING COVERING INDEX {index}" in plan, plan
+    assert len(rows(real_db, "select 1 from papers where date_method = 'page'")) == 0 < papers
+    # A value as common as COMMON_MATCHES is left to SQLite's plan: no hint.
+    monkeypatch.setattr(plugin, "COMMON_MATCHES", papers)
+    sql = (await get_json(ds, f"/papers/papers.json?date_method={method}{search}"))["query"]["sql"]
+    assert "as rare" not in sql
+    # Nor does a filter its index cannot answer, or a table without rowids, get one.
+    monkeypatch.setattr(plugin, "COMMON_MATCHES", 10_000)
+    sql = (await get_json(ds, f"/papers/papers.json?title__contains=brain{search}"))["query"]["sql"]
+    assert "as rare" not in sql
+    topics = await get_json(ds, "/papers/paper_topics.json?topic=EEG&_size=max&_shape=objects")
+    assert "as rare" not in topics["query"]["sql"]
+    assert len(topics["rows"]) == rows(real_db, "select count(*) from paper_topics "
+                                                "where topic = 'EEG'")[0][0] > 0
 
 
 def next_path(data: dict) -> str | None:
