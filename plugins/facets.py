@@ -45,6 +45,7 @@ import numpy as np
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
 from datasette.facets import ArrayFacet, ColumnFacet, DateFacet, load_facet_configs
+from datasette.filters import Filters
 from datasette.utils import (escape_sqlite, path_with_added_args, path_with_removed_args,
                              sqlite_timelimit)
 
@@ -57,18 +58,23 @@ STORED_COUNTS = {
 # The longest rowid list a search may give (in bytes): 8 bytes per paper for 100 million.
 GROUP_CONCAT_MAX = 800_000_000
 
-# Clauses of Datasette's own filters, as its templates write them: `?topics__arraycontains=`,
-# and the column filters that compare with one parameter (`?published_year=2025`, `__gt=` ...).
+# The clauses of Datasette's own list filters, `?topics__arraycontains=` and
+# `?topics__arraynotcontains=`, as its templates write them.
 IDENTIFIER = r'(?:"[^"]+"|\[[^\]]+\])'
 ARRAY_CONTAINS = re.compile(rf":(?P<param>p\d+) in \(select value from json_each\("
                             rf"(?P<table>{IDENTIFIER})\.(?P<column>{IDENTIFIER})\)\)")
-COMPARISON = re.compile(rf"{IDENTIFIER} (?:=|!=|>=|<=|>|<|like|not like|glob) :p\d+")
+ARRAY_NOT_CONTAINS = re.compile(rf":(?P<param>p\d+) not in \(select value from json_each\("
+                                rf"(?P<table>{IDENTIFIER})\.(?P<column>{IDENTIFIER})\)\)")
 # The clause search_plan.py adds beside a `?dumps__arraycontains=` filter: the same papers,
 # read through the sightings' index (it selects a dump's few papers at once).
 SEEN_IN = re.compile(r"rowid in \(select carrier\.rowid from sightings as sighting "
                      r"join papers as carrier on carrier\.id = sighting\.paper_id "
                      r"where sighting\.dump = :seen_in_\d+\)")
 
+# ... and beside a `?topics__arraycontains=` filter of a topic few papers carry.
+WITH_TOPIC = re.compile(r"rowid in \(select carrier\.rowid from paper_topics as evidence "
+                        r"join papers as carrier on carrier\.id = evidence\.paper_id "
+                        r"where evidence\.topic = :with_topic_\d+\)")
 # The clause search_plan.py adds beside a column filter few rows pass: that filter's rows,
 # written with parameters of its own (`:rare_<filter>_<n>`).
 RARE_PARAM = r":rare_\d+_\d+"
@@ -241,32 +247,59 @@ async def matched_rowids(facet, where: str, sources: list[tuple]) -> np.ndarray:
     return await pending[key]
 
 
+def datasette_filter_clauses(facet) -> set[str]:
+    """Return the where clauses Datasette writes for the page's column filters, as its table
+    view builds them from the request (every argument but `_` ones without `__`, sorted)."""
+    args = facet.request.args
+    pairs = [(key, value) for key in args if not (key.startswith("_") and "__" not in key)
+             for value in args.getlist(key)]
+    where, _ = Filters(sorted(pairs), facet.metadata.get("units", {})).build_where_clauses(facet.table)
+    return set(where)
+
+
+def page_clauses(where: str, whole: set[str]) -> list[str]:
+    """Split the page's where clause into the clauses Datasette joined with " and ", keeping
+    each clause of `whole` in one piece (`?col__notblank=1` is `(col is not null and ...)`)."""
+    pieces, clauses = where.split(" and "), []
+    while pieces:
+        joined = next((n for n in range(len(pieces), 1, -1)
+                       if " and ".join(pieces[:n]) in whole), 1)
+        clauses.append(" and ".join(pieces[:joined]))
+        del pieces[:joined]
+    return clauses
+
+
 def rowid_sources(facet, where: str) -> list[tuple] | None:
     """Return how to find the rowids the page's where clause selects, clause by clause:
     ("sql", query) for a query giving them as one string, ("items", column, parameter) for
-    the rows whose list column holds an item (found from the column's pairs in memory).
+    the rows whose list column holds an item, ("items_not", ...) for those whose list does
+    not (both found from the column's pairs in memory).
 
-    Datasette joins the page's clauses with " and ". A search is asked of the full-text
-    index, which gives its rowids at once; Datasette's column filters each use their
-    column's index. A clause in no form known here (a visitor's `_where=`, say) gives None:
-    the facets then count Datasette's way, under every limit on visitors' SQL, since the
-    queries here lift the limit on the length of a value.
+    A search is asked of the full-text index, which gives its rowids at once. Datasette's
+    column filters (any of its filters: `=`, `__gt`, `__in`, `__isnull`, `__date` ...) and
+    search_plan.py's hints are read in SQL, each on its own, from their column's index where
+    there is one. A clause in no form known here (a visitor's `_where=`, say) gives None: the
+    facets then count Datasette's way, under every limit on visitors' SQL, since the queries
+    here lift the limit on the length of a value.
     """
     fts_table = facet.metadata.get("fts_table")
     searches = search_clauses(fts_table, facet.metadata.get("fts_pk", "rowid")) if fts_table else {}
     lists = {column for database, table, column, is_list in declared_facets(facet.ds)
              if is_list and (database, table) == (facet.database, facet.table)}
+    own = datasette_filter_clauses(facet)
     table = escape_sqlite(facet.table)
     sources = []
-    for clause in where.split(" and "):
-        contains = ARRAY_CONTAINS.fullmatch(clause)
+    for clause in page_clauses(where, own):
+        listed = ARRAY_CONTAINS.fullmatch(clause) or ARRAY_NOT_CONTAINS.fullmatch(clause)
         if clause in searches:
             fts = escape_sqlite(fts_table)
             sources.append(("sql", f"select group_concat(rowid, ' ') from {fts} "
                                    f"where {fts} match {searches[clause]}"))
-        elif contains and contains["table"][1:-1] == facet.table and contains["column"][1:-1] in lists:
-            sources.append(("items", contains["column"][1:-1], contains["param"]))
-        elif any(form.fullmatch(clause) for form in (COMPARISON, SEEN_IN, RARE_ROWS)):
+        elif listed and listed["table"][1:-1] == facet.table and listed["column"][1:-1] in lists:
+            kind = "items" if listed.re is ARRAY_CONTAINS else "items_not"
+            sources.append((kind, listed["column"][1:-1], listed["param"]))
+        elif clause in own or any(form.fullmatch(clause) for form in (SEEN_IN, WITH_TOPIC,
+                                                                      RARE_ROWS)):
             sources.append(("sql", f"select group_concat(rowid, ' ') from {table} where {clause}"))
         else:
             return None
@@ -276,13 +309,20 @@ def rowid_sources(facet, where: str) -> list[tuple] | None:
 async def read_matched_rowids(facet, sources: list[tuple]) -> np.ndarray:
     """Return the rowids the sources select: the rows every one of them agrees on."""
     queries = [source[1] for source in sources if source[0] == "sql"]
+    if not any(kind in ("sql", "items") for kind, *_ in sources):  # only lists not holding
+        queries.append(f"select group_concat(rowid, ' ') from {escape_sqlite(facet.table)}")
     found = [np.array(text.split(), dtype=np.int64)
              for text in await read_rowid_strings(facet, queries)]
-    for _, column, param in (source for source in sources if source[0] == "items"):
+    excluded = []
+    for kind, column, param in (source for source in sources if source[0] != "sql"):
         index = await asyncio.wrap_future(
             value_index(facet.ds, facet.database, facet.table, column, is_list=True))
-        found.append(index.rowids_holding(facet.params[param]))
-    return functools.reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), found)
+        holding = index.rowids_holding(facet.params[param])
+        (found if kind == "items" else excluded).append(holding)
+    matched = functools.reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), found)
+    for holding in excluded:
+        matched = np.setdiff1d(matched, holding, assume_unique=True)
+    return matched
 
 
 async def read_rowid_strings(facet, queries: list[str]) -> list[str]:

@@ -49,6 +49,7 @@ the same papers. Repeating a word no longer weighs it more in the ranking.
 The list facets' filters (`?dumps__arraycontains=`, and the count of `?topics__arraycontains=`)
 get the same papers from an index beside Datasette's JSON lookup: see DUMP_FILTER and
 count_with_topic_hints. So does a column filter few papers pass: see rare_filter_hints.
+Such a filter's few papers are then where SQLite starts, rather than a search's matches.
 """
 
 import re
@@ -145,6 +146,40 @@ def papers_seen_in(parameter: str) -> str:
             f"where sighting.dump = :{parameter})")
 
 
+# A topic facet's filter (`?topics__arraycontains=`) is Datasette's JSON lookup too. For a
+# topic most papers carry, the page's rows walk the date index and stop at their 26th (a
+# list of 190,000 papers to start from made that slower: 0.001 -> 0.56 s), so only its count
+# gets paper_topics' papers (count_with_topic_hints). A topic few papers carry (fewer than
+# COMMON_MATCHES evidence rows), or one none does (a mistyped link), gets them for its rows
+# too: at a million papers a topic of no paper walked all 750,000 papers' lists and the page
+# failed with 400 at the SQL time limit.
+TOPIC_FILTER = "topics__arraycontains"
+
+
+def papers_with_topic(parameter: str) -> str:
+    """Return the clause of the papers that carry the topic named by `parameter`, read
+    through paper_topics' index on (topic, paper_id)."""
+    return (f"rowid in (select carrier.rowid from paper_topics as evidence "
+            f"join papers as carrier on carrier.id = evidence.paper_id "
+            f"where evidence.topic = :{parameter})")
+
+
+async def rare_topic_hints(request, database, table, datasette) -> FilterArguments | None:
+    topics = request.args.getlist(TOPIC_FILTER) if table == "papers" else []
+    clauses, params = [], {}
+    for number, topic in enumerate(topics):
+        try:
+            (evidence,) = (await datasette.get_database(database).execute(
+                f"select count(*) from (select 1 from paper_topics where topic = :topic "
+                f"limit {COMMON_MATCHES})", {"topic": topic})).first()
+        except (sqlite3.Error, QueryInterrupted):
+            continue
+        if evidence < COMMON_MATCHES:
+            clauses.append(papers_with_topic(f"with_topic_{number}"))
+            params[f"with_topic_{number}"] = topic
+    return FilterArguments(clauses, params=params) if clauses else None
+
+
 def dump_filter_hints(request, table: str) -> FilterArguments | None:
     dumps = request.args.getlist(DUMP_FILTER) if table == "papers" else []
     if not dumps:
@@ -214,11 +249,16 @@ def has_rowid(conn, table: str) -> bool:
 @hookimpl
 def filters_from_request(request, database, table, datasette):
     async def inner():
-        found = [arguments for arguments in (await search_filter(request, database, table,
-                                                                 datasette),
-                                             dump_filter_hints(request, table),
+        hints = [arguments for arguments in (dump_filter_hints(request, table),
+                                             await rare_topic_hints(request, database, table,
+                                                                    datasette),
                                              await rare_filter_hints(request, database, table,
                                                                      datasette)) if arguments]
+        # A filter's few rows are a shorter list to start from than a search's matches:
+        # given both, SQLite started from the search's (a topic no paper carries, with
+        # "neural" sorted by title: 0.95 s for the rows, 0.9 s for the count, at a million).
+        search = None if hints else await search_filter(request, database, table, datasette)
+        found = [arguments for arguments in (search, *hints) if arguments]
         if not found:
             return None
         return FilterArguments(
@@ -289,9 +329,9 @@ def count_with_topic_hints(sql: str) -> str:
     the topic from paper_topics' index AND-ed to its own clauses (so the same count)."""
     if not sql.startswith(COUNT_OF_PAPERS) or not (topics := TOPIC_CONTAINS.findall(sql)):
         return sql
-    hints = "".join(f" and rowid in (select carrier.rowid from paper_topics as evidence "
-                    f"join papers as carrier on carrier.id = evidence.paper_id "
-                    f"where evidence.topic = :{parameter})" for parameter in topics)
+    if "from paper_topics as evidence" in sql:  # the page's own rows have them (rare_topic_hints)
+        return sql
+    hints = "".join(f" and {papers_with_topic(parameter)}" for parameter in topics)
     return f"{COUNT_OF_PAPERS}({sql[len(COUNT_OF_PAPERS):]}){hints}"
 
 

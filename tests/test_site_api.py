@@ -77,7 +77,10 @@ FACET_PAGES = ["", "_search=fmri", "_search=spiking+network", "_search=spiking&p
                "dumps__arraycontains=001_be74241cc718eecc.txt&dumps_seen__gt=1",
                "topics__arraycontains=no-such-topic", "_where=authors+>+5&_search=neural",
                "_search=model&_searchmode=raw&published_year__gte=2025",
-               "_search=brain&date_method=page", "date_method=read&published_year__gt=2030"]
+               "_search=brain&date_method=page", "date_method=read&published_year__gt=2030",
+               "topics__arraynotcontains=EEG", "_search=brain&topics__arraynotcontains=fMRI",
+               "date_method__notblank=1&_search=brain", "dumps_seen__in=1,2",
+               "date_method__isnull=1&_search=neural"]
 
 
 def search_and_filters(page: str) -> tuple[str, list]:
@@ -93,8 +96,19 @@ def search_and_filters(page: str) -> tuple[str, list]:
         elif key == "_where":
             clauses.append(value)
             continue
-        elif key.endswith("__arraycontains"):
-            clauses.append(f"? in (select value from json_each(papers.{key.split('__')[0]}))")
+        elif key.endswith("__arraycontains") or key.endswith("__arraynotcontains"):
+            negated = "not " if key.endswith("__arraynotcontains") else ""
+            clauses.append(f"? {negated}in (select value from json_each(papers.{key.split('__')[0]}))")
+        elif key.endswith("__notblank") or key.endswith("__isnull"):  # as `=1`
+            column = key.split("__")[0]
+            clauses.append(f"papers.{column} is not null and papers.{column} != ''"
+                           if key.endswith("__notblank") else f"papers.{column} is null")
+            continue
+        elif key.endswith("__in"):
+            values = value.split(",")
+            clauses.append(f"papers.{key.split('__')[0]} in ({', '.join('?' * len(values))})")
+            params += [int(v) if v.isdigit() else v for v in values]
+            continue
         elif key.endswith("__gt") or key.endswith("__gte"):
             column, lookup = key.split("__")
             clauses.append(f"papers.{column} {'>' if lookup == 'gt' else '>='} ?")
@@ -169,21 +183,28 @@ async def test_facets_of_a_search_alone_are_counted_in_memory(ds, real_db):
 
 
 @pytest.mark.parametrize("page, expected", [
-    ("_search=brain&topics__arraycontains=fMRI&published_year=2025",  # a rare year's hint
-     [("sql", "papers_fts"), ("items", "topics"), ("sql", "published_year"),
-      ("sql", "as rare")]),
-    ("dumps__arraycontains=001_be74241cc718eecc.txt&dumps_seen__gt=1",  # and their hints
+    ("_search=brain&topics__arraycontains=fMRI&published_year=2025",  # with search_plan's
+     [("sql", "papers_fts"), ("items", "topics"), ("sql", "published_year"),  # hints of a
+      ("sql", "as rare"), ("sql", "from paper_topics")]),  # rare year and a rare topic
+    ("dumps__arraycontains=001_be74241cc718eecc.txt&dumps_seen__gt=1",
      [("items", "dumps"), ("sql", "dumps_seen"), ("sql", "from sightings"), ("sql", "as rare")]),
+    ("topics__arraynotcontains=EEG&date_method__notblank=1&dumps_seen__in=1,2",
+     [("items_not", "topics"), ("sql", "is not null and"), ("sql", "dumps_seen in"),
+      ("sql", "as rare")]),
+    ("published__date=2025-06-01&organization__notin=x&title__contains=brain",
+     [("sql", "date("), ("sql", "not in"), ("sql", "like")]),
     ("_where=authors+>+5&_search=neural", None),
 ])
 async def test_each_filter_of_a_page_is_read_its_own_way(ds, page, expected):
     """The facets find a page's rows clause by clause: the search from the full-text index,
-    array filters from the pairs in memory, column filters from SQL; a clause of another form
-    (a visitor's own SQL) leaves the counting to Datasette."""
+    array filters from the pairs in memory, Datasette's other filters and search_plan.py's
+    hints from SQL; a clause of another form (a visitor's own SQL) leaves the counting to
+    Datasette."""
     facets = loaded_facets_plugin()
     sql = (await get_json(ds, f"/papers/papers.json?_size=0&{page}"))["query"]["sql"]
     sql = sql.split(" order by ")[0]  # the facets are handed the query without its order
-    facet = SimpleNamespace(ds=ds, database="papers", table="papers", metadata=PAPERS)
+    facet = SimpleNamespace(ds=ds, database="papers", table="papers", metadata=PAPERS,
+                            request=Request.fake(f"/papers/papers?{page}"))
     sources = facets.rowid_sources(facet, facets.page_filters(sql))
     if expected is None:
         assert sources is None
@@ -366,10 +387,16 @@ def test_every_paper_lists_exactly_the_dumps_its_sightings_show(real_db):
 
 
 @pytest.mark.parametrize("search", ["", "brain"])
-async def test_a_topic_filters_count_reads_paper_topics_and_is_datasettes_count(real_db, search):
+@pytest.mark.parametrize("topic_is", ["common", "rare"])
+async def test_a_topic_filters_count_reads_paper_topics_and_is_datasettes_count(
+        real_db, search, topic_is, monkeypatch):
     """A topic facet's page counted its papers from every paper's list of topics (1.2 s of
     the 1.5 s limit at a million papers with a common word): the count Datasette runs gets
-    the same papers from paper_topics' index beside its own clause, and the same number."""
+    the same papers from paper_topics' index beside its own clause, and the same number.
+    A topic few papers carry gets them for its rows too (search_plan.rare_topic_hints), and
+    its count then reads that one hint."""
+    if topic_is == "common":
+        monkeypatch.setattr(loaded_plugin("search_plan.py"), "COMMON_MATCHES", 1)
     paths = site_paths()
     site = Datasette([], immutables=[str(real_db)], metadata=METADATA,
                      plugins_dir=str(paths["plugins"]), template_dir=str(paths["templates"]),
@@ -385,8 +412,11 @@ async def test_a_topic_filters_count_reads_paper_topics_and_is_datasettes_count(
     assert page["filtered_table_rows_count"] == expected > 0
     counts = [trace["sql"] for trace in page["_trace"]["traces"]
               if trace["sql"].startswith("select count(*) from papers where")]
-    assert counts and all("from paper_topics as evidence" in sql for sql in counts), counts
-    plan = query_plan(real_db, counts[0], {"p0": topic, "search": search}).split(" / ")
+    assert counts and all(sql.count("from paper_topics as evidence") == 1 for sql in counts)
+    rows_hinted = "from paper_topics as evidence" in page["query"]["sql"]
+    assert rows_hinted == (topic_is == "rare"), page["query"]["sql"]
+    plan = query_plan(real_db, counts[0], {"p0": topic, "with_topic_0": topic,
+                                           "search": search}).split(" / ")
     assert any(step.startswith("SEARCH evidence USING") for step in plan), plan
 
 
@@ -1102,23 +1132,30 @@ async def test_a_common_search_walks_the_sort_index_and_a_rare_one_reads_its_mat
 async def test_a_filter_few_papers_pass_is_read_from_its_index(ds, real_db, monkeypatch, search):
     """SQLite takes a filter's value to be as common as its column's average: at a million
     papers `?date_method=page` (no paper has it) walked the whole date index, and with a
-    common word the page failed at the SQL time limit. A filter fewer than COMMON_MATCHES
-    papers pass gets its rows read from its index beside Datasette's clause, which SQLite
-    starts from; the rows are Datasette's either way."""
+    common word the page failed at the SQL time limit; so did a topic no paper carries. A
+    filter fewer than COMMON_MATCHES papers pass gets its rows read from its index beside
+    Datasette's clause, which SQLite starts from; the rows are Datasette's either way."""
     plugin = loaded_plugin("search_plan.py")
     monkeypatch.setattr(plugin, "COMMON_MATCHES", 10_000)  # all are rare in the seed papers
     (year,) = rows(real_db, "select max(published_year) from papers")[0]
     (method, papers), *_ = rows(real_db, "select date_method, count(*) from papers where "
                                          "date_method is not null group by 1 order by 2")
-    pages = {"date_method=page": ("date_method = ?", "page", "idx_papers_date_method"),
-             f"date_method={method}": ("date_method = ?", method, "idx_papers_date_method"),
+    (topic,) = rows(real_db, "select id from topics where papers > 0 order by papers limit 1")[0]
+    on_topic = "? in (select value from json_each(papers.topics))"
+    rare_rows = "SEARCH rare USING COVERING INDEX"
+    pages = {"date_method=page": ("date_method = ?", "page", f"{rare_rows} idx_papers_date_method"),
+             f"date_method={method}": ("date_method = ?", method,
+                                       f"{rare_rows} idx_papers_date_method"),
              f"published_year__gt={year}": ("published_year > ?", year,
-                                             "idx_papers_published_year"),
+                                             f"{rare_rows} idx_papers_published_year"),
              f"published_year__gte={year}": ("published_year >= ?", year,
-                                              "idx_papers_published_year")}
+                                              f"{rare_rows} idx_papers_published_year"),
+             f"topics__arraycontains={topic}": (on_topic, topic, "SEARCH evidence USING"),
+             "topics__arraycontains=no-such-topic": (on_topic, "no-such-topic",
+                                                     "SEARCH evidence USING")}
     matching = (" and rowid in (select rowid from papers_fts where papers_fts match 'brain')"
                 if search else "")
-    for page, (clause, value, index) in pages.items():
+    for page, (clause, value, index) in pages.items():  # index: where SQLite starts from
         data = await get_json(ds, f"/papers/papers.json?{page}{search}&_size=max&_col=id"
                                   f"&_shape=objects")
         expected = rows(real_db, f"select id from papers where {clause}{matching} "
@@ -1126,14 +1163,19 @@ async def test_a_filter_few_papers_pass_is_read_from_its_index(ds, real_db, monk
         assert [row["id"] for row in data["rows"]] == [i for (i,) in expected], page
         assert data["filtered_table_rows_count"] == len(expected)
         sql, params = data["query"]["sql"], data["query"]["params"]
-        assert "as rare where" in sql, sql
         plan = query_plan(real_db, sql, params)
-        assert f"SEARCH rare USING COVERING INDEX {index}" in plan, plan
+        assert index in plan, plan
+        # The search's own list by rowid is left out: SQLite started from it, not the hint's.
+        assert not ROWID_CLAUSE.search(sql), sql
     assert len(rows(real_db, "select 1 from papers where date_method = 'page'")) == 0 < papers
     # A value as common as COMMON_MATCHES is left to SQLite's plan: no hint.
     monkeypatch.setattr(plugin, "COMMON_MATCHES", papers)
     sql = (await get_json(ds, f"/papers/papers.json?date_method={method}{search}"))["query"]["sql"]
     assert "as rare" not in sql
+    monkeypatch.setattr(plugin, "COMMON_MATCHES", 1)
+    sql = (await get_json(ds, f"/papers/papers.json?topics__arraycontains={topic}{search}")
+           )["query"]["sql"]
+    assert "paper_topics" not in sql
     # Nor does a filter its index cannot answer, or a table without rowids, get one.
     monkeypatch.setattr(plugin, "COMMON_MATCHES", 10_000)
     sql = (await get_json(ds, f"/papers/papers.json?title__contains=brain{search}"))["query"]["sql"]
