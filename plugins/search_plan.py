@@ -232,7 +232,7 @@ async def rare_filter_hints(request, database, table, datasette) -> FilterArgume
             (rows,) = (await db.execute(
                 f"select count(*) from (select 1 from {escape_sqlite(table)} where {clause} "
                 f"limit {COMMON_MATCHES})", values)).first()
-        except (sqlite3.Error, QueryInterrupted):  # Datasette's own query says why
+        except (sqlite3.Error, OverflowError, QueryInterrupted):  # Datasette's own query says why
             continue
         if rows < COMMON_MATCHES:
             clauses.append(rare_rows_clause(table, clause))
