@@ -78,6 +78,12 @@ FILTER_KIND_PAGES = ["date_method__isnull=1", "_search=neural&date_method__notbl
 # made every filtered search at a million papers give up ranking, which no unfiltered search
 # showed.
 FILTERED_SEARCHES = [page for page in FILTERED_PAGES if page.startswith("_search=")]
+# Sorted listings a visitor reaches by a column's sort menu, and the page after each (its
+# "Next page" link, `_next=`): at a million papers the date oldest first (half the papers
+# have none, and come first) and page 2 of a descending sort by id or by last dump failed,
+# and every page 2 took 2-3.7 s (plugins/stable_pages.py, plugins/facets.py).
+SORTED_LISTINGS = ["", "_sort=published", "_sort=authors", "_sort=organization", "_sort=title",
+                   "_sort_desc=id", "_sort_desc=last_seen_dump", "_sort_desc=comments"]
 
 
 def timed(function, *args, **kwargs):
@@ -368,6 +374,38 @@ def filtered_search_latencies(ours_base: str, stock_base: str, repeats: int):
                             FILTERED_SEARCHES, repeats)
 
 
+def next_cursor(base: str, page: str) -> str | None:
+    """Return the `_next` of a listing's first page on one server (untimed), or None."""
+    size = papers_page_size()
+    try:
+        with DIRECT.open(f"{base}/papers/papers.json?_size={size}&{page}", timeout=120) as response:
+            return json.loads(response.read()).get("next")
+    except urllib.error.HTTPError as error:  # the first page failed: timed below as failed
+        error.read()
+        return None
+
+
+def sorted_listing_latencies(ours_base: str, stock_base: str, repeats: int):
+    """As search_latencies, for the SORTED_LISTINGS and the page after each: each side's
+    page 2 starts after its own page 1 (stock orders a first page's ties as SQLite reads
+    them, the site by id, so their cursors may differ)."""
+    size = papers_page_size()
+    pages = [f"{page} (page {n})" for page in SORTED_LISTINGS for n in (1, 2)]
+    cursors = {base: {page: next_cursor(base, page) for page in SORTED_LISTINGS}
+               for base in (ours_base, stock_base)}
+
+    def path_for(base: str, extra: str):
+        def path(name: str) -> str:
+            page, n = name.rsplit(" (page ", 1)
+            cursor = cursors[base][page] if n == "2)" else None
+            later = f"&_next={urllib.parse.quote(cursor)}" if cursor else ""
+            return f"/papers/papers?{page}{extra}{later}"
+        return path
+
+    return paired_latencies(ours_base, path_for(ours_base, ""), stock_base,
+                            path_for(stock_base, f"&_size={size}"), pages, repeats)
+
+
 def related_latencies(ours_base: str, stock_base: str, sample: list[str]):
     """Return the times of the site's related papers of each paper of `sample` and of
     stock's JSON of the same paper's row (one primary-key lookup), and each side's failures."""
@@ -485,6 +523,7 @@ def search_figures(db: Path, repeats: int) -> dict:
         ranked, plain, ours_failed, stock_failed = search_latencies(ours_base, stock_base,
                                                                     repeats)
         filtered = filtered_search_latencies(ours_base, stock_base, repeats)
+        listings = sorted_listing_latencies(ours_base, stock_base, max(1, repeats // 2))
         # Related papers are computed when a paper page asks: time them against the stock
         # JSON of the same paper's row (one primary-key lookup), for papers across the file.
         sample = paper_sample(db, RELATED_SAMPLE)
@@ -517,6 +556,15 @@ def search_figures(db: Path, repeats: int) -> dict:
             "related": (len(sample), percentile(every_related, 0.5), percentile(every_related, 0.95),
                         percentile(every_row, 0.5), percentile(every_row, 0.95)),
             "filtered_failed": filtered[2:],
+            "listings_failed": listings[2:],
+            "listings": [(page, percentile(listings[0][page], 0.5), percentile(listings[0][page], 0.95),
+                          percentile(listings[1][page], 0.5), percentile(listings[1][page], 0.95))
+                         for page in listings[0]],
+            "listing_ratios": (
+                percentile([v for t in listings[0].values() for v in t], 0.5)
+                / percentile([v for t in listings[1].values() for v in t], 0.5),
+                percentile([v for t in listings[0].values() for v in t], 0.95)
+                / percentile([v for t in listings[1].values() for v in t], 0.95)),
             "filtered_ratios": (
                 percentile(every_filtered, 0.5) / percentile(every_filtered_plain, 0.5),
                 percentile(every_filtered, 0.95) / percentile(every_filtered_plain, 0.95)),
@@ -673,6 +721,11 @@ def search_lines(search: dict) -> list[str]:
         f"{search['filtered_ratios'][1]:.2f}x |",
         f"| filtered search pages that failed (as above) "
         f"| ours: {search['filtered_failed'][0]} | stock: {search['filtered_failed'][1]} | |",
+        f"| sorted listings and the page after each ({len(search['listings'])} pages below) p50 / "
+        f"p95 vs stock's same pages (no facets) | | | {search['listing_ratios'][0]:.2f}x / "
+        f"{search['listing_ratios'][1]:.2f}x |",
+        f"| sorted listing pages that failed (as above) "
+        f"| ours: {search['listings_failed'][0]} | stock: {search['listings_failed'][1]} | |",
         "| related papers of {0} papers (/papers/related.json) p50 / p95 | {1:.0f} ms / {2:.0f} ms "
         "| {3:.0f} ms / {4:.0f} ms (stock row JSON) | {5:.2f}x / {6:.2f}x |".format(
             *(search["related"][0], *(v * 1000 for v in search["related"][1:])),
@@ -694,6 +747,12 @@ def search_lines(search: dict) -> list[str]:
         "| --- | --- | --- | --- | --- |",
         *(f"| {q} | {a * 1000:.0f} ms | {b * 1000:.0f} ms | {c * 1000:.0f} ms | {d * 1000:.0f} ms |"
           for q, a, b, c, d in search["rows"]),
+        "",
+        "| sorted listing | site p50 | site p95 | stock p50 | stock p95 |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {'newest first' + page if page.startswith(' (') else page} | {a * 1000:.0f} ms | "
+          f"{b * 1000:.0f} ms | "
+          f"{c * 1000:.0f} ms | {d * 1000:.0f} ms |" for page, a, b, c, d in search["listings"]),
     ]
 
 

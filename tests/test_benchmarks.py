@@ -58,7 +58,7 @@ def test_facets_missing_from_the_json_are_the_ones_that_timed_out():
 
 def test_site_figures_of_a_kept_database(real_db, tmp_path, capsys):
     """`--site DB` times the site alone on a database built before, under any file name."""
-    from benchmarks.run import FILTERED_SEARCHES, QUERIES, main
+    from benchmarks.run import FILTERED_SEARCHES, QUERIES, SORTED_LISTINGS, main
 
     kept = tmp_path / "kept-1m.db"  # not papers.db: the run serves it under that name
     shutil.copyfile(real_db, kept)
@@ -75,6 +75,10 @@ def test_site_figures_of_a_kept_database(real_db, tmp_path, capsys):
     # Searches within a facet's filter, ranked within it, are timed and their failures named.
     assert FILTERED_SEARCHES and all(f"\n| {page} | " in printed for page in FILTERED_SEARCHES)
     assert "| filtered search pages that failed (as above) | ours: none | stock: none | |" in printed
+    # Sorted listings and the page after each, on both servers.
+    assert "| sorted listing pages that failed (as above) | ours: none | stock: none | |" in printed
+    assert "\n| newest first (page 2) | " in printed
+    assert all(f"\n| {page} (page 2) | " in printed for page in SORTED_LISTINGS if page)
 
 
 def test_best_of_takes_the_fastest_build_with_its_stages_the_largest_peak_and_each_fastest_floor():
@@ -333,6 +337,7 @@ def test_related_papers_that_fail_are_reported_not_timed_as_answers(loopback):
     assert loopback.arrivals == [ours, stock, stock, ours]
     search = {"p50_ratio": 1.0, "p95_ratio": 1.0, "failed": ("none", "none"),
               "filtered_ratios": (1.0, 1.0), "filtered_failed": ("none", "none"),
+              "listing_ratios": (1.0, 1.0), "listings_failed": ("none", "none"), "listings": [],
               "related": (2, 0.01, 0.02, 0.001, 0.002), "related_failed": (ours_failed, "none"),
               "download": (1e6, 0.1, 0.2), "rows": [],
               "facets_timed_out": {400: {}, 200: {}}}
