@@ -421,6 +421,11 @@ async def test_a_topic_filters_count_reads_paper_topics_and_is_datasettes_count(
                                  " and rowid in (select rowid from papers_fts where papers_fts "
                                  f"match '{search}')" if search else ""), (topic,))[0][0]
     assert page["filtered_table_rows_count"] == expected > 0
+    if not search and topic_is == "common":  # the topic alone: the count the build stored
+        assert any(trace["sql"].startswith("select coalesce((select papers from topics")
+                   for trace in page["_trace"]["traces"])
+        assert "from paper_topics as evidence" not in page["query"]["sql"]
+        return
     counts = [trace["sql"] for trace in page["_trace"]["traces"]
               if trace["sql"].startswith("select count(*) from papers where")]
     assert counts and all(sql.count("from paper_topics as evidence") == 1 for sql in counts)
@@ -429,6 +434,31 @@ async def test_a_topic_filters_count_reads_paper_topics_and_is_datasettes_count(
     plan = query_plan(real_db, counts[0], {"p0": topic, "with_topic_0": topic,
                                            "search": search}).split(" / ")
     assert any(step.startswith("SEARCH evidence USING") for step in plan), plan
+
+
+async def test_a_page_filtered_by_a_common_topic_alone_counts_what_the_build_stored(
+        real_db, monkeypatch):
+    """A click on a value of the topics facet, and nothing else: the page's count is the one
+    the build stored (topics.papers), the same number as counting the lists. With a search
+    beside it, or a second topic, the count is Datasette's own again (with its hints)."""
+    monkeypatch.setattr(loaded_plugin("search_plan.py"), "COMMON_MATCHES", 1)  # all common
+    paths = site_paths()
+    site = Datasette([], immutables=[str(real_db)], metadata=METADATA,
+                     plugins_dir=str(paths["plugins"]), template_dir=str(paths["templates"]),
+                     settings={**SETTINGS, "trace_debug": True})
+    topics = [topic for (topic,) in rows(real_db, "select distinct value from papers, "
+                                                  "json_each(papers.topics) order by 1")]
+    for topic in [topics[0], topics[len(topics) // 2], topics[-1], "no-such-topic"]:
+        for extra in ("", "&_search=brain", f"&topics__arraycontains={topics[1]}"):
+            page = await get_json(site, f"/papers/papers.json?topics__arraycontains={topic}"
+                                        f"{extra}&_size=1&_trace=1")
+            where, params = search_and_filters(f"topics__arraycontains={topic}{extra}")
+            expected = rows(real_db, f"select count(*) from papers where {where}", params)[0][0]
+            assert page["filtered_table_rows_count"] == expected, (topic, extra)
+            stored = [trace["sql"] for trace in page["_trace"]["traces"]
+                      if trace["sql"].startswith("select coalesce((select papers from topics")]
+            carried = topic != "no-such-topic"  # no paper carries it: its rows are hinted
+            assert bool(stored) == (extra == "" and carried), (topic, extra, stored)
 
 
 async def test_a_dumps_filter_reads_the_sightings_index_and_lists_datasettes_rows(ds, real_db):
