@@ -58,7 +58,7 @@ def test_facets_missing_from_the_json_are_the_ones_that_timed_out():
 
 def test_site_figures_of_a_kept_database(real_db, tmp_path, capsys):
     """`--site DB` times the site alone on a database built before, under any file name."""
-    from benchmarks.run import FILTERED_SEARCHES, QUERIES, SORTED_LISTINGS, main
+    from benchmarks.run import FILTERED_SEARCHES, QUERIES, LISTINGS, main
 
     kept = tmp_path / "kept-1m.db"  # not papers.db: the run serves it under that name
     shutil.copyfile(real_db, kept)
@@ -76,9 +76,9 @@ def test_site_figures_of_a_kept_database(real_db, tmp_path, capsys):
     assert FILTERED_SEARCHES and all(f"\n| {page} | " in printed for page in FILTERED_SEARCHES)
     assert "| filtered search pages that failed (as above) | ours: none | stock: none | |" in printed
     # Sorted listings and the page after each, on both servers.
-    assert "| sorted listing pages that failed (as above) | ours: none | stock: none | |" in printed
+    assert "| listing pages that failed (as above) | ours: none | stock: none | |" in printed
     assert "\n| newest first (page 2) | " in printed
-    assert all(f"\n| {page} (page 2) | " in printed for page in SORTED_LISTINGS if page)
+    assert all(f"\n| {page} (page 2) | " in printed for page in LISTINGS if page)
 
 
 def test_best_of_takes_the_fastest_build_with_its_stages_the_largest_peak_and_each_fastest_floor():
