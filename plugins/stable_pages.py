@@ -114,12 +114,10 @@ def with_nulls_read_last(sql: str, match: re.Match) -> str:
         return sql
     column = re.escape(match["column"])
     cursor = re.compile(rf"\({column} < (:p\d+) or {column} is null or \({column} = \1 and ")
-    found = None
-    for found in cursor.finditer(match["where"]):
-        pass  # Datasette appends the cursor last: the last one is it
-    if found is None:
+    found = list(cursor.finditer(match["where"]))
+    if not found:
         return sql
-    start = match.start("where") + found.start()
+    start = match.start("where") + found[-1].start()  # Datasette appends the cursor last
     null_test = f"{match['column']} is null"
     at = sql.index(null_test, start)
     return f"{sql[:at]}+{sql[at:]}"
