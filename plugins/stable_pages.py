@@ -100,6 +100,10 @@ SORTED_PAGE = re.compile(
     re.DOTALL)
 
 
+NOT_ONE_TABLES_ROWS = re.compile(r"\b(?:union|intersect|except|group\s+by|having|window)\b",
+                                 re.IGNORECASE)
+
+
 def sorted_page(sql) -> re.Match | None:
     """Return the match of a sorted table page's SQL (first or later page), else None."""
     if not isinstance(sql, str) or not sql.startswith("select ") or " order by " not in sql:
@@ -130,6 +134,8 @@ def sorted_before_read(sql: str, match: re.Match, keys: list[str] | None) -> str
     left unchanged, as is a page sorted by the key."""
     if not keys or unescaped(match["column"]) in (*keys, "rowid"):
         return sql
+    if NOT_ONE_TABLES_ROWS.search(match["where"] or ""):  # a visitor's union or grouping:
+        return sql  # the ORDER BY sorts the compound's rows or the groups, not this table's
     table, order = match["table"], sql[match.start("column"):match.start("limit")]
     limit = match["limit"]
     return (f"select {match['columns']} from {table} where rowid in (select rowid from {table} "

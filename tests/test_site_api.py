@@ -1366,6 +1366,13 @@ async def test_sorted_pages_sort_the_rowids_and_keep_the_null_test_off_the_index
             "(a = :p0 and b > :p1)))) order by b desc, a, b limit 3",
         "select a, b from k order by b desc limit 3": "select a, b from k order by b desc, a, b limit 3",
         "select id, rowid from h order by rowid limit 3": "select id, rowid from h order by rowid, id limit 3",
+        # A visitor's compound select sorts the compound's rows: the tie-break alone.
+        "select id, n from t where 1 union select id, n from t order by n limit 3":
+            "select id, n from t where 1 union select id, n from t order by n, id limit 3",
+        "select id, n from t where 1 UNION ALL select id, n from t where n > 1 order by n limit 3":
+            "select id, n from t where 1 UNION ALL select id, n from t where n > 1 order by n, id limit 3",
+        "select id, n from t where n > 0 group by n order by n limit 3":
+            "select id, n from t where n > 0 group by n order by n, id limit 3",
     }
     unchanged = [
         "select id, n from t order by id limit 26",  # sorted by the key: its index is the order
