@@ -28,7 +28,8 @@ the time limit; neither changes which rows a page lists or their order:
   date (a tie, first in that order), took 2.5 s and failed at the 1.5 s limit. Now the page
   sorts only the rowids (`where rowid in (select rowid ... order by ... limit N)`) and reads
   its N rows after: 0.13 s; the other sorts with large ties 35-50% faster. Tables with a
-  rowid only; a sort by the primary key alone is left as it was.
+  rowid only; a sort by the primary key alone, and a visitor's query of this shape that
+  unions or groups rows, are left as they were.
 - Nulls read from the index. A later page sorted newest first (`?_sort_desc=`) carries
   Datasette's cursor `(col < :v or col is null or (col = :v and id > :p))`. SQLite read
   each of the three tests from the column's index and sorted everything they found: 2.7-5.5
