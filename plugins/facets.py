@@ -590,7 +590,7 @@ for facet_class in (ColumnFacet, ArrayFacet, DateFacet):
         facet_class.facet_results = starting_from_the_first_page(facet_class.facet_results)
 
 
-# The facets of a later page (`?_next=`) count what the first page's count: every row the
+# The facets of a later page (`?_next=`) count what the first page counts: every row the
 # filters and the search select. Datasette 0.65 hands its facets the page's query with the
 # cursor's clause in it, so each page counted only the rows after its cursor: the counts
 # shrank page by page under a row count that did not, and a facet's "20 papers" no longer
@@ -600,7 +600,8 @@ for facet_class in (ColumnFacet, ArrayFacet, DateFacet):
 # a clause of another form (another Datasette) is left, and the counts are then Datasette's.
 def table_sort(facet) -> tuple[str | None, bool]:
     """Return the page's sort column and whether it is descending, as Datasette reads them:
-    the request's `_sort` or `_sort_desc`, else the table's in metadata."""
+    the request's `_sort` or `_sort_desc`, else the table's in metadata. (search_plan.py's
+    sort_column reads the same: plugins are loaded apart and import nothing of each other.)"""
     args, metadata = facet.request.args, facet.metadata
     sort, sort_desc = args.get("_sort"), args.get("_sort_desc")
     if not sort and not sort_desc:
@@ -647,7 +648,9 @@ def counting_what_the_first_page_counts(facet_results):
     """Wrap a facet class's facet_results so that a later page's facets count without the
     cursor's clause (see above)."""
     async def facet_results_of_every_row(self):
-        if self.request.args.get("_next") and self.table:
+        # Once per facet: IndexedFacet hands a copy of itself to ColumnFacet's facet_results.
+        if self.request.args.get("_next") and self.table and not getattr(self, "uncursored", False):
+            self.uncursored = True
             db = self.ds.get_database(self.database)
             if await db.table_exists(self.table):  # a view's cursor is an offset
                 pks = await db.primary_keys(self.table)
